@@ -1,0 +1,36 @@
+# `make demo`: set up and run the embedded default job (train + eval, offline, CPU).
+# `make test`: set up and run the tests. `.ci/run` calls `make test`.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+RUN ?= runs/demo-$(shell date +%Y%m%d-%H%M%S)
+
+# Headless MuJoCo rendering through EGL (Mesa on CPU, the driver on GPUs). ROS 2 discovery stays on
+# this machine (DDS would otherwise multicast onto the network); widen it deliberately for real robots.
+export MUJOCO_GL ?= egl
+export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
+
+.PHONY: setup demo test bench clean-venv
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	bash scripts/install_system_deps.sh
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+demo: setup
+	$(BIN)/roboreward train --run-dir $(RUN)
+	$(BIN)/roboreward eval $(RUN)
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/python benchmarks/env_throughput.py
+	$(BIN)/python benchmarks/default_job.py
+
+clean-venv:
+	rm -rf $(VENV)

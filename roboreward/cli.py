@@ -1,0 +1,95 @@
+"""The ``roboreward`` command.
+
+Examples::
+
+    roboreward train                                   # the embedded default job
+    roboreward train configs/arm_reach.yaml train.total_timesteps=5000 env.n_envs=2
+    roboreward train --resume runs/arm_reach_goal_image-20261126-231500
+    roboreward eval runs/arm_reach_goal_image-20261126-231500 --episodes 50
+    roboreward envs
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from roboreward.config import ConfigError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="roboreward", description="Robot RL with learned rewards.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("train", help="train a policy from an experiment config", description="Train a policy.")
+    p.add_argument("config", nargs="?", help="experiment YAML (default: the embedded default job)")
+    p.add_argument("overrides", nargs="*", help="key.sub=value overrides, e.g. train.total_timesteps=5000")
+    p.add_argument("--run-dir", type=Path, help="folder for this run (default: RUNS_DIR/NAME-TIME)")
+    p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run from its newest checkpoint")
+
+    p = sub.add_parser("eval", help="evaluate a run: metrics.json, video, reward plot", description="Evaluate a run.")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--episodes", type=int, help="episodes to run (default: the config's eval.episodes)")
+    p.add_argument("--checkpoint", help="a checkpoint folder name or path (default: the final model)")
+    p.add_argument("--out", type=Path, help="output folder (default: RUN_DIR/eval)")
+    p.add_argument("--no-video", action="store_true", help="skip the video")
+
+    sub.add_parser("envs", help="list registered envs with their spaces and reward options")
+
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "train":
+            return _train(args)
+        if args.command == "eval":
+            from roboreward.policies.evaluate import evaluate
+
+            evaluate(args.run_dir, episodes=args.episodes, checkpoint=args.checkpoint, out_dir=args.out,
+                     video=False if args.no_video else None)
+            return 0
+        if args.command == "envs":
+            from roboreward.envs.catalogue import print_envs
+
+            print_envs()
+            return 0
+    except (ConfigError, FileNotFoundError, FileExistsError, ValueError) as e:
+        print(f"roboreward {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    return 1
+
+
+def _train(args: argparse.Namespace) -> int:
+    from roboreward.policies.train import resume, train
+
+    if args.resume is not None:
+        if args.config or args.overrides:
+            raise ConfigError("--resume continues a run with its saved config; give no config file or overrides with it")
+        resume(args.resume)
+        return 0
+    overrides = list(args.overrides)
+    if args.config and "=" in args.config:  # `roboreward train key=value` with the default config
+        overrides.insert(0, args.config)
+        args.config = None
+    config = _default_config(overrides) if args.config is None else _load(args.config, overrides)
+    train(config, args.run_dir)
+    return 0
+
+
+def _load(path: str, overrides: list[str]):
+    from roboreward.config import load_config
+
+    return load_config(path, overrides)
+
+
+def _default_config(overrides: list[str]):
+    from roboreward.config import apply_override, from_dict
+    from roboreward.experiment import ExperimentConfig
+
+    data: dict = {}
+    for override in overrides:
+        apply_override(data, override)
+    return from_dict(ExperimentConfig, data)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

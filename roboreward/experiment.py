@@ -1,0 +1,104 @@
+"""The schema of an experiment file: env, reward, algorithm, training and evaluation.
+
+The defaults of :class:`ExperimentConfig` *are* the embedded default job (``roboreward train`` with
+no file): SAC on ``roboreward/ArmReach-v0`` with the offline goal-image reward.
+``configs/arm_reach.yaml`` spells the same values out; a test keeps the two equal.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from roboreward.config import ConfigError, bounded
+from roboreward.rewards.base import RewardConfig
+from roboreward.rewards.goal_image import GoalImageRewardConfig
+
+
+@dataclass(kw_only=True)
+class RenderConfig:
+    """Frames the reward model sees. Shadows, reflections and MSAA cost most of the CPU render time."""
+
+    width: int = bounded(64, "frame width in pixels", ge=8, le=4096)
+    height: int = bounded(64, "frame height in pixels", ge=8, le=4096)
+    camera: str | None = "top"
+    shadows: bool = False
+    reflections: bool = False
+    multisample: int = bounded(0, "MSAA samples", choices=(0, 2, 4, 8))
+
+
+@dataclass(kw_only=True)
+class EnvConfig:
+    id: str = "roboreward/ArmReach-v0"
+    n_envs: int = bounded(4, "parallel envs; the reward model scores all of them in one call", ge=1, le=256)
+    vectorization: Literal["dummy", "subproc"] = "dummy"  # subproc renders in parallel processes
+    kwargs: dict[str, Any] = field(default_factory=dict)  # passed to the env's constructor
+    render: RenderConfig = field(default_factory=RenderConfig)
+
+
+@dataclass(kw_only=True)
+class AlgoConfig:
+    name: Literal["sac", "ppo"] = "sac"
+    policy: str = "MlpPolicy"
+    net_arch: list[int] = bounded([256, 256], "hidden layer sizes of actor and critic")
+    # Keyword arguments of the SB3 algorithm's constructor; checked against its signature.
+    hyperparams: dict[str, Any] = field(
+        default_factory=lambda: {
+            "learning_rate": 1e-3,
+            "buffer_size": 100_000,
+            "learning_starts": 1000,
+            "batch_size": 256,
+            "gamma": 0.95,
+            "tau": 0.02,
+            "train_freq": 1,
+            "gradient_steps": 2,
+        }
+    )
+
+    def __post_init__(self) -> None:
+        allowed = set(inspect.signature(self.algorithm_class().__init__).parameters)
+        reserved = {"self", "policy", "env", "seed", "device", "tensorboard_log", "verbose", "policy_kwargs", "_init_setup_model"}
+        for key in self.hyperparams:
+            if key in reserved or key not in allowed:
+                raise ConfigError(
+                    f"algo.hyperparams.{key}: not a {self.name.upper()} hyperparameter roboreward passes through; "
+                    f"allowed: {sorted(allowed - reserved)}"
+                )
+
+    def algorithm_class(self):
+        import stable_baselines3 as sb3
+
+        return {"sac": sb3.SAC, "ppo": sb3.PPO}[self.name]
+
+
+@dataclass(kw_only=True)
+class TrainConfig:
+    total_timesteps: int = bounded(30_000, "env steps over all parallel envs", ge=1)
+    checkpoint_every: int = bounded(5_000, "env steps between checkpoints", ge=1)
+    keep_checkpoints: int = bounded(2, "newest checkpoints kept on disk", ge=1)
+    device: str = "auto"  # auto = CUDA when present
+    torch_threads: int | None = bounded(None, "CPU threads for torch; null = torch's default", ge=1)
+    progress_bar: bool = True
+
+
+@dataclass(kw_only=True)
+class EvalConfig:
+    episodes: int = bounded(20, "evaluation episodes", ge=1)
+    deterministic: bool = True
+    video: bool = True
+    video_episodes: int = bounded(3, "episodes recorded into the video", ge=0)
+    video_size: int = bounded(256, "video frame side in pixels", ge=16, le=2048)
+    fps: int = bounded(20, "video frame rate", ge=1, le=240)
+
+
+@dataclass(kw_only=True)
+class ExperimentConfig:
+    name: str = "arm_reach_goal_image"
+    seed: int = bounded(0, "seeds envs, networks and sampling", ge=0)
+    runs_dir: str = "runs"
+    env: EnvConfig = field(default_factory=EnvConfig)
+    reward: RewardConfig = field(default_factory=GoalImageRewardConfig)
+    algo: AlgoConfig = field(default_factory=AlgoConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)

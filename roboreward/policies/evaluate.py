@@ -1,0 +1,233 @@
+"""Evaluate a trained run: returns under the learned and the true reward, success, a video, a plot.
+
+Writes into ``RUN_DIR/eval/`` (or ``out_dir``):
+
+- ``metrics.json``: success rate, learned and true returns (mean, std), episode length, and how well
+  the learned reward tracks the true one step by step (Pearson and Spearman correlation);
+- ``episodes.mp4``: the first episodes, rendered large, with the learned and true reward of every
+  step written on the frame and the small frame the reward model saw inset in the corner;
+- ``reward_plot.png``: learned against true reward over the first episode, and a scatter of the two
+  over all steps.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from roboreward.config import load_config
+from roboreward.envs.make import make_env
+from roboreward.envs.rendering import FrameRenderer, RenderOptions
+from roboreward.experiment import ExperimentConfig
+from roboreward.policies.checkpoints import list_checkpoints, load_weights
+from roboreward.policies.train import CONFIG_FILE, FINAL_MODEL, build_algorithm
+from roboreward.rewards.base import make_reward_model
+from roboreward.rewards.wrappers import FRAME_KEY, LearnedReward
+
+EVAL_SEED_OFFSET = 1_000_000  # evaluation episodes never replay training seeds
+
+
+@dataclass
+class Episode:
+    learned: list[float] = field(default_factory=list)
+    true: list[float] = field(default_factory=list)
+    success: bool = False
+
+
+def find_model(run_dir: Path, checkpoint: str | None = None) -> Path:
+    """The final model of a run, or a named / the newest checkpoint's if training did not finish."""
+    if checkpoint is not None:
+        path = Path(checkpoint)
+        path = path if path.exists() else run_dir / "checkpoints" / checkpoint
+        path = path / "model.zip" if path.is_dir() else path
+        if not path.is_file():
+            names = [p.name for p in list_checkpoints(run_dir)]
+            raise FileNotFoundError(f"checkpoint {checkpoint!r} not found; {run_dir} has {names}")
+        return path
+    if (run_dir / FINAL_MODEL).is_file():
+        return run_dir / FINAL_MODEL
+    checkpoints = list_checkpoints(run_dir)
+    if not checkpoints:
+        raise FileNotFoundError(f"{run_dir} has no {FINAL_MODEL} and no checkpoint; train it first")
+    return checkpoints[-1] / "model.zip"
+
+
+def evaluate(
+    run_dir: str | Path,
+    episodes: int | None = None,
+    checkpoint: str | None = None,
+    out_dir: str | Path | None = None,
+    video: bool | None = None,
+) -> dict:
+    run_dir = Path(run_dir)
+    if not (run_dir / CONFIG_FILE).is_file():
+        raise FileNotFoundError(f"{run_dir} is not a run folder (no {CONFIG_FILE}); pass the folder `roboreward train` printed")
+    config: ExperimentConfig = load_config(run_dir / CONFIG_FILE)
+    episodes = episodes or config.eval.episodes
+    video = config.eval.video if video is None else video
+    out_dir = Path(out_dir) if out_dir is not None else run_dir / "eval"
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    model_path = find_model(run_dir, checkpoint)
+    policy = build_algorithm(config)
+    load_weights(policy, model_path)
+    reward_model = make_reward_model(config.reward)
+    env = make_env(config.env, render=True)
+    if reward_model is not None:
+        env = LearnedReward(env, reward_model)
+
+    recorder = VideoRecorder(env, config, reward_model is not None) if video and config.eval.video_episodes else None
+    results: list[Episode] = []
+    try:
+        for ep in range(episodes):
+            obs, info = env.reset(seed=config.seed + EVAL_SEED_OFFSET + ep)
+            record = recorder is not None and ep < config.eval.video_episodes
+            episode = Episode()
+            done = False
+            while not done:
+                action, _ = policy.predict(obs, deterministic=config.eval.deterministic)
+                obs, reward, terminated, truncated, info = env.step(action)
+                done = terminated or truncated
+                episode.learned.append(float(reward))
+                episode.true.append(float(info.get("true_reward", reward)))
+                episode.success = bool(info.get("is_success", False))
+                if record:
+                    recorder.add(info, episode, ep)
+            results.append(episode)
+    finally:
+        env.close()
+
+    metrics = summarise(results)
+    metrics.update(model=str(model_path.relative_to(run_dir) if model_path.is_relative_to(run_dir) else model_path),
+                   deterministic=config.eval.deterministic, env=config.env.id, reward=config.reward.type_name)
+    _write_json(out_dir / "metrics.json", metrics)
+    plot_rewards(results, out_dir / "reward_plot.png", learned_name=config.reward.type_name)
+    if recorder is not None:
+        recorder.write(out_dir / "episodes.mp4")
+    print(
+        f"{episodes} episodes: success {metrics['success_rate']:.0%}, "
+        f"learned return {metrics['learned_return']['mean']:.2f}, true return {metrics['true_return']['mean']:.2f} -> {out_dir}"
+    )
+    return metrics
+
+
+def summarise(episodes: list[Episode]) -> dict:
+    learned = np.array([sum(e.learned) for e in episodes])
+    true = np.array([sum(e.true) for e in episodes])
+    steps_learned = np.concatenate([e.learned for e in episodes])
+    steps_true = np.concatenate([e.true for e in episodes])
+    return {
+        "episodes": len(episodes),
+        "success_rate": float(np.mean([e.success for e in episodes])),
+        "learned_return": {"mean": float(learned.mean()), "std": float(learned.std())},
+        "true_return": {"mean": float(true.mean()), "std": float(true.std())},
+        "episode_length": float(np.mean([len(e.true) for e in episodes])),
+        "reward_correlation": {
+            "pearson": _correlation(steps_learned, steps_true),
+            "spearman": _correlation(_ranks(steps_learned), _ranks(steps_true)),
+        },
+    }
+
+
+def _correlation(a: np.ndarray, b: np.ndarray) -> float | None:
+    if a.std() == 0 or b.std() == 0:
+        return None  # undefined for a constant reward
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    ranks = np.empty(len(x))
+    ranks[np.argsort(x, kind="stable")] = np.arange(len(x))
+    return ranks
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.replace(path)
+
+
+def plot_rewards(episodes: list[Episode], path: Path, learned_name: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    first = episodes[0]
+    fig, (ax, scatter) = plt.subplots(1, 2, figsize=(11, 4))
+    steps = np.arange(1, len(first.true) + 1)
+    ax.plot(steps, first.learned, color="tab:blue", label=f"learned ({learned_name})")
+    ax.set_xlabel("step")
+    ax.set_ylabel("learned reward", color="tab:blue")
+    twin = ax.twinx()
+    twin.plot(steps, first.true, color="tab:orange", label="true (env)")
+    twin.set_ylabel("true reward", color="tab:orange")
+    ax.set_title(f"episode 1 ({'success' if first.success else 'failure'})")
+    scatter.scatter(np.concatenate([e.true for e in episodes]), np.concatenate([e.learned for e in episodes]), s=4, alpha=0.4)
+    scatter.set_xlabel("true reward")
+    scatter.set_ylabel("learned reward")
+    scatter.set_title(f"all steps, {len(episodes)} episodes")
+    fig.tight_layout()
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+class VideoRecorder:
+    """Frames for people: large, with shadows and MSAA, rewards written on, the reward's view inset."""
+
+    def __init__(self, env, config: ExperimentConfig, learned: bool):
+        self.env = env
+        self.config = config
+        self.learned = learned
+        self.frames: list[np.ndarray] = []
+        self._renderer: FrameRenderer | None = None
+
+    def _render(self, info: dict) -> np.ndarray:
+        import cv2
+
+        size = self.config.eval.video_size
+        base = self.env.unwrapped
+        if hasattr(base, "model") and hasattr(base, "data"):
+            if self._renderer is None:
+                options = RenderOptions(width=size, height=size, camera=self.config.env.render.camera, shadows=True, multisample=4)
+                self._renderer = FrameRenderer(base.model, options)
+            return self._renderer.render(base.data)
+        small = info.get(FRAME_KEY) if info.get(FRAME_KEY) is not None else self.env.render()
+        return cv2.resize(small, (size, size), interpolation=cv2.INTER_NEAREST)
+
+    def add(self, info: dict, episode: Episode, index: int) -> None:
+        import cv2
+
+        frame = np.ascontiguousarray(self._render(info))
+        seen = info.get(FRAME_KEY)
+        if seen is not None:  # the reward model's own view, top-right
+            inset = cv2.resize(seen, (frame.shape[1] // 4, frame.shape[0] // 4), interpolation=cv2.INTER_NEAREST)
+            frame[4 : 4 + inset.shape[0], -4 - inset.shape[1] : -4] = inset
+        lines = [f"episode {index + 1}  step {len(episode.true)}"]
+        if self.learned:
+            lines.append(f"learned r {episode.learned[-1]:+.3f}  sum {sum(episode.learned):+.2f}")
+        lines.append(f"true r {episode.true[-1]:+.3f}  sum {sum(episode.true):+.2f}")
+        if episode.success:
+            lines.append("success")
+        scale = frame.shape[0] / 512
+        for i, text in enumerate(lines):
+            y = int(18 * scale + i * 20 * scale) + 6
+            cv2.putText(frame, text, (6, y), cv2.FONT_HERSHEY_SIMPLEX, 0.5 * scale, (0, 0, 0), 3, cv2.LINE_AA)
+            cv2.putText(frame, text, (6, y), cv2.FONT_HERSHEY_SIMPLEX, 0.5 * scale, (255, 255, 255), 1, cv2.LINE_AA)
+        self.frames.append(frame)
+
+    def write(self, path: Path) -> None:
+        import imageio.v2 as imageio
+
+        tmp = path.with_name(path.stem + ".tmp.mp4")
+        with imageio.get_writer(tmp, fps=self.config.eval.fps, codec="libx264", macro_block_size=1, quality=7) as writer:
+            for frame in self.frames:
+                writer.append_data(frame)
+        tmp.replace(path)
+        if self._renderer is not None:
+            self._renderer.close()

@@ -1,0 +1,17 @@
+"""Reward models that plug into any env, and the wrappers that apply them.
+
+``make_reward_model(config)`` builds the model an experiment's ``reward:`` section names.
+"""
+
+from roboreward.rewards.base import EnvRewardConfig, RewardBatch, RewardConfig, RewardModel, make_reward_model
+from roboreward.rewards.goal_image import GoalImageReward, GoalImageRewardConfig
+
+__all__ = [
+    "EnvRewardConfig",
+    "GoalImageReward",
+    "GoalImageRewardConfig",
+    "RewardBatch",
+    "RewardConfig",
+    "RewardModel",
+    "make_reward_model",
+]

@@ -1,0 +1,108 @@
+"""The :class:`RewardModel` interface every learned reward implements, and its registry.
+
+A reward model scores a *batch* of transitions at once: frames ``uint8 [B, H, W, 3]`` and/or
+observations ``[B, ...]`` go in, ``float32 [B]`` comes out. Batching is the point: one call per
+vectorised step lets a neural reward (CLIP, EfficientNet) run one forward pass for all envs.
+
+Each model has a config dataclass registered under the same name, so an experiment file selects it
+with ``reward.type: goal_image`` and :func:`make_reward_model` builds it::
+
+    @RewardConfig.register_subclass("my_reward")
+    @dataclass(kw_only=True)
+    class MyRewardConfig(RewardConfig):
+        scale: float = 1.0
+
+    class MyReward(RewardModel):
+        name = "my_reward"
+        config_class = MyRewardConfig
+        def compute(self, batch): ...
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from roboreward.config import ChoiceConfig
+
+
+@dataclass(kw_only=True)
+class RewardConfig(ChoiceConfig):
+    """Base of every reward model's config; ``type`` in YAML picks the subclass."""
+
+
+@RewardConfig.register_subclass("env")
+@dataclass(kw_only=True)
+class EnvRewardConfig(RewardConfig):
+    """Train on the env's own reward: the baseline a learned reward is compared with."""
+
+
+@dataclass
+class RewardBatch:
+    """What a reward model may look at, for ``B`` transitions (the state reached after each step).
+
+    :param frames: rendered frames ``uint8 [B, H, W, 3]``, or None for models that need none.
+    :param observations: env observations ``[B, ...]``, or None.
+    :param goal_frames: per-transition goal images ``uint8 [B, H, W, 3]`` for goal-conditioned envs
+        (an env that can ``render_goal()``), or None.
+    """
+
+    frames: np.ndarray | None = None
+    observations: np.ndarray | None = None
+    goal_frames: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        for x in (self.frames, self.observations):
+            if x is not None:
+                return len(x)
+        raise ValueError("a RewardBatch needs frames or observations")
+
+
+class RewardModel(abc.ABC):
+    """Scores batches of transitions. Subclasses declare ``name`` and ``config_class``."""
+
+    name: ClassVar[str]
+    config_class: ClassVar[type[RewardConfig]]
+    requires_frames: ClassVar[bool] = True
+    _registry: ClassVar[dict[str, type[RewardModel]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if abc.ABC in cls.__bases__:
+            return
+        for attr in ("name", "config_class"):
+            if not hasattr(cls, attr):
+                raise TypeError(f"{cls.__name__} must declare the class attribute {attr!r}")
+        if cls.name in RewardModel._registry:
+            raise TypeError(f"reward model name {cls.name!r} is taken by {RewardModel._registry[cls.name].__name__}")
+        RewardModel._registry[cls.name] = cls
+
+    def __init__(self, config: RewardConfig):
+        if not isinstance(config, self.config_class):
+            raise TypeError(f"{type(self).__name__} takes a {self.config_class.__name__}, got {type(config).__name__}")
+        self.config = config
+
+    @abc.abstractmethod
+    def compute(self, batch: RewardBatch) -> np.ndarray:
+        """Return the rewards of the batch, ``float32 [B]``."""
+
+    def __call__(self, batch: RewardBatch) -> np.ndarray:
+        rewards = np.asarray(self.compute(batch), dtype=np.float32)
+        if rewards.shape != (len(batch),):
+            raise RuntimeError(f"{type(self).__name__}.compute returned shape {rewards.shape}, expected ({len(batch)},)")
+        return rewards
+
+
+def make_reward_model(config: RewardConfig) -> RewardModel | None:
+    """Build the model a config names; ``None`` for ``type: env`` (train on the env's own reward)."""
+    if isinstance(config, EnvRewardConfig):
+        return None
+    import roboreward.rewards  # noqa: F401  (registers the built-in models)
+
+    name = config.type_name  # type: ignore[attr-defined]
+    if name not in RewardModel._registry:
+        raise KeyError(f"no reward model is registered as {name!r}; registered: {sorted(RewardModel._registry)}")
+    return RewardModel._registry[name](config)

@@ -37,26 +37,42 @@ class EnvConfig:
     render: RenderConfig = field(default_factory=RenderConfig)
 
 
+# Defaults tuned for short-horizon arm tasks (50-step episodes, hence gamma 0.95); a config's own
+# hyperparams are laid over these, and the saved config.yaml records the merged result.
+DEFAULT_HYPERPARAMS: dict[str, dict[str, Any]] = {
+    "sac": {
+        "learning_rate": 1e-3,
+        "buffer_size": 100_000,
+        "learning_starts": 1000,
+        "batch_size": 256,
+        "gamma": 0.95,
+        "tau": 0.02,
+        "train_freq": 1,
+        "gradient_steps": 2,
+    },
+    "ppo": {
+        "learning_rate": 3e-4,
+        "n_steps": 256,
+        "batch_size": 256,
+        "n_epochs": 10,
+        "gamma": 0.95,
+        "gae_lambda": 0.95,
+        "clip_range": 0.2,
+    },
+}
+
+
 @dataclass(kw_only=True)
 class AlgoConfig:
     name: Literal["sac", "ppo"] = "sac"
     policy: str = "MlpPolicy"
     net_arch: list[int] = bounded([256, 256], "hidden layer sizes of actor and critic")
-    # Keyword arguments of the SB3 algorithm's constructor; checked against its signature.
-    hyperparams: dict[str, Any] = field(
-        default_factory=lambda: {
-            "learning_rate": 1e-3,
-            "buffer_size": 100_000,
-            "learning_starts": 1000,
-            "batch_size": 256,
-            "gamma": 0.95,
-            "tau": 0.02,
-            "train_freq": 1,
-            "gradient_steps": 2,
-        }
-    )
+    # Keyword arguments of the SB3 algorithm's constructor, over DEFAULT_HYPERPARAMS[name];
+    # checked against the constructor's signature.
+    hyperparams: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.hyperparams = {**DEFAULT_HYPERPARAMS[self.name], **self.hyperparams}
         allowed = set(inspect.signature(self.algorithm_class().__init__).parameters)
         reserved = {"self", "policy", "env", "seed", "device", "tensorboard_log", "verbose", "policy_kwargs", "_init_setup_model"}
         for key in self.hyperparams:

@@ -16,7 +16,8 @@ class EpisodeStats(BaseCallback):
     """Keep the last ``window`` finished episodes and log them under ``rollout/``.
 
     SB3 already logs ``rollout/ep_rew_mean`` — the return of the reward the agent optimises, which
-    is the *learned* one here. This adds the ground truth beside it: ``rollout/ep_true_rew_mean``.
+    is the *learned* one here. This adds the ground truth beside it, ``rollout/ep_true_rew_mean``,
+    and the learned one again under an unambiguous name, ``rollout/ep_learned_rew_mean``.
     """
 
     def __init__(self, window: int = 100):
@@ -35,8 +36,9 @@ class EpisodeStats(BaseCallback):
                 self.true_returns.append(info["true_episode"]["r"])
             if "is_success" in info:
                 self.successes.append(float(info["is_success"]))
-            if self.true_returns:
-                self.logger.record("rollout/ep_true_rew_mean", float(np.mean(self.true_returns)))
+        if self.true_returns and self.learned_returns:
+            self.logger.record("rollout/ep_true_rew_mean", float(np.mean(self.true_returns)))
+            self.logger.record("rollout/ep_learned_rew_mean", float(np.mean(self.learned_returns)))
         return True
 
     def summary(self, last: int = 20) -> dict[str, float]:
@@ -89,6 +91,7 @@ class Checkpointer(BaseCallback):
         self.elapsed_before = elapsed_before
         self._started = time.monotonic()
         self._next = 0
+        self._last: tuple[int, Path] | None = None
 
     def _on_training_start(self) -> None:
         self._started = time.monotonic()
@@ -101,5 +104,9 @@ class Checkpointer(BaseCallback):
         return True
 
     def save(self) -> Path:
+        if self._last is not None and self._last[0] == self.model.num_timesteps:
+            return self._last[1]  # the end of training fell on a periodic save
         elapsed = self.elapsed_before + time.monotonic() - self._started
-        return save_checkpoint(self.model, self.run_dir, self.keep, {"train_seconds": elapsed, "session": self.session})
+        path = save_checkpoint(self.model, self.run_dir, self.keep, {"train_seconds": elapsed, "session": self.session})
+        self._last = (self.model.num_timesteps, path)
+        return path

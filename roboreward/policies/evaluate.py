@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from roboreward.config import load_config
 from roboreward.envs.make import make_env
@@ -82,7 +83,7 @@ def evaluate(
     recorder = VideoRecorder(env, config, reward_model is not None) if video and config.eval.video_episodes else None
     results: list[Episode] = []
     try:
-        for ep in range(episodes):
+        for ep in tqdm(range(episodes), desc="eval", unit="episode", dynamic_ncols=True):
             obs, info = env.reset(seed=config.seed + EVAL_SEED_OFFSET + ep)
             record = recorder is not None and ep < config.eval.video_episodes
             episode = Episode()
@@ -214,11 +215,11 @@ class VideoRecorder:
         lines.append(f"true r {episode.true[-1]:+.3f}  sum {sum(episode.true):+.2f}")
         if episode.success:
             lines.append("success")
-        scale = frame.shape[0] / 512
+        scale = frame.shape[0] / 256
         for i, text in enumerate(lines):
-            y = int(18 * scale + i * 20 * scale) + 6
-            cv2.putText(frame, text, (6, y), cv2.FONT_HERSHEY_SIMPLEX, 0.5 * scale, (0, 0, 0), 3, cv2.LINE_AA)
-            cv2.putText(frame, text, (6, y), cv2.FONT_HERSHEY_SIMPLEX, 0.5 * scale, (255, 255, 255), 1, cv2.LINE_AA)
+            y = int((14 + 14 * i) * scale)
+            for color, thickness in (((0, 0, 0), 3), ((255, 255, 255), 1)):  # outlined, readable on any floor
+                cv2.putText(frame, text, (4, y), cv2.FONT_HERSHEY_SIMPLEX, 0.4 * scale, color, thickness, cv2.LINE_AA)
         self.frames.append(frame)
 
     def write(self, path: Path) -> None:

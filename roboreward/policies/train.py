@@ -92,6 +92,8 @@ def _learn(config: ExperimentConfig, run_dir: Path, checkpoint: Path | None) -> 
         state = restore_checkpoint(model, checkpoint)
         elapsed_before, session = state.get("train_seconds", 0.0), state.get("session", 0) + 1
         print(f"resuming {run_dir} from {checkpoint.name} ({model.num_timesteps} steps done)")
+    elif session == 0 and (run_dir / "progress.csv").exists():
+        print(f"{run_dir} has no complete checkpoint yet: training starts over")
     model.set_logger(_logger(run_dir, session))
 
     stats = EpisodeStats()
@@ -107,6 +109,10 @@ def _learn(config: ExperimentConfig, run_dir: Path, checkpoint: Path | None) -> 
         final = checkpointer.save() if remaining > 0 else None
         model.save(run_dir / "model.tmp.zip")  # then renamed: a kill never leaves a half-written model.zip
         (run_dir / "model.tmp.zip").replace(run_dir / FINAL_MODEL)
+    except KeyboardInterrupt:
+        saved = checkpointer.save()
+        print(f"\ninterrupted at {model.num_timesteps} steps; saved {saved}; continue with: roboreward train --resume {run_dir}")
+        raise
     finally:
         venv.close()
     summary = {

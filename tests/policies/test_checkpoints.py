@@ -7,15 +7,18 @@ from roboreward.policies.checkpoints import list_checkpoints, restore_checkpoint
 from roboreward.policies.train import build_algorithm
 
 
+SMALL_SAC = ("algo.hyperparams.learning_starts=50", "algo.hyperparams.buffer_size=1000")
+
+
 def config(*overrides):
     data: dict = {}
-    for o in ("reward.type=env", "algo.hyperparams.learning_starts=50", "algo.hyperparams.buffer_size=1000", *overrides):
+    for o in ("reward.type=env", *overrides):
         apply_override(data, o)
     return from_dict(ExperimentConfig, data)
 
 
 def test_checkpoint_round_trip_restores_weights_counters_buffer_and_entropy(tmp_path):
-    cfg = config()
+    cfg = config(*SMALL_SAC)
     model = build_algorithm(cfg)
     model.learn(300)
     path = save_checkpoint(model, tmp_path, keep=2)
@@ -31,8 +34,25 @@ def test_checkpoint_round_trip_restores_weights_counters_buffer_and_entropy(tmp_
     np.testing.assert_array_equal(fresh.replay_buffer.rewards[:300], model.replay_buffer.rewards[:300])
 
 
+def test_ppo_checkpoint_round_trip(tmp_path):
+    cfg = config("algo.name=ppo", "algo.hyperparams.n_steps=64", "algo.hyperparams.batch_size=64", "env.n_envs=1")
+    assert cfg.algo.hyperparams["n_epochs"] == 10  # PPO's defaults, not SAC's
+    model = build_algorithm(cfg)
+    model.learn(128)
+    path = save_checkpoint(model, tmp_path, keep=1)
+    assert not (path / "replay_buffer.npz").exists()
+    fresh = build_algorithm(cfg)
+    restore_checkpoint(fresh, path)
+    assert fresh.num_timesteps == 128
+    for a, b in zip(model.policy.state_dict().values(), fresh.policy.state_dict().values()):
+        torch.testing.assert_close(a, b)
+    torch.testing.assert_close(
+        model.policy.optimizer.state_dict()["state"][0]["exp_avg"], fresh.policy.optimizer.state_dict()["state"][0]["exp_avg"]
+    )
+
+
 def test_only_complete_checkpoints_count_and_old_ones_are_pruned(tmp_path):
-    model = build_algorithm(config())
+    model = build_algorithm(config(*SMALL_SAC))
     for steps in (100, 200, 300):
         model.num_timesteps = steps
         save_checkpoint(model, tmp_path, keep=2)

@@ -1,0 +1,78 @@
+"""Env steps per second: raw physics, + rendering, + rendering and the learned reward — in one run.
+
+Uses the default job's vector env (roboreward/ArmReach-v0, 4 envs, 64x64 frames) and random
+actions, and prints each figure and its ratio to the raw rate. A last row renders with shadows,
+reflections and 4x MSAA on, to show what realism costs.
+
+    python benchmarks/env_throughput.py [--steps 300] [--n-envs 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+
+import numpy as np
+import torch
+
+from roboreward.envs.make import make_vec_env
+from roboreward.experiment import ExperimentConfig
+from roboreward.rewards.base import make_reward_model
+from roboreward.rewards.features import FeatureCache
+from roboreward.rewards.wrappers import RenderInInfo  # noqa: F401  (documents the stack being timed)
+
+
+class _RenderOnly:
+    """A reward model that only asks for frames, so the env renders but nothing scores them."""
+
+    requires_frames = True
+
+    def __call__(self, batch):
+        return np.zeros(len(batch), dtype=np.float32)
+
+
+def steps_per_second(venv, steps: int) -> float:
+    venv.reset()
+    rng = np.random.default_rng(0)
+    actions = rng.uniform(-1, 1, size=(steps, venv.num_envs, *venv.action_space.shape)).astype(np.float32)
+    for a in actions[:10]:  # warm-up: lazy GL contexts, first network call
+        venv.step(a)
+    start = time.perf_counter()
+    for a in actions[10:]:
+        venv.step(a)
+    elapsed = time.perf_counter() - start
+    venv.close()
+    return (steps - 10) * venv.num_envs / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=300, help="vector steps per measurement")
+    parser.add_argument("--n-envs", type=int, default=4)
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+
+    config = ExperimentConfig()
+    env_cfg = dataclasses.replace(config.env, n_envs=args.n_envs)
+    reward = make_reward_model(config.reward)
+    assert reward is not None
+    reward.features = FeatureCache(reward.features.extractor, max_entries=0)  # time the network, not the cache
+    realistic = dataclasses.replace(env_cfg, render=dataclasses.replace(env_cfg.render, shadows=True, reflections=True, multisample=4))
+
+    rows = [
+        ("raw physics", steps_per_second(make_vec_env(env_cfg, None, seed=0), args.steps)),
+        ("+ rendering 64x64", steps_per_second(make_vec_env(env_cfg, _RenderOnly(), seed=0), args.steps)),  # type: ignore[arg-type]
+        ("+ rendering + goal_image reward", steps_per_second(make_vec_env(env_cfg, reward, seed=0), args.steps)),
+        ("+ rendering (shadows, reflections, 4xMSAA)", steps_per_second(make_vec_env(realistic, _RenderOnly(), seed=0), args.steps)),  # type: ignore[arg-type]
+    ]
+    raw = rows[0][1]
+    print(f"roboreward/ArmReach-v0, {args.n_envs} envs (DummyVecEnv), {args.steps} vector steps, torch threads 2")
+    print(f"{'configuration':46s} {'env steps/s':>12s} {'ratio to raw':>13s}")
+    for name, rate in rows:
+        print(f"{name:46s} {rate:12.1f} {rate / raw:13.4f}")
+    print(f"learned reward / rendering only: {rows[2][1] / rows[1][1]:.3f}")
+
+
+if __name__ == "__main__":
+    main()

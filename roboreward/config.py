@@ -66,7 +66,7 @@ class ChoiceConfig:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if ChoiceConfig in cls.__bases__:  # a new family (e.g. RewardConfig) gets its own registry
+        if cls.is_family():  # a new family (e.g. RewardConfig) gets its own registry
             cls._registry = {}
 
     @classmethod
@@ -79,6 +79,11 @@ class ChoiceConfig:
             return subclass
 
         return decorator
+
+    @classmethod
+    def is_family(cls) -> bool:
+        """True for a family base such as ``RewardConfig`` (whose YAML must say ``type``)."""
+        return ChoiceConfig in cls.__bases__
 
     @classmethod
     def choices(cls) -> list[str]:
@@ -165,7 +170,7 @@ def from_dict(cls: type[T], data: Any, key: str = "") -> T:
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping of keys to values, got {data!r}")
     data = dict(data)
-    if isinstance(cls, type) and issubclass(cls, ChoiceConfig) and ChoiceConfig in cls.__bases__:
+    if isinstance(cls, type) and issubclass(cls, ChoiceConfig) and cls.is_family():
         cls = cls.subclass_for(data.pop("type", None), where)
     elif "type" in data and issubclass(cls, ChoiceConfig):
         if data.pop("type") != cls.type_name:  # type: ignore[attr-defined]
@@ -191,7 +196,7 @@ def from_dict(cls: type[T], data: Any, key: str = "") -> T:
 
 def _default_choice_type(f: dataclasses.Field, hint: Any, value: Any) -> Any:
     """A section without ``type`` keeps the kind of its default (``reward.scale=5`` tunes the default reward)."""
-    is_family = isinstance(hint, type) and issubclass(hint, ChoiceConfig) and ChoiceConfig in hint.__bases__
+    is_family = isinstance(hint, type) and issubclass(hint, ChoiceConfig) and hint.is_family()
     if is_family and isinstance(value, dict) and "type" not in value and f.default_factory is not dataclasses.MISSING:
         return {"type": f.default_factory().type_name, **value}  # type: ignore[misc]
     return value

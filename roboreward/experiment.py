@@ -22,7 +22,7 @@ class RenderConfig:
 
     width: int = bounded(64, "frame width in pixels", ge=8, le=4096)
     height: int = bounded(64, "frame height in pixels", ge=8, le=4096)
-    camera: str | None = "top"
+    camera: str | None = None  # a camera of the env's model; None = the env's own default camera
     shadows: bool = False
     reflections: bool = False
     multisample: int = bounded(0, "MSAA samples", choices=(0, 2, 4, 8))

@@ -9,6 +9,21 @@ id                             what it is
 ``roboreward/ArmReach-v0``     planar two-link arm reaching a target (new goal every episode)
 ``roboreward/ArmReachFixed-v0``  the same with one fixed goal
 =============================  =================================================================
+
+Meta-World v3 tasks (Sawyer arm; a new object/goal placement every episode; 200 steps; reward
+is Meta-World's own, reported as the one term ``reward_task``), also listed in
+``METAWORLD_ENV_IDS``; see :mod:`roboreward.envs.metaworld`.
+
+==========================================  ======================================================
+id                                          Meta-World task
+==========================================  ======================================================
+``roboreward/MetaWorld-Reach-v3``           ``reach-v3``: move the gripper to a goal point
+``roboreward/MetaWorld-Push-v3``            ``push-v3``: push a puck to a goal on the table
+``roboreward/MetaWorld-DoorOpen-v3``        ``door-open-v3``: pull a hinged door open
+``roboreward/MetaWorld-DrawerOpen-v3``      ``drawer-open-v3``: pull a drawer open
+``roboreward/MetaWorld-ButtonPress-v3``     ``button-press-v3``: press a button in horizontally
+``roboreward/MetaWorld-PickPlace-v3``       ``pick-place-v3``: pick up a puck, place it at a goal
+==========================================  ======================================================
 """
 
 from __future__ import annotations
@@ -27,4 +42,17 @@ def _register(env_id: str, entry_point: str, max_episode_steps: int, **kwargs) -
 _register("roboreward/ArmReach-v0", "roboreward.envs.arm_reach:ArmReachEnv", 50, goal="random")
 _register("roboreward/ArmReachFixed-v0", "roboreward.envs.arm_reach:ArmReachEnv", 50, goal="fixed")
 
-__all__ = ["ENV_IDS"]
+# Meta-World v3 tasks: 200-step episodes (why not Meta-World's 500: see roboreward.envs.metaworld).
+METAWORLD_ENV_IDS: list[str] = []
+for _name, _task in [
+    ("Reach", "reach-v3"),
+    ("Push", "push-v3"),
+    ("DoorOpen", "door-open-v3"),
+    ("DrawerOpen", "drawer-open-v3"),
+    ("ButtonPress", "button-press-v3"),
+    ("PickPlace", "pick-place-v3"),
+]:
+    _register(f"roboreward/MetaWorld-{_name}-v3", "roboreward.envs.metaworld:MetaWorldEnv", 200, task=_task)
+    METAWORLD_ENV_IDS.append(f"roboreward/MetaWorld-{_name}-v3")
+
+__all__ = ["ENV_IDS", "METAWORLD_ENV_IDS"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gymnasium as gym
+import numpy as np
 
 from roboreward.envs import ENV_IDS
 
@@ -25,14 +26,21 @@ def describe(env_id: str) -> dict[str, str]:
                 options.append(name)
         return {
             "id": env_id,
-            "observation": str(env.observation_space),
-            "action": str(env.action_space),
+            "observation": _space(env.observation_space),
+            "action": _space(env.action_space),
             "steps": str(env.spec.max_episode_steps if env.spec else None),
             "env reward terms": ", ".join(terms) or "-",
             "reward options": ", ".join(options),
         }
     finally:
         env.close()
+
+
+def _space(space: gym.Space) -> str:
+    """A Box with different bounds per index would print every bound: show its shape and dtype only."""
+    if isinstance(space, gym.spaces.Box) and not (np.all(space.low == space.low.flat[0]) and np.all(space.high == space.high.flat[0])):
+        return f"Box(per-index bounds, {space.shape}, {space.dtype})"
+    return str(space)
 
 
 def print_envs() -> None:

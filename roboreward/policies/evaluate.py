@@ -35,7 +35,8 @@ EVAL_SEED_OFFSET = 1_000_000  # evaluation episodes never replay training seeds
 class Episode:
     learned: list[float] = field(default_factory=list)
     true: list[float] = field(default_factory=list)
-    success: bool = False
+    success: bool = False  # at the last step: the task is done and stays done
+    success_any: bool = False  # at any step (Meta-World's benchmark convention)
 
 
 def find_model(run_dir: Path, checkpoint: str | None = None) -> Path:
@@ -95,6 +96,7 @@ def evaluate(
                 episode.learned.append(float(reward))
                 episode.true.append(float(info.get("true_reward", reward)))
                 episode.success = bool(info.get("is_success", False))
+                episode.success_any |= episode.success
                 if record:
                     recorder.add(info, episode, ep)
             results.append(episode)
@@ -123,6 +125,7 @@ def summarise(episodes: list[Episode]) -> dict:
     return {
         "episodes": len(episodes),
         "success_rate": float(np.mean([e.success for e in episodes])),
+        "success_any_step_rate": float(np.mean([e.success_any for e in episodes])),
         "learned_return": {"mean": float(learned.mean()), "std": float(learned.std())},
         "true_return": {"mean": float(true.mean()), "std": float(true.std())},
         "episode_length": float(np.mean([len(e.true) for e in episodes])),

@@ -4,9 +4,12 @@
 """
 
 from roboreward.rewards.base import EnvRewardConfig, RewardBatch, RewardConfig, RewardModel, make_reward_model
+from roboreward.rewards.clip import ClipReward, ClipRewardConfig
 from roboreward.rewards.goal_image import GoalImageReward, GoalImageRewardConfig
 
 __all__ = [
+    "ClipReward",
+    "ClipRewardConfig",
     "EnvRewardConfig",
     "GoalImageReward",
     "GoalImageRewardConfig",

@@ -14,8 +14,9 @@ The vectorised path has two halves, because SB3's vector envs reset finished env
 
 Example::
 
-    >>> venv = DummyVecEnv([lambda: RenderInInfo(gym.make("roboreward/ArmReach-v0", render_mode="rgb_array"))])
-    >>> venv = VecLearnedReward(venv, model)  # doctest: +SKIP
+    model = make_reward_model(GoalImageRewardConfig())
+    make = lambda: RenderInInfo(gym.make("roboreward/ArmReach-v0", render_mode="rgb_array"))
+    venv = VecLearnedReward(DummyVecEnv([make] * 4), model)   # 4 frames scored per call
 """
 
 from __future__ import annotations

@@ -16,13 +16,22 @@ def test_gymnasium_and_sb3_check_env(env_id):
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
-def test_info_has_success_and_named_reward_terms(env_id):
+def test_info_has_success_and_named_reward_terms_that_sum_to_the_reward(env_id):
     env = gym.make(env_id)
     env.reset(seed=1)
     _, reward, _, _, info = env.step(env.action_space.sample())
     assert isinstance(info["is_success"], bool)
-    assert reward == pytest.approx(info["reward_dist"] + info["reward_ctrl"])
+    terms = {k: v for k, v in info.items() if k.startswith("reward_")}
+    assert terms and reward == pytest.approx(sum(terms.values()))
     env.close()
+
+
+def test_arm_reach_reward_terms():
+    env = gym.make("roboreward/ArmReach-v0")
+    env.reset(seed=1)
+    _, reward, _, _, info = env.step(np.ones(2, dtype=np.float32))
+    assert info["reward_dist"] == pytest.approx(-info["distance"])
+    assert info["reward_ctrl"] == pytest.approx(-0.01 * 2)
 
 
 def test_render_options_size_camera_and_errors():

@@ -117,6 +117,7 @@ def fingertip_position(q: np.ndarray) -> np.ndarray:
 
 class ArmReachEnv(gym.Env):
     metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
+    default_camera = "top"  # used when camera is None
 
     def __init__(
         self,
@@ -213,7 +214,7 @@ class ArmReachEnv(gym.Env):
     # ---------------------------------------------------------------------------------- helpers
     def _frame_renderer(self) -> FrameRenderer:
         if self._renderer is None:
-            self._renderer = FrameRenderer(self.model, self.render_options, default_camera="top")
+            self._renderer = FrameRenderer(self.model, self.render_options, default_camera=self.default_camera)
         return self._renderer
 
     def _fingertip_to_target(self) -> np.ndarray:

@@ -108,6 +108,7 @@ def _turn_upside_down_cameras_upright(model: mujoco.MjModel, data: mujoco.MjData
 
 class MetaWorldEnv(gym.Env):
     metadata = {"render_modes": ["rgb_array"], "render_fps": 80}  # Meta-World: 5 x 2.5 ms per step
+    default_camera = DEFAULT_CAMERA  # used when camera is None
 
     def __init__(
         self,

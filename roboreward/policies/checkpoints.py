@@ -81,9 +81,14 @@ def load_weights(model: BaseAlgorithm, model_zip: Path) -> None:
         getattr(target, name.split(".")[-1]).data.copy_(value.data)
 
 
+def read_state(path: Path) -> dict:
+    """The counters of a checkpoint folder (``state.json``)."""
+    return json.loads((Path(path) / "state.json").read_text())
+
+
 def restore_checkpoint(model: BaseAlgorithm, path: Path) -> dict:
     """Restore weights, counters and replay buffer from a checkpoint folder; returns its state."""
-    state = json.loads((path / "state.json").read_text())
+    state = read_state(path)
     load_weights(model, path / "model.zip")
     model.num_timesteps = state["num_timesteps"]
     model._episode_num = state["episode_num"]

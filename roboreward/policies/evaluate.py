@@ -197,8 +197,9 @@ class VideoRecorder:
         size = self.config.eval.video_size
         base = self.env.unwrapped
         if hasattr(base, "model") and hasattr(base, "data"):
-            if self._renderer is None:
-                options = RenderOptions(width=size, height=size, camera=self.config.env.render.camera, shadows=True, multisample=4)
+            if self._renderer is None:  # the reward's camera, seen large and with shadows and MSAA
+                camera = self.config.env.render.camera or getattr(base, "default_camera", -1)
+                options = RenderOptions(width=size, height=size, camera=camera, shadows=True, multisample=4)
                 self._renderer = FrameRenderer(base.model, options)
             return self._renderer.render(base.data)
         small = info.get(FRAME_KEY) if info.get(FRAME_KEY) is not None else self.env.render()
@@ -219,10 +220,11 @@ class VideoRecorder:
         if episode.success:
             lines.append("success")
         scale = frame.shape[0] / 256
+        line = int(14 * scale)
+        banner = slice(0, line * len(lines) + int(6 * scale))
+        frame[banner, : int(frame.shape[1] * 0.72)] //= 3  # a dark band keeps the text readable on any floor
         for i, text in enumerate(lines):
-            y = int((14 + 14 * i) * scale)
-            for color, thickness in (((0, 0, 0), 3), ((255, 255, 255), 1)):  # outlined, readable on any floor
-                cv2.putText(frame, text, (4, y), cv2.FONT_HERSHEY_SIMPLEX, 0.4 * scale, color, thickness, cv2.LINE_AA)
+            cv2.putText(frame, text, (4, line * (i + 1)), cv2.FONT_HERSHEY_SIMPLEX, 0.4 * scale, (255, 255, 255), 1, cv2.LINE_AA)
         self.frames.append(frame)
 
     def write(self, path: Path) -> None:

@@ -28,11 +28,12 @@ from roboreward.config import load_config, save_config
 from roboreward.envs.make import make_env, make_vec_env
 from roboreward.experiment import ExperimentConfig
 from roboreward.policies.callbacks import Checkpointer, EpisodeStats, ProgressBar
-from roboreward.policies.checkpoints import list_checkpoints, restore_checkpoint
+from roboreward.policies.checkpoints import list_checkpoints, read_state, restore_checkpoint
 from roboreward.rewards.base import make_reward_model
 
 CONFIG_FILE = "config.yaml"
 FINAL_MODEL = "model.zip"
+RESUME_SEED_STRIDE = 100_003  # env seed offset per resumed session (a prime, far from n_envs offsets)
 
 
 def build_algorithm(config: ExperimentConfig, env: VecEnv | None = None) -> BaseAlgorithm:
@@ -84,13 +85,14 @@ def resume(run_dir: Path) -> Path:
 def _learn(config: ExperimentConfig, run_dir: Path, checkpoint: Path | None) -> Path:
     if config.train.torch_threads is not None:
         torch.set_num_threads(config.train.torch_threads)
+    session = read_state(checkpoint).get("session", 0) + 1 if checkpoint is not None else 0
     reward_model = make_reward_model(config.reward)
-    venv = make_vec_env(config.env, reward_model, seed=config.seed)
+    # A resumed session gets other env seeds, so it does not replay the first session's episodes.
+    venv = make_vec_env(config.env, reward_model, seed=config.seed + RESUME_SEED_STRIDE * session)
     model = build_algorithm(config, venv)
-    elapsed_before, session = 0.0, 0
+    elapsed_before = 0.0
     if checkpoint is not None:
-        state = restore_checkpoint(model, checkpoint)
-        elapsed_before, session = state.get("train_seconds", 0.0), state.get("session", 0) + 1
+        elapsed_before = restore_checkpoint(model, checkpoint).get("train_seconds", 0.0)
         print(f"resuming {run_dir} from {checkpoint.name} ({model.num_timesteps} steps done)")
     elif session == 0 and (run_dir / "progress.csv").exists():
         print(f"{run_dir} has no complete checkpoint yet: training starts over")

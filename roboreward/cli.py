@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from roboreward.config import ConfigError
+from roboreward.datasets.cli import add_demos_parser, run_demos
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-video", action="store_true", help="skip the video")
 
     sub.add_parser("envs", help="list registered envs with their spaces and reward options")
+    add_demos_parser(sub)
 
     args = parser.parse_args(argv)
     try:
@@ -52,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
 
             print_envs()
             return 0
+        if args.command == "demos":
+            return run_demos(args)
     except (ConfigError, FileNotFoundError, FileExistsError, ValueError) as e:
         print(f"roboreward {args.command}: error: {e}", file=sys.stderr)
         return 2

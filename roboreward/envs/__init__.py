@@ -8,6 +8,7 @@ id                             what it is
 =============================  =================================================================
 ``roboreward/ArmReach-v0``     planar two-link arm reaching a target (new goal every episode)
 ``roboreward/ArmReachFixed-v0``  the same with one fixed goal
+``roboreward/HumanoidPose-v0``  MuJoCo humanoid outdoors; ``task=`` a pose (kneeling, lotus, ...) for VLM-RM
 =============================  =================================================================
 
 Meta-World v3 tasks (Sawyer arm; a new object/goal placement every episode; 200 steps; reward
@@ -41,6 +42,8 @@ def _register(env_id: str, entry_point: str, max_episode_steps: int, **kwargs) -
 
 _register("roboreward/ArmReach-v0", "roboreward.envs.arm_reach:ArmReachEnv", 50, goal="random")
 _register("roboreward/ArmReachFixed-v0", "roboreward.envs.arm_reach:ArmReachEnv", 50, goal="fixed")
+# VLM-RM's humanoid: no task (stand) by default; configs pick a pose with env.kwargs.task.
+_register("roboreward/HumanoidPose-v0", "roboreward.envs.humanoid_pose:HumanoidPoseEnv", 100)
 
 # Meta-World v3 tasks: 200-step episodes (why not Meta-World's 500: see roboreward.envs.metaworld).
 METAWORLD_ENV_IDS: list[str] = []

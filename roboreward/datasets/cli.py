@@ -1,0 +1,70 @@
+"""``roboreward demos``: record demonstration datasets (LeRobot v3.0 layout).
+
+Examples::
+
+    roboreward demos record reach --episodes 20 --cameras corner3 topview --out demos/reach
+    roboreward demos record door-open --episodes 50 --out demos/door --size 128 --seed 100
+    roboreward demos record reach --episodes 20 --cameras corner3 topview --out demos/reach   # appends 20 more
+
+Only argparse is imported here; the recording code (MuJoCo, pyarrow) loads when the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+# Kept in sync with roboreward.envs.METAWORLD_ENV_IDS by tests; listed here so --help needs no MuJoCo.
+TASK_NAMES = ["reach", "push", "door-open", "drawer-open", "button-press", "pick-place"]
+
+
+def add_demos_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add ``demos`` (with its ``record`` subcommand) to the ``roboreward`` command."""
+    demos = subparsers.add_parser(
+        "demos", help="record demonstration datasets (LeRobot v3.0)", description="Demonstration datasets."
+    )
+    sub = demos.add_subparsers(dest="demos_command", required=True, metavar="SUBCOMMAND")
+    p = sub.add_parser(
+        "record",
+        help="record Meta-World's scripted expert into a dataset",
+        description="Roll out Meta-World's scripted expert and write each rollout as an episode of a LeRobot "
+        "v3.0 dataset (appends when --out already holds one). A kill loses at most the episode in progress.",
+    )
+    p.add_argument("task", metavar="TASK",
+                   help=f"one of {', '.join(TASK_NAMES)}, or a roboreward/MetaWorld-*-v3 env id")
+    p.add_argument("--episodes", type=int, default=10, help="rollouts to record (default: 10)")
+    p.add_argument("--cameras", nargs="+", default=["corner3"], metavar="CAMERA",
+                   help="cameras to render each step (default: corner3; also corner, corner2, corner4, topview, "
+                   "behindGripper, gripperPOV)")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR",
+                   help="dataset folder (new, or a dataset to append to)")
+    p.add_argument("--size", type=int, default=96, help="frame width and height in pixels, even (default: 96)")
+    p.add_argument("--seed", type=int, default=0, help="episode i of the dataset resets with SEED + i (default: 0)")
+    p.add_argument("--max-steps", type=int, help="cut episodes after this many steps (default: the env's 200)")
+    p.add_argument("--task-text", help="the episodes' task description (default: a sentence per task)")
+    return demos
+
+
+def run_demos(args: argparse.Namespace) -> int:
+    """Run a parsed ``roboreward demos ...`` command; errors are ValueErrors for the CLI to print."""
+    if args.demos_command == "record":
+        from roboreward.datasets.record import record_scripted_demos
+
+        summary = record_scripted_demos(
+            args.task,
+            args.out,
+            episodes=args.episodes,
+            cameras=args.cameras,
+            width=args.size,
+            height=args.size,
+            seed=args.seed,
+            max_steps=args.max_steps,
+            task=args.task_text,
+        )
+        print(
+            f"recorded {len(summary.episodes)} episodes of {summary.env_id} ({summary.frames} frames, success "
+            f"{summary.successes}/{len(summary.episodes)}): {summary.out_dir} now holds "
+            f"{summary.total_episodes} episodes"
+        )
+        return 0
+    raise ValueError(f"unknown demos subcommand {args.demos_command!r}")

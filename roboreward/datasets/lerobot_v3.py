@@ -1,0 +1,1144 @@
+"""Demonstration datasets in LeRobot's dataset v3.0 layout, written so that a kill loses nothing finished.
+
+LeRobot (``huggingface/lerobot``) is the format robot-learning tools read; the package itself pins
+an older torch, so roboreward writes and reads the layout itself. What lands on disk is what
+``lerobot.datasets.lerobot_dataset.LeRobotDataset(repo_id, root=ROOT)`` loads::
+
+    ROOT/
+      meta/info.json                                   codebase_version "v3.0", fps, features, totals, path templates
+      meta/stats.json                                  min/max/mean/std/count per feature, over all episodes
+      meta/tasks.parquet                               task text (the index) -> task_index
+      meta/episodes/chunk-000/file-000.parquet         one row per episode: length, tasks, file indices, ranges, stats
+      data/chunk-000/file-NNN.parquet                  one row per frame (state, action, next.*, indices)
+      videos/observation.images.CAM/chunk-000/file-NNN.mp4   H.264, yuv420p, one per camera
+
+Each episode gets its own data file and its own video file per camera (v3 allows any number of
+episodes per file; one per file is what makes appends atomic). Frame rows are
+``observation.state`` float32[n], ``action`` float32[m], ``next.reward`` float32,
+``next.success`` bool, ``next.done`` bool and LeRobot's ``timestamp``, ``frame_index``,
+``episode_index``, ``index``, ``task_index``. Each episode row also carries ``success`` (bool), a
+roboreward column LeRobot ignores.
+
+## Kill safety
+
+A writer killed at any moment (``kill -9`` included) leaves every finished episode readable:
+
+1. An episode in progress is encoded into ``ROOT/.staging/`` (videos are streamed to ffmpeg while
+   frames arrive, so memory stays flat); nothing under ``data/``, ``videos/`` or ``meta/`` changes.
+2. :meth:`DatasetWriter.save_episode` renames the finished video and data files into new file
+   indices, then replaces ``tasks.parquet``, the episodes parquet, ``stats.json`` and last
+   ``info.json``, each written to ``NAME.tmp``, flushed to disk and ``os.replace``-d into place.
+3. ``info.json`` is the commit record: an episode exists once ``total_episodes`` counts it. Readers
+   ignore episode rows, tasks and files beyond it, so a kill between two of those renames never shows
+   a half-written episode.
+4. :meth:`DatasetWriter.open` (resume) repairs what a kill left: it drops ``.staging/``, ``*.tmp``
+   files, uncommitted episode rows and tasks, and data/video files no committed episode refers to,
+   then rewrites stats from the per-episode stats.
+
+An exclusive ``flock`` on the dataset folder keeps a second writer out; the kernel drops it when the
+process dies, so a killed writer never leaves a stale lock.
+
+Example::
+
+    writer = DatasetWriter.create("demos/reach", fps=80, cameras=["corner3"], image_size=(96, 96),
+                                  state_names=[f"s{i}" for i in range(39)],
+                                  action_names=["dx", "dy", "dz", "gripper"], robot_type="sawyer")
+    with writer:
+        for t in range(T):
+            writer.add_frame(state=obs, action=act, images={"corner3": frame}, reward=r, success=s, done=d)
+        writer.save_episode(task="reach the red goal with the gripper")
+
+    reader = DatasetReader("demos/reach")
+    ep = reader.episode(0)                 # state, action, reward, ... as arrays; task; success
+    frames = reader.frames(0, "corner3")   # uint8 [T, H, W, 3]
+"""
+
+from __future__ import annotations
+
+import fcntl
+import io
+import json
+import math
+import os
+import re
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+CODEBASE_VERSION = "v3.0"
+CHUNKS_SIZE = 1000  # files per chunk folder, as LeRobot
+EPISODES_PER_META_FILE = 1000  # rows per meta/episodes file: bounds what each save rewrites
+DATA_FILES_SIZE_IN_MB = 100  # LeRobot's defaults, recorded in info.json (we write one episode per file)
+VIDEO_FILES_SIZE_IN_MB = 500
+
+INFO_PATH = "meta/info.json"
+STATS_PATH = "meta/stats.json"
+TASKS_PATH = "meta/tasks.parquet"
+EPISODES_DIR = "meta/episodes"
+EPISODES_PATH = EPISODES_DIR + "/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
+DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
+VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
+STAGING_DIR = ".staging"
+
+STATE_KEY = "observation.state"
+ACTION_KEY = "action"
+IMAGE_PREFIX = "observation.images."
+# Per-frame outcome of the step that followed the observation, named as in LeRobot's sim datasets.
+STEP_FEATURES: dict[str, dict[str, Any]] = {
+    "next.reward": {"dtype": "float32", "shape": [1], "names": None},
+    "next.success": {"dtype": "bool", "shape": [1], "names": None},
+    "next.done": {"dtype": "bool", "shape": [1], "names": None},
+}
+# Every LeRobot dataset has these; the writer fills them in.
+DEFAULT_FEATURES: dict[str, dict[str, Any]] = {
+    "timestamp": {"dtype": "float32", "shape": [1], "names": None},
+    "frame_index": {"dtype": "int64", "shape": [1], "names": None},
+    "episode_index": {"dtype": "int64", "shape": [1], "names": None},
+    "index": {"dtype": "int64", "shape": [1], "names": None},
+    "task_index": {"dtype": "int64", "shape": [1], "names": None},
+}
+
+# H.264 in yuv420p is what every decoder (LeRobot's torchcodec and pyav included) reads. GOP 2 as in
+# LeRobot keeps random access to any frame cheap; CRF 18 keeps small sim frames close to lossless.
+VIDEO_CODEC = "libx264"
+VIDEO_PIX_FMT = "yuv420p"
+VIDEO_OUTPUT_PARAMS = ["-crf", "18", "-g", "2", "-preset", "fast"]
+
+_CAMERA_NAME = re.compile(r"^[A-Za-z0-9_\-]+$")  # becomes a folder name and part of a feature key
+
+
+class DatasetError(ValueError):
+    """A dataset folder or a value given to the writer is not what is needed. The message says how to fix it."""
+
+
+# ------------------------------------------------------------------------------------- helpers
+def _chunk_file(number: int) -> tuple[int, int]:
+    """Global file number -> (chunk_index, file_index), filling chunks of CHUNKS_SIZE files."""
+    return number // CHUNKS_SIZE, number % CHUNKS_SIZE
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Write ``path`` so that readers see the old content or the new, never a mix (temp + fsync + rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _move_into_place(src: Path, dst: Path) -> None:
+    """Rename a finished staging file to its final name (atomic: same filesystem)."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with open(src, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(src, dst)
+    _fsync_dir(dst.parent)
+
+
+def _parquet_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="snappy")
+    return sink.getvalue().to_pybytes()
+
+
+def _json_bytes(data: Any) -> bytes:
+    return (json.dumps(data, indent=4, ensure_ascii=False) + "\n").encode()
+
+
+def _tasks_bytes(tasks: list[str]) -> bytes:
+    # LeRobot reads tasks.parquet with pandas: the task text is the index, task_index the one column.
+    frame = pd.DataFrame({"task_index": np.arange(len(tasks), dtype=np.int64)}, index=pd.Index(tasks, dtype=object))
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer)
+    return buffer.getvalue()
+
+
+def _camera_key(camera: str) -> str:
+    return camera if camera.startswith(IMAGE_PREFIX) else IMAGE_PREFIX + camera
+
+
+def _numeric_stats(values: np.ndarray) -> dict[str, np.ndarray]:
+    """LeRobot's per-feature stats over the frames of one episode (axis 0), as float64 / int64."""
+    data = values.astype(np.float64).reshape(len(values), -1)
+    return {
+        "min": data.min(axis=0),
+        "max": data.max(axis=0),
+        "mean": data.mean(axis=0),
+        "std": data.std(axis=0),
+        "count": np.array([len(values)], dtype=np.int64),
+    }
+
+
+def _aggregate_stats(per_episode: list[dict[str, dict[str, np.ndarray]]]) -> dict[str, dict[str, np.ndarray]]:
+    """Combine per-episode stats into dataset stats: count-weighted mean, pooled variance, overall min/max."""
+    out: dict[str, dict[str, np.ndarray]] = {}
+    keys = {key for stats in per_episode for key in stats}
+    for key in sorted(keys):
+        parts = [stats[key] for stats in per_episode if key in stats]
+        counts = np.array([float(p["count"][0]) for p in parts])
+        total = counts.sum()
+        shape = (-1,) + (1,) * (np.asarray(parts[0]["mean"]).ndim)
+        weights = (counts / total).reshape(shape)
+        means = np.stack([np.asarray(p["mean"], dtype=np.float64) for p in parts])
+        variances = np.stack([np.asarray(p["std"], dtype=np.float64) ** 2 for p in parts])
+        mean = (weights * means).sum(axis=0)
+        variance = (weights * (variances + (means - mean) ** 2)).sum(axis=0)
+        out[key] = {
+            "min": np.min(np.stack([np.asarray(p["min"], dtype=np.float64) for p in parts]), axis=0),
+            "max": np.max(np.stack([np.asarray(p["max"], dtype=np.float64) for p in parts]), axis=0),
+            "mean": mean,
+            "std": np.sqrt(np.maximum(variance, 0.0)),
+            "count": np.array([int(total)], dtype=np.int64),
+        }
+    return out
+
+
+def _stats_to_json(stats: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, list]]:
+    return {key: {name: np.asarray(value).tolist() for name, value in parts.items()} for key, parts in stats.items()}
+
+
+def _stats_from_row(row: Mapping[str, Any]) -> dict[str, dict[str, np.ndarray]]:
+    """Per-episode stats from the ``stats/<feature>/<stat>`` columns of an episodes-parquet row."""
+    stats: dict[str, dict[str, np.ndarray]] = {}
+    for column, value in row.items():
+        if not column.startswith("stats/") or value is None:
+            continue
+        feature, name = column[len("stats/") :].rsplit("/", 1)
+        stats.setdefault(feature, {})[name] = np.asarray(value)
+    return stats
+
+
+def _read_info(root: Path) -> dict[str, Any]:
+    path = root / INFO_PATH
+    if not root.is_dir():
+        raise DatasetError(
+            f"{root} does not exist; record a dataset into it first (`roboreward demos record ... --out {root}`)"
+        )
+    if not path.is_file():
+        raise DatasetError(
+            f"{root} is not a LeRobot dataset: it has no {INFO_PATH}; point at a dataset folder, or create one "
+            "with DatasetWriter.create() / `roboreward demos record`"
+        )
+    try:
+        info = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise DatasetError(f"{path} is not valid JSON ({e}); the dataset is damaged") from e
+    if info.get("codebase_version") != CODEBASE_VERSION:
+        raise DatasetError(
+            f"{root} is a LeRobot dataset of codebase_version {info.get('codebase_version')!r}; roboreward reads and "
+            f"writes {CODEBASE_VERSION!r} only (convert it with LeRobot's convert_dataset_v21_to_v30 script)"
+        )
+    for key in ("fps", "features", "total_episodes", "total_frames", "data_path"):
+        if key not in info:
+            raise DatasetError(f"{path} has no {key!r}; it is not a complete LeRobot v3.0 info.json")
+    return info
+
+
+def _read_episode_rows(
+    root: Path, total_episodes: int
+) -> tuple[list[dict[str, Any]], dict[Path, list[dict[str, Any]]]]:
+    """Committed episode rows (episode_index < total_episodes) sorted by index, and every meta file's rows."""
+    by_file: dict[Path, list[dict[str, Any]]] = {}
+    for path in sorted((root / EPISODES_DIR).glob("*/*.parquet")):
+        by_file[path] = pq.read_table(path).to_pylist()
+    committed = sorted(
+        (row for rows in by_file.values() for row in rows if row["episode_index"] < total_episodes),
+        key=lambda row: row["episode_index"],
+    )
+    indices = [row["episode_index"] for row in committed]
+    if indices != list(range(total_episodes)):
+        missing = sorted(set(range(total_episodes)) - set(indices))
+        raise DatasetError(
+            f"{root}: info.json counts {total_episodes} episodes but the rows of {EPISODES_DIR}/ "
+            f"{'lack episodes ' + str(missing[:10]) if missing else 'repeat episodes'}; the dataset is damaged"
+        )
+    return committed, by_file
+
+
+def _read_tasks(root: Path) -> list[str]:
+    path = root / TASKS_PATH
+    if not path.is_file():
+        return []
+    frame = pd.read_parquet(path)
+    return [str(task) for task in frame.sort_values("task_index").index]
+
+
+# ------------------------------------------------------------------------------------- writer
+@dataclass
+class _EpisodeBuffer:
+    """Frames of the episode being recorded: numbers in lists, images already streaming to ffmpeg."""
+
+    staging: Path
+    encoders: dict[str, Any]  # camera -> imageio_ffmpeg write_frames generator
+    states: list[np.ndarray]
+    actions: list[np.ndarray]
+    rewards: list[float]
+    successes: list[bool]
+    dones: list[bool]
+    image_sums: dict[str, np.ndarray]  # camera -> per-channel sum, sum of squares, for stats
+    image_sq_sums: dict[str, np.ndarray]
+    image_mins: dict[str, np.ndarray]
+    image_maxs: dict[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.states)
+
+
+class DatasetWriter:
+    """Records episodes into a LeRobot v3.0 dataset folder; see the module docstring for layout and kill safety.
+
+    Make one with :meth:`create` (a new folder) or :meth:`open` (append to an existing dataset, after
+    repairing what a killed writer left). Then :meth:`add_frame` per step, :meth:`save_episode` per
+    episode (or :meth:`clear_episode` to drop it), and :meth:`finalize` (or use it as a context manager).
+    """
+
+    def __init__(self, root: Path, info: dict[str, Any], lock_fd: int):
+        """Use :meth:`create` or :meth:`open`."""
+        self.root = root
+        self._info = info
+        self._lock_fd: int | None = lock_fd
+        features = info["features"]
+        self.fps: int = int(info["fps"])
+        self.robot_type: str | None = info.get("robot_type")
+        self.state_names: list[str] = list(features[STATE_KEY]["names"])
+        self.action_names: list[str] = list(features[ACTION_KEY]["names"])
+        self.cameras: list[str] = [k.removeprefix(IMAGE_PREFIX) for k, f in features.items() if f["dtype"] == "video"]
+        video = features[IMAGE_PREFIX + self.cameras[0]]
+        self.image_size: tuple[int, int] = (int(video["shape"][0]), int(video["shape"][1]))  # (height, width)
+        self._tasks: list[str] = []
+        self._rows: list[dict[str, Any]] = []  # committed episode rows, in order
+        self._episode_stats: list[dict[str, dict[str, np.ndarray]]] = []
+        self._next_file_number = 0  # data and video files of the next episode get this number
+        self._meta_file_number = 0  # the meta/episodes file that takes the next row
+        self._meta_file_rows: list[dict[str, Any]] = []  # rows already in that file
+        self._buffer: _EpisodeBuffer | None = None
+        self._failed: str | None = None  # set when a save raised half-way: disk and memory may differ
+
+    # ------------------------------------------------------------------------------ making one
+    @classmethod
+    def create(
+        cls,
+        root: str | Path,
+        *,
+        fps: int,
+        cameras: Sequence[str],
+        image_size: tuple[int, int],
+        state_names: Sequence[str],
+        action_names: Sequence[str],
+        robot_type: str | None = None,
+    ) -> DatasetWriter:
+        """Start a new dataset in ``root`` (which must not exist, or be empty).
+
+        :param fps: frames per second of the recording (the env's control rate); sets timestamps and video rate.
+        :param cameras: camera names, one video feature ``observation.images.<camera>`` each.
+        :param image_size: ``(height, width)`` of every camera's frames; both even (H.264 in yuv420p needs it).
+        :param state_names: one name per entry of ``observation.state`` (its length is the state size).
+        :param action_names: one name per entry of ``action``.
+        :param robot_type: recorded in info.json (LeRobot uses it to pick processors), e.g. ``"sawyer"``.
+        """
+        root = Path(root)
+        if isinstance(fps, bool) or not isinstance(fps, int) or fps < 1:
+            raise DatasetError(f"fps={fps!r} must be a positive integer (LeRobot stores fps as an int)")
+        for label, value in (("cameras", cameras), ("state_names", state_names), ("action_names", action_names)):
+            if isinstance(value, str):
+                raise DatasetError(f"{label}={value!r} must be a list of names, e.g. [{value!r}]")
+        cameras, state_names, action_names = list(cameras), list(state_names), list(action_names)
+        if not cameras:
+            raise DatasetError("cameras is empty; give at least one camera name, e.g. ['corner3']")
+        for camera in cameras:
+            if not isinstance(camera, str) or not _CAMERA_NAME.match(camera):
+                raise DatasetError(
+                    f"camera name {camera!r} must be letters, digits, '_' or '-' (it becomes a folder name)"
+                )
+        if len(set(cameras)) != len(cameras):
+            raise DatasetError(f"cameras {cameras} name a camera twice; list each once")
+        if len(image_size) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < 2 for v in image_size):
+            raise DatasetError(f"image_size={image_size!r} must be (height, width) in pixels, each an int >= 2")
+        height, width = image_size
+        if height % 2 or width % 2:
+            raise DatasetError(
+                f"image_size={image_size!r}: H.264 video in yuv420p needs an even height and width; use e.g. "
+                f"({height + height % 2}, {width + width % 2})"
+            )
+        for label, names in (("state_names", state_names), ("action_names", action_names)):
+            if not names or not all(isinstance(n, str) and n for n in names):
+                raise DatasetError(f"{label} must be a non-empty list of non-empty strings, one per vector entry")
+            if len(set(names)) != len(names):
+                raise DatasetError(f"{label} repeats a name: {names}")
+        if root.exists():
+            if not root.is_dir():
+                raise DatasetError(f"{root} exists and is a file; choose a new folder for the dataset")
+            if (root / INFO_PATH).is_file():
+                raise DatasetError(
+                    f"{root} already holds a dataset; open it with DatasetWriter.open() to append episodes"
+                )
+            if any(p.is_file() for p in root.rglob("*")):
+                raise DatasetError(f"{root} exists and is not empty; choose a new (or empty) folder for the dataset")
+        root.mkdir(parents=True, exist_ok=True)
+        lock_fd = _lock(root)
+
+        video_info = {
+            "video.height": height,
+            "video.width": width,
+            "video.codec": "h264",
+            "video.pix_fmt": VIDEO_PIX_FMT,
+            "video.is_depth_map": False,
+            "video.fps": fps,
+            "video.channels": 3,
+            "has_audio": False,
+        }
+        features: dict[str, dict[str, Any]] = {
+            STATE_KEY: {"dtype": "float32", "shape": [len(state_names)], "names": state_names},
+            ACTION_KEY: {"dtype": "float32", "shape": [len(action_names)], "names": action_names},
+        }
+        for camera in cameras:
+            features[IMAGE_PREFIX + camera] = {
+                "dtype": "video",
+                "shape": [height, width, 3],
+                "names": ["height", "width", "channels"],
+                "info": dict(video_info),
+            }
+        features.update({k: dict(v) for k, v in STEP_FEATURES.items()})
+        features.update({k: dict(v) for k, v in DEFAULT_FEATURES.items()})
+        info = {
+            "codebase_version": CODEBASE_VERSION,
+            "robot_type": robot_type,
+            "total_episodes": 0,
+            "total_frames": 0,
+            "total_tasks": 0,
+            "chunks_size": CHUNKS_SIZE,
+            "data_files_size_in_mb": DATA_FILES_SIZE_IN_MB,
+            "video_files_size_in_mb": VIDEO_FILES_SIZE_IN_MB,
+            "fps": fps,
+            "splits": {},
+            "data_path": DATA_PATH,
+            "video_path": VIDEO_PATH,
+            "features": features,
+        }
+        try:
+            _atomic_write(root / INFO_PATH, _json_bytes(info))
+        except BaseException:
+            os.close(lock_fd)
+            raise
+        return cls(root, info, lock_fd)
+
+    @classmethod
+    def open(cls, root: str | Path) -> DatasetWriter:
+        """Re-open a dataset made by :meth:`create` to append episodes (resume recording).
+
+        Repairs what a killed writer left behind (see the module docstring) before returning.
+        """
+        root = Path(root)
+        info = _read_info(root)
+        _check_writer_schema(root, info["features"])
+        lock_fd = _lock(root)
+        try:
+            writer = cls(root, info, lock_fd)
+            writer._recover()
+        except BaseException:
+            os.close(lock_fd)
+            raise
+        return writer
+
+    @classmethod
+    def open_or_create(cls, root: str | Path, **spec: Any) -> DatasetWriter:
+        """:meth:`open` when ``root`` holds a dataset (checking that ``spec`` matches it), else :meth:`create`."""
+        root = Path(root)
+        if not (root / INFO_PATH).is_file():
+            return cls.create(root, **spec)
+        writer = cls.open(root)
+        try:
+            writer._check_matches(**spec)
+        except BaseException:
+            writer._unlock()
+            raise
+        return writer
+
+    # ------------------------------------------------------------------------------ state
+    @property
+    def num_episodes(self) -> int:
+        """Finished (committed) episodes."""
+        return len(self._rows)
+
+    @property
+    def num_frames(self) -> int:
+        return int(self._info["total_frames"])
+
+    @property
+    def tasks(self) -> list[str]:
+        return list(self._tasks)
+
+    @property
+    def frames_in_episode(self) -> int:
+        """Frames added since the last save_episode / clear_episode."""
+        return 0 if self._buffer is None else len(self._buffer)
+
+    # ------------------------------------------------------------------------------ recording
+    def add_frame(
+        self,
+        *,
+        state: Any,
+        action: Any,
+        images: Mapping[str, np.ndarray],
+        reward: float = 0.0,
+        success: bool = False,
+        done: bool = False,
+    ) -> None:
+        """Append one step: the observation (state and camera frames) and the action taken from it.
+
+        ``reward``, ``success`` and ``done`` are what the step that followed reported (``next.*``).
+        ``images`` maps each camera (``"corner3"`` or ``"observation.images.corner3"``) to uint8 [H, W, 3].
+        """
+        self._check_open()
+        state_arr = self._vector("state", state, len(self.state_names))
+        action_arr = self._vector("action", action, len(self.action_names))
+        frames = self._images(images)
+        if not isinstance(reward, (int, float, np.integer, np.floating)) or not math.isfinite(float(reward)):
+            raise DatasetError(f"reward={reward!r} must be a finite number")
+        if self._buffer is None:
+            self._buffer = self._start_episode()
+        buffer = self._buffer
+        for camera, frame in frames.items():
+            buffer.encoders[camera].send(frame)
+            pixels = frame.reshape(-1, 3)
+            buffer.image_sums[camera] += pixels.sum(axis=0, dtype=np.int64)
+            buffer.image_sq_sums[camera] += np.einsum("ij,ij->j", pixels, pixels, dtype=np.int64)
+            np.minimum(buffer.image_mins[camera], pixels.min(axis=0), out=buffer.image_mins[camera])
+            np.maximum(buffer.image_maxs[camera], pixels.max(axis=0), out=buffer.image_maxs[camera])
+        buffer.states.append(state_arr)
+        buffer.actions.append(action_arr)
+        buffer.rewards.append(float(reward))
+        buffer.successes.append(bool(success))
+        buffer.dones.append(bool(done))
+
+    def save_episode(self, task: str, success: bool | None = None) -> int:
+        """Write the frames added since the last save as one episode; returns its episode index.
+
+        :param task: what the episode shows, in words (e.g. "open the drawer"); becomes its task_index.
+        :param success: whether the episode achieved the task; default: ``next.success`` at any frame.
+        """
+        self._check_open()
+        if not isinstance(task, str) or not task.strip():
+            raise DatasetError(
+                f"task={task!r} must be a non-empty sentence describing the episode, e.g. 'open the drawer'"
+            )
+        if self._buffer is None or len(self._buffer) == 0:
+            raise DatasetError("save_episode() has no frames to save; call add_frame() for each step first")
+        try:
+            return self._save(self._buffer, task, success)
+        except BaseException as e:
+            # Whatever reached disk is either committed or repaired by the next open(); this object
+            # no longer knows which, so it stops here rather than guess.
+            self._failed = f"{type(e).__name__}: {e}"
+            raise
+
+    def _save(self, buffer: _EpisodeBuffer, task: str, success: bool | None) -> int:
+        for encoder in buffer.encoders.values():
+            encoder.close()  # waits for ffmpeg to finish the file
+        buffer.encoders.clear()
+
+        episode_index = len(self._rows)
+        length = len(buffer)
+        start = int(self._info["total_frames"])
+        new_task = task not in self._tasks
+        tasks = self._tasks + [task] if new_task else self._tasks
+        task_index = tasks.index(task)
+        episode_success = any(buffer.successes) if success is None else bool(success)
+
+        columns = self._frame_columns(buffer, episode_index, start, task_index)
+        stats = {key: _numeric_stats(values) for key, values in columns.items()}
+        for camera in self.cameras:
+            stats[IMAGE_PREFIX + camera] = self._image_stats(buffer, camera)
+        table = self._frame_table(columns)
+        staged_data = buffer.staging / "data.parquet"
+        with open(staged_data, "wb") as f:
+            f.write(_parquet_bytes(table))
+
+        number = self._next_file_number
+        chunk, file = _chunk_file(number)
+        row: dict[str, Any] = {
+            "episode_index": episode_index,
+            "tasks": [task],
+            "length": length,
+            "success": episode_success,
+            "data/chunk_index": chunk,
+            "data/file_index": file,
+            "dataset_from_index": start,
+            "dataset_to_index": start + length,
+        }
+        for camera in self.cameras:
+            key = IMAGE_PREFIX + camera
+            row[f"videos/{key}/chunk_index"] = chunk
+            row[f"videos/{key}/file_index"] = file
+            row[f"videos/{key}/from_timestamp"] = 0.0
+            row[f"videos/{key}/to_timestamp"] = length / self.fps
+        meta_number = self._meta_file_number
+        meta_rows = self._meta_file_rows
+        if len(meta_rows) >= EPISODES_PER_META_FILE:
+            meta_number, meta_rows = meta_number + 1, []
+        meta_chunk, meta_file = _chunk_file(meta_number)
+        row["meta/episodes/chunk_index"] = meta_chunk
+        row["meta/episodes/file_index"] = meta_file
+        for key, parts in stats.items():
+            for name, value in parts.items():
+                row[f"stats/{key}/{name}"] = np.asarray(value).tolist()
+
+        # Files first (new names nothing refers to yet), then metadata, info.json last: the commit.
+        for camera in self.cameras:
+            key = IMAGE_PREFIX + camera
+            _move_into_place(
+                buffer.staging / f"{camera}.mp4",
+                self.root / VIDEO_PATH.format(video_key=key, chunk_index=chunk, file_index=file),
+            )
+        _move_into_place(staged_data, self.root / DATA_PATH.format(chunk_index=chunk, file_index=file))
+        if new_task:
+            _atomic_write(self.root / TASKS_PATH, _tasks_bytes(tasks))
+        meta_rows = meta_rows + [row]
+        _atomic_write(
+            self.root / EPISODES_PATH.format(chunk_index=meta_chunk, file_index=meta_file),
+            _parquet_bytes(pa.Table.from_pylist(meta_rows)),
+        )
+        episode_stats = self._episode_stats + [stats]
+        _atomic_write(self.root / STATS_PATH, _json_bytes(_stats_to_json(_aggregate_stats(episode_stats))))
+        info = dict(self._info)
+        info["total_episodes"] = episode_index + 1
+        info["total_frames"] = start + length
+        info["total_tasks"] = len(tasks)
+        info["splits"] = {"train": f"0:{episode_index + 1}"}
+        _atomic_write(self.root / INFO_PATH, _json_bytes(info))
+
+        # Committed: now the in-memory state follows.
+        self._info = info
+        self._tasks = tasks
+        self._rows.append(row)
+        self._episode_stats = episode_stats
+        self._meta_file_number, self._meta_file_rows = meta_number, meta_rows
+        self._next_file_number = number + 1
+        shutil.rmtree(buffer.staging, ignore_errors=True)
+        self._buffer = None
+        return episode_index
+
+    def clear_episode(self) -> None:
+        """Drop the frames added since the last save (e.g. a failed demonstration)."""
+        if self._buffer is None:
+            return
+        for encoder in self._buffer.encoders.values():
+            try:
+                encoder.close()
+            except Exception:  # the file is thrown away anyway
+                pass
+        shutil.rmtree(self._buffer.staging, ignore_errors=True)
+        self._buffer = None
+
+    def finalize(self) -> None:
+        """Finish writing and release the dataset. Every saved episode is already on disk; this only checks
+        that none is pending and lets another writer open the folder. Safe to call twice."""
+        if self._lock_fd is None:
+            return
+        if self._buffer is not None and len(self._buffer) > 0 and self._failed is None:
+            raise DatasetError(
+                f"an episode of {len(self._buffer)} frames is not saved; call save_episode(task=...) to keep it "
+                "or clear_episode() to drop it before finalize()"
+            )
+        self.clear_episode()
+        shutil.rmtree(self.root / STAGING_DIR, ignore_errors=True)
+        self._unlock()
+
+    close = finalize
+
+    def __enter__(self) -> DatasetWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.clear_episode()  # an exception mid-episode: keep the finished episodes, drop the partial one
+        self.finalize()
+
+    def __del__(self) -> None:
+        # An abandoned writer must not leave ffmpeg processes waiting for frames.
+        try:
+            self.clear_episode()
+            self._unlock()
+        except Exception:
+            pass
+
+    # ------------------------------------------------------------------------------ internals
+    def _check_open(self) -> None:
+        if self._lock_fd is None:
+            raise DatasetError(
+                f"this DatasetWriter for {self.root} is finalized; open it again with DatasetWriter.open()"
+            )
+        if self._failed is not None:
+            raise DatasetError(
+                f"a save_episode() of this writer failed ({self._failed}); finalize() it and re-open {self.root} "
+                "with DatasetWriter.open(), which keeps every finished episode and cleans up the rest"
+            )
+
+    def _unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the descriptor drops the flock
+            self._lock_fd = None
+
+    def _vector(self, label: str, value: Any, size: int) -> np.ndarray:
+        try:
+            arr = np.asarray(value, dtype=np.float32)
+        except (TypeError, ValueError) as e:
+            raise DatasetError(f"{label} must be a vector of {size} numbers; got {type(value).__name__}: {e}") from e
+        if arr.shape != (size,):
+            names = self.state_names if label == "state" else self.action_names
+            raise DatasetError(
+                f"{label} has shape {arr.shape}, but this dataset's {label} has shape ({size},) "
+                f"(names {names[:6]}{'...' if size > 6 else ''}); pass one value per entry"
+            )
+        if not np.all(np.isfinite(arr)):
+            raise DatasetError(f"{label} contains NaN or inf at entries {np.flatnonzero(~np.isfinite(arr)).tolist()}")
+        return arr
+
+    def _images(self, images: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if not isinstance(images, Mapping):
+            raise DatasetError(f"images must be a dict camera -> uint8 [H, W, 3] array; got {type(images).__name__}")
+        frames: dict[str, np.ndarray] = {}
+        for name, frame in images.items():
+            camera = name.removeprefix(IMAGE_PREFIX)
+            if camera not in self.cameras:
+                raise DatasetError(f"camera {name!r} is not in this dataset; its cameras are {self.cameras}")
+            frames[camera] = frame
+        missing = [c for c in self.cameras if c not in frames]
+        if missing:
+            raise DatasetError(
+                f"images lacks camera(s) {missing}; every frame needs one image per camera {self.cameras}"
+            )
+        height, width = self.image_size
+        for camera, frame in frames.items():
+            if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8:
+                got = frame.dtype if isinstance(frame, np.ndarray) else type(frame).__name__
+                raise DatasetError(
+                    f"image for camera {camera!r} is {got}; pass uint8 RGB "
+                    "(for floats in [0, 1]: (x * 255).astype(np.uint8))"
+                )
+            if frame.shape != (height, width, 3):
+                raise DatasetError(
+                    f"image for camera {camera!r} has shape {frame.shape}; this dataset's frames are "
+                    f"(height, width, 3) = {(height, width, 3)}: render at that size"
+                )
+            frames[camera] = np.ascontiguousarray(frame)
+        return frames
+
+    def _start_episode(self) -> _EpisodeBuffer:
+        import imageio_ffmpeg
+
+        staging = self.root / STAGING_DIR / f"episode-{len(self._rows):06d}-{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        height, width = self.image_size
+        encoders: dict[str, Any] = {}
+        for camera in self.cameras:
+            encoder = imageio_ffmpeg.write_frames(
+                str(staging / f"{camera}.mp4"),
+                (width, height),
+                fps=self.fps,
+                codec=VIDEO_CODEC,
+                pix_fmt_in="rgb24",
+                pix_fmt_out=VIDEO_PIX_FMT,
+                quality=None,
+                macro_block_size=1,
+                ffmpeg_log_level="error",
+                output_params=list(VIDEO_OUTPUT_PARAMS),
+            )
+            encoder.send(None)  # start ffmpeg
+            encoders[camera] = encoder
+        zeros = {c: np.zeros(3, dtype=np.int64) for c in self.cameras}
+        return _EpisodeBuffer(
+            staging=staging,
+            encoders=encoders,
+            states=[],
+            actions=[],
+            rewards=[],
+            successes=[],
+            dones=[],
+            image_sums={c: v.copy() for c, v in zeros.items()},
+            image_sq_sums={c: v.copy() for c, v in zeros.items()},
+            image_mins={c: np.full(3, 255, dtype=np.uint8) for c in self.cameras},
+            image_maxs={c: np.zeros(3, dtype=np.uint8) for c in self.cameras},
+        )
+
+    def _frame_columns(
+        self, buffer: _EpisodeBuffer, episode_index: int, start: int, task_index: int
+    ) -> dict[str, np.ndarray]:
+        length = len(buffer)
+        frame_index = np.arange(length, dtype=np.int64)
+        return {
+            STATE_KEY: np.stack(buffer.states),
+            ACTION_KEY: np.stack(buffer.actions),
+            "next.reward": np.asarray(buffer.rewards, dtype=np.float32),
+            "next.success": np.asarray(buffer.successes, dtype=bool),
+            "next.done": np.asarray(buffer.dones, dtype=bool),
+            "timestamp": (frame_index / self.fps).astype(np.float32),
+            "frame_index": frame_index,
+            "episode_index": np.full(length, episode_index, dtype=np.int64),
+            "index": np.arange(start, start + length, dtype=np.int64),
+            "task_index": np.full(length, task_index, dtype=np.int64),
+        }
+
+    @staticmethod
+    def _frame_table(columns: dict[str, np.ndarray]) -> pa.Table:
+        arrays: dict[str, pa.Array] = {}
+        for key, values in columns.items():
+            if values.ndim == 2:  # a vector feature: fixed-size list, as HF datasets' Sequence(length=n)
+                flat = pa.array(values.reshape(-1), type=pa.float32())
+                arrays[key] = pa.FixedSizeListArray.from_arrays(flat, values.shape[1])
+            else:
+                arrays[key] = pa.array(values)
+        return pa.table(arrays)
+
+    def _image_stats(self, buffer: _EpisodeBuffer, camera: str) -> dict[str, np.ndarray]:
+        """Per-channel stats of every pixel of the episode, scaled to [0, 1] and shaped (3, 1, 1) as LeRobot's."""
+        height, width = self.image_size
+        n = len(buffer) * height * width
+        mean = buffer.image_sums[camera] / n
+        variance = np.maximum(buffer.image_sq_sums[camera] / n - mean**2, 0.0)
+
+        def shaped(v: np.ndarray) -> np.ndarray:
+            return (np.asarray(v, dtype=np.float64) / 255.0).reshape(3, 1, 1)
+
+        return {
+            "min": shaped(buffer.image_mins[camera]),
+            "max": shaped(buffer.image_maxs[camera]),
+            "mean": shaped(mean),
+            "std": shaped(np.sqrt(variance)),
+            "count": np.array([len(buffer)], dtype=np.int64),
+        }
+
+    def _recover(self) -> None:
+        """Bring the folder back to its last committed state and load that state (see the module docstring)."""
+        root = self.root
+        total = int(self._info["total_episodes"])
+        shutil.rmtree(root / STAGING_DIR, ignore_errors=True)
+        for sub in ("meta", "data", "videos"):
+            for tmp in (root / sub).rglob("*.tmp"):
+                tmp.unlink()
+        rows, by_file = _read_episode_rows(root, total)
+
+        # Episode rows of a killed save: drop them from their meta file (or the file, if nothing is left).
+        for path, file_rows in by_file.items():
+            kept = [row for row in file_rows if row["episode_index"] < total]
+            if not kept:
+                path.unlink()
+            elif len(kept) != len(file_rows):
+                _atomic_write(path, _parquet_bytes(pa.Table.from_pylist(kept)))
+
+        # Data and video files that no committed episode refers to were renamed in by a killed save.
+        referenced: set[Path] = set()
+        numbers = [-1]
+        for row in rows:
+            chunk, file = row["data/chunk_index"], row["data/file_index"]
+            referenced.add(root / DATA_PATH.format(chunk_index=chunk, file_index=file))
+            numbers.append(chunk * CHUNKS_SIZE + file)
+            for camera in self.cameras:
+                key = IMAGE_PREFIX + camera
+                chunk, file = row[f"videos/{key}/chunk_index"], row[f"videos/{key}/file_index"]
+                referenced.add(root / VIDEO_PATH.format(video_key=key, chunk_index=chunk, file_index=file))
+                numbers.append(chunk * CHUNKS_SIZE + file)
+        for path in referenced:
+            if not path.is_file():
+                raise DatasetError(
+                    f"{root}: {path.relative_to(root)} of a finished episode is missing; the dataset is damaged"
+                )
+        on_disk = list((root / "data").glob("*/*.parquet")) + list((root / "videos").glob("*/*/*.mp4"))
+        for path in on_disk:
+            if path not in referenced:
+                path.unlink()
+
+        tasks = _read_tasks(root)
+        total_tasks = int(self._info.get("total_tasks", len(tasks)))
+        if len(tasks) < total_tasks:
+            raise DatasetError(
+                f"{root}: info.json counts {total_tasks} tasks but {TASKS_PATH} has {len(tasks)}; "
+                "the dataset is damaged"
+            )
+        if len(tasks) > total_tasks:  # a task first seen in the killed episode
+            tasks = tasks[:total_tasks]
+            if tasks:
+                _atomic_write(root / TASKS_PATH, _tasks_bytes(tasks))
+            else:
+                (root / TASKS_PATH).unlink()
+
+        self._tasks = tasks
+        self._rows = rows
+        self._episode_stats = [_stats_from_row(row) for row in rows]
+        if rows:
+            # Stats may predate the last commit (a kill between stats.json and info.json): rewrite them.
+            _atomic_write(root / STATS_PATH, _json_bytes(_stats_to_json(_aggregate_stats(self._episode_stats))))
+        elif (root / STATS_PATH).exists():
+            (root / STATS_PATH).unlink()
+        self._next_file_number = max(numbers) + 1
+        if rows:
+            last = rows[-1]
+            self._meta_file_number = last["meta/episodes/chunk_index"] * CHUNKS_SIZE + last["meta/episodes/file_index"]
+            meta_path = root / EPISODES_PATH.format(
+                chunk_index=last["meta/episodes/chunk_index"], file_index=last["meta/episodes/file_index"]
+            )
+            self._meta_file_rows = [row for row in by_file.get(meta_path, []) if row["episode_index"] < total]
+
+    def _check_matches(
+        self,
+        *,
+        fps: int,
+        cameras: Sequence[str],
+        image_size: tuple[int, int],
+        state_names: Sequence[str],
+        action_names: Sequence[str],
+        robot_type: str | None = None,
+    ) -> None:
+        """Appending must not change what the dataset is: same rate, cameras, frame size and vector sizes."""
+        problems = []
+        if fps != self.fps:
+            problems.append(f"fps {fps} != {self.fps}")
+        if list(cameras) != self.cameras:
+            problems.append(f"cameras {list(cameras)} != {self.cameras}")
+        if tuple(image_size) != self.image_size:
+            problems.append(f"image size (height, width) {tuple(image_size)} != {self.image_size}")
+        if len(state_names) != len(self.state_names):
+            problems.append(f"state size {len(state_names)} != {len(self.state_names)}")
+        if len(action_names) != len(self.action_names):
+            problems.append(f"action size {len(action_names)} != {len(self.action_names)}")
+        if robot_type != self.robot_type:
+            problems.append(f"robot_type {robot_type!r} != {self.robot_type!r}")
+        if problems:
+            raise DatasetError(
+                f"{self.root} holds a dataset recorded differently ({'; '.join(problems)}); record into a new "
+                "folder, or use the settings it was recorded with to append"
+            )
+
+
+def _lock(root: Path) -> int:
+    """Take the folder's writer lock (flock on the directory itself: no lock file to go stale)."""
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise DatasetError(
+            f"another DatasetWriter has {root} open (in this or another process); finalize() it, or wait for it to end"
+        ) from None
+    return fd
+
+
+def _check_writer_schema(root: Path, features: dict[str, Any]) -> None:
+    required = [STATE_KEY, ACTION_KEY, *STEP_FEATURES, *DEFAULT_FEATURES]
+    missing = [key for key in required if key not in features]
+    videos = [key for key, f in features.items() if f.get("dtype") == "video"]
+    images = [key for key, f in features.items() if f.get("dtype") == "image"]
+    if missing or not videos or images:
+        if missing:
+            detail = f"missing features {missing}"
+        else:
+            detail = "no video features" if not videos else f"image features {images}"
+        raise DatasetError(
+            f"{root} is a LeRobot v3.0 dataset that roboreward's DatasetWriter did not make ({detail}); "
+            "append to it with the tool that made it, or record into a new folder"
+        )
+    if any(not key.startswith(IMAGE_PREFIX) for key in videos):
+        raise DatasetError(
+            f"{root}: video features {videos} are not all named {IMAGE_PREFIX}<camera>; DatasetWriter needs that"
+        )
+    shapes = {tuple(features[key]["shape"]) for key in videos}
+    if len(shapes) != 1:
+        raise DatasetError(
+            f"{root}: its cameras have different frame shapes {sorted(shapes)}; DatasetWriter needs one size"
+        )
+    for key in (STATE_KEY, ACTION_KEY):
+        names = features[key].get("names")
+        if not isinstance(names, list) or len(names) != features[key]["shape"][0]:
+            raise DatasetError(f"{root}: feature {key!r} has no list of names, one per entry; DatasetWriter needs them")
+
+
+# ------------------------------------------------------------------------------------- reader
+@dataclass(frozen=True)
+class EpisodeInfo:
+    """One finished episode, from the metadata alone."""
+
+    index: int
+    length: int
+    task: str
+    success: bool
+    from_index: int  # global frame indices [from_index, to_index)
+    to_index: int
+
+
+@dataclass(frozen=True)
+class Episode:
+    """An episode's per-frame arrays (frame t: the observation, the action taken, what the step returned)."""
+
+    index: int
+    task: str
+    success: bool
+    state: np.ndarray  # float32 [T, n]
+    action: np.ndarray  # float32 [T, m]
+    reward: np.ndarray  # float32 [T]   next.reward
+    step_success: np.ndarray  # bool [T]  next.success
+    done: np.ndarray  # bool [T]  next.done
+    timestamp: np.ndarray  # float32 [T], seconds from the episode start
+    frame_index: np.ndarray  # int64 [T]
+
+    def __len__(self) -> int:
+        return len(self.state)
+
+
+class DatasetReader:
+    """Reads a LeRobot v3.0 dataset: episode list, per-episode arrays, decoded camera frames.
+
+    Only committed episodes are visible (``info.json``'s ``total_episodes``): a dataset whose writer
+    was killed reads as the episodes it finished. Never writes to the folder, so it is safe to read
+    while a writer appends (it sees the episodes committed when it was made).
+    """
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.info = _read_info(self.root)
+        features = self.info["features"]
+        if STATE_KEY not in features or ACTION_KEY not in features:
+            raise DatasetError(f"{self.root} has no {STATE_KEY!r} or {ACTION_KEY!r} feature; roboreward needs both")
+        self.features: dict[str, dict[str, Any]] = features
+        self.fps: int = int(self.info["fps"])
+        self.robot_type: str | None = self.info.get("robot_type")
+        self.cameras: list[str] = [
+            key.removeprefix(IMAGE_PREFIX)
+            for key, f in features.items()
+            if f["dtype"] == "video" and key.startswith(IMAGE_PREFIX)
+        ]
+        total = int(self.info["total_episodes"])
+        self._rows, _ = _read_episode_rows(self.root, total)
+        tasks = _read_tasks(self.root)
+        self.tasks: list[str] = tasks[: int(self.info.get("total_tasks", len(tasks)))]
+        frames = sum(int(row["length"]) for row in self._rows)
+        if frames != int(self.info["total_frames"]):
+            raise DatasetError(
+                f"{self.root}: info.json counts {self.info['total_frames']} frames but its episodes hold {frames}; "
+                "the dataset is damaged"
+            )
+        self.episodes: list[EpisodeInfo] = [
+            EpisodeInfo(
+                index=int(row["episode_index"]),
+                length=int(row["length"]),
+                task=str(row["tasks"][0]) if row.get("tasks") else "",
+                success=bool(row["success"]) if row.get("success") is not None else False,
+                from_index=int(row["dataset_from_index"]),
+                to_index=int(row["dataset_to_index"]),
+            )
+            for row in self._rows
+        ]
+
+    def __len__(self) -> int:
+        return len(self.episodes)
+
+    @property
+    def num_episodes(self) -> int:
+        return len(self.episodes)
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.info["total_frames"])
+
+    @property
+    def stats(self) -> dict[str, dict[str, np.ndarray]]:
+        """Dataset stats from meta/stats.json (empty before the first episode)."""
+        path = self.root / STATS_PATH
+        if not path.is_file():
+            return {}
+        raw = json.loads(path.read_text())
+        return {key: {name: np.asarray(value) for name, value in parts.items()} for key, parts in raw.items()}
+
+    def episode(self, index: int) -> Episode:
+        """The per-frame arrays of episode ``index``."""
+        row = self._row(index)
+        chunk, file = row["data/chunk_index"], row["data/file_index"]
+        path = self.root / self.info["data_path"].format(chunk_index=chunk, file_index=file)
+        if not path.is_file():
+            raise DatasetError(f"{path} (episode {index}'s data) is missing; the dataset is damaged")
+        table = pq.read_table(path, filters=[("episode_index", "=", index)]).sort_by("frame_index")
+        if table.num_rows != row["length"]:
+            raise DatasetError(
+                f"{path} holds {table.num_rows} frames of episode {index}, its metadata says {row['length']}"
+            )
+
+        def column(key: str, dtype: Any, default: Any = None) -> np.ndarray:
+            if key not in table.column_names:
+                return np.full(table.num_rows, default, dtype=dtype)
+            values = table.column(key).combine_chunks()
+            if pa.types.is_fixed_size_list(values.type) or pa.types.is_list(values.type):
+                flat = values.flatten().to_numpy(zero_copy_only=False)
+                return flat.astype(dtype).reshape(table.num_rows, -1)
+            return values.to_numpy(zero_copy_only=False).astype(dtype)
+
+        info = self.episodes[index]
+        return Episode(
+            index=index,
+            task=info.task,
+            success=info.success,
+            state=column(STATE_KEY, np.float32),
+            action=column(ACTION_KEY, np.float32),
+            reward=column("next.reward", np.float32, np.nan),
+            step_success=column("next.success", bool, False),
+            done=column("next.done", bool, False),
+            timestamp=column("timestamp", np.float32),
+            frame_index=column("frame_index", np.int64),
+        )
+
+    def frames(self, index: int, camera: str) -> np.ndarray:
+        """Decoded frames of episode ``index`` from ``camera`` (name or feature key), uint8 [T, H, W, 3]."""
+        import imageio_ffmpeg
+
+        row = self._row(index)
+        key = _camera_key(camera)
+        if key not in self.features or self.features[key]["dtype"] != "video":
+            raise DatasetError(f"camera {camera!r} is not in this dataset; its cameras are {self.cameras}")
+        chunk, file = row[f"videos/{key}/chunk_index"], row[f"videos/{key}/file_index"]
+        path = self.root / self.info["video_path"].format(video_key=key, chunk_index=chunk, file_index=file)
+        if not path.is_file():
+            raise DatasetError(f"{path} (episode {index}'s {camera} video) is missing; the dataset is damaged")
+        first = round(float(row[f"videos/{key}/from_timestamp"]) * self.fps)
+        length = int(row["length"])
+        reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
+        meta = next(reader)
+        width, height = meta["size"]
+        out = np.empty((length, height, width, 3), dtype=np.uint8)
+        count = 0
+        try:
+            for i, data in enumerate(reader):
+                if i < first:
+                    continue
+                if count == length:
+                    break
+                out[count] = np.frombuffer(data, dtype=np.uint8).reshape(height, width, 3)
+                count += 1
+        finally:
+            reader.close()
+        if count != length:
+            raise DatasetError(
+                f"{path} has {count} frames for episode {index} from frame {first}; its metadata says {length}"
+            )
+        return out
+
+    def _row(self, index: int) -> dict[str, Any]:
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < len(self._rows):
+            raise DatasetError(f"episode {index!r} is not in {self.root}; it has episodes 0..{len(self._rows) - 1}")
+        return self._rows[int(index)]

@@ -1,0 +1,173 @@
+"""Record Meta-World's scripted expert into a LeRobot v3.0 dataset, one episode per rollout.
+
+Reward models learned from demonstrations need demonstrations; Meta-World ships a hand-written
+expert for every task (:meth:`roboreward.envs.metaworld.MetaWorldEnv.scripted_action`), so
+recording needs no person and no trained policy. Each step stores the observation (39-d state and
+one frame per camera, rendered *before* acting), the expert's action, and what the step returned
+(``next.reward``, ``next.success``, ``next.done``).
+
+Episodes are seeded by their index in the dataset (episode ``i`` resets with ``seed + i``), so
+re-running into the same folder resumes the sequence instead of repeating rollouts, and a kill
+mid-recording loses at most the episode in progress (see :mod:`roboreward.datasets.lerobot_v3`).
+
+Example::
+
+    roboreward demos record reach --episodes 20 --cameras corner3 topview --out demos/reach
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import gymnasium as gym
+
+import roboreward.envs  # noqa: F401  (registers the ids)
+from roboreward.datasets.lerobot_v3 import DatasetError, DatasetWriter
+from roboreward.envs import METAWORLD_ENV_IDS
+
+ROBOT_TYPE = "sawyer"
+
+# What each task asks for, in words a language-conditioned reward model (or a person) can read.
+TASK_TEXT: dict[str, str] = {
+    "reach-v3": "reach the red goal with the gripper",
+    "push-v3": "push the puck to the goal",
+    "door-open-v3": "pull the door open",
+    "drawer-open-v3": "pull the drawer open",
+    "button-press-v3": "press the button",
+    "pick-place-v3": "pick up the puck and place it at the goal",
+}
+
+# Meta-World's 39-d observation (see roboreward.envs.metaworld): hand, gripper, two objects, the same
+# 18 values one step earlier, and the goal.
+_CURRENT = ["hand_x", "hand_y", "hand_z", "gripper_open"] + [
+    f"obj{i}_{c}" for i in (1, 2) for c in ("x", "y", "z", "qw", "qx", "qy", "qz")
+]
+STATE_NAMES: list[str] = _CURRENT + [f"prev_{name}" for name in _CURRENT] + ["goal_x", "goal_y", "goal_z"]
+ACTION_NAMES: list[str] = ["dx", "dy", "dz", "gripper"]
+
+
+def metaworld_tasks() -> dict[str, str]:
+    """Short task name (``reach``, ``door-open``, ...) -> registered env id, for the CLI and errors."""
+    return {gym.spec(env_id).kwargs["task"].removesuffix("-v3"): env_id for env_id in METAWORLD_ENV_IDS}
+
+
+def resolve_env_id(task: str) -> str:
+    """``reach`` or ``reach-v3`` or ``roboreward/MetaWorld-Reach-v3`` -> the registered env id."""
+    tasks = metaworld_tasks()
+    if task in METAWORLD_ENV_IDS:
+        return task
+    name = task.removesuffix("-v3")
+    if name in tasks:
+        return tasks[name]
+    raise DatasetError(
+        f"{task!r} is not a Meta-World task with a scripted expert; choose one of {sorted(tasks)} "
+        f"(or an env id: {METAWORLD_ENV_IDS})"
+    )
+
+
+@dataclass(frozen=True)
+class RecordSummary:
+    """What one :func:`record_scripted_demos` call added."""
+
+    out_dir: Path
+    env_id: str
+    task: str
+    episodes: list[int]  # indices in the dataset of the episodes recorded now
+    successes: int
+    frames: int
+    total_episodes: int  # in the dataset afterwards, earlier recordings included
+
+    @property
+    def success_rate(self) -> float:
+        return self.successes / len(self.episodes) if self.episodes else 0.0
+
+
+def record_scripted_demos(
+    env_id: str,
+    out_dir: str | Path,
+    episodes: int,
+    cameras: Sequence[str] = ("corner3",),
+    width: int = 96,
+    height: int = 96,
+    seed: int = 0,
+    *,
+    max_steps: int | None = None,
+    task: str | None = None,
+    progress: bool = True,
+) -> RecordSummary:
+    """Roll out the scripted expert ``episodes`` times and append each rollout as an episode.
+
+    :param env_id: a Meta-World env id or short name (``reach``, ``push``, ``door-open``, ...).
+    :param out_dir: the dataset folder; created if new, appended to if it holds a dataset recorded
+        with the same cameras and frame size.
+    :param episodes: rollouts to record now.
+    :param cameras: Meta-World cameras to render every step (``corner3``, ``topview``, ...).
+    :param width: frame width in pixels (even: H.264 needs it).
+    :param height: frame height in pixels (even).
+    :param seed: episode ``i`` of the dataset resets with ``seed + i``.
+    :param max_steps: cut episodes after this many steps (default: the env's limit, 200); the last
+        recorded step then has ``next.done`` set.
+    :param task: the episode's task text (default: :data:`TASK_TEXT` for the task).
+    :param progress: show a tqdm bar over episodes.
+    :returns: what was recorded; ``success`` of an episode is Meta-World's success at any step.
+    """
+    from tqdm.auto import tqdm
+
+    env_id = resolve_env_id(env_id)
+    if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
+        raise DatasetError(f"episodes={episodes!r} must be a positive integer")
+    if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1):
+        raise DatasetError(f"max_steps={max_steps!r} must be a positive integer (or None for the env's limit)")
+    cameras = list(cameras)
+    env = gym.make(env_id, width=width, height=height)
+    try:
+        mw = env.unwrapped
+        unknown = [c for c in cameras if c not in mw.cameras]
+        if unknown:
+            raise DatasetError(f"camera {unknown[0]!r} is not in the Meta-World model; choose from {mw.cameras}")
+        task_text = task if task is not None else TASK_TEXT.get(mw.task, mw.task.removesuffix("-v3").replace("-", " "))
+        limit = env.spec.max_episode_steps if env.spec is not None else None
+        steps = min(n for n in (max_steps, limit) if n is not None)  # registered ids always have a limit
+        writer = DatasetWriter.open_or_create(
+            out_dir,
+            fps=int(env.metadata["render_fps"]),
+            cameras=cameras,
+            image_size=(height, width),
+            state_names=STATE_NAMES,
+            action_names=ACTION_NAMES,
+            robot_type=ROBOT_TYPE,
+        )
+        recorded: list[int] = []
+        successes = frames = 0
+        bar = tqdm(total=episodes, desc=f"record {mw.task}", unit="episode", dynamic_ncols=True, disable=not progress)
+        with writer, bar:
+            for _ in range(episodes):
+                obs, _ = env.reset(seed=seed + writer.num_episodes)
+                success = False  # Meta-World's measure: success at any step (it can be lost again)
+                for t in range(steps):
+                    images = mw.render_cameras(cameras)
+                    action = mw.scripted_action(obs)
+                    next_obs, reward, terminated, truncated, info = env.step(action)
+                    done = bool(terminated or truncated or t == steps - 1)
+                    writer.add_frame(
+                        state=obs, action=action, images=images, reward=reward, success=info["is_success"], done=done
+                    )
+                    obs = next_obs
+                    success |= bool(info["is_success"])
+                    if done:
+                        break
+                length = writer.frames_in_episode
+                recorded.append(writer.save_episode(task=task_text, success=success))
+                successes += int(success)
+                frames += length
+                bar.update(1)
+                bar.set_postfix(success=f"{successes}/{len(recorded)}", episodes=writer.num_episodes)
+            total = writer.num_episodes
+    finally:
+        env.close()
+    return RecordSummary(
+        out_dir=Path(out_dir), env_id=env_id, task=task_text, episodes=recorded, successes=successes,
+        frames=frames, total_episodes=total,
+    )

@@ -6,6 +6,15 @@
 from roboreward.rewards.base import EnvRewardConfig, RewardBatch, RewardConfig, RewardModel, make_reward_model
 from roboreward.rewards.clip import ClipReward, ClipRewardConfig
 from roboreward.rewards.goal_image import GoalImageReward, GoalImageRewardConfig
+from roboreward.rewards.perceptual import PerceptualReward, PerceptualRewardConfig
+from roboreward.rewards.shaping import (
+    PotentialShaping,
+    VecPotentialShaping,
+    clipped_process_reward,
+    delta_process_reward,
+    gated_accumulation,
+    sigmoid_centred_reward,
+)
 
 __all__ = [
     "ClipReward",
@@ -13,8 +22,16 @@ __all__ = [
     "EnvRewardConfig",
     "GoalImageReward",
     "GoalImageRewardConfig",
+    "PerceptualReward",
+    "PerceptualRewardConfig",
+    "PotentialShaping",
     "RewardBatch",
     "RewardConfig",
     "RewardModel",
+    "VecPotentialShaping",
+    "clipped_process_reward",
+    "delta_process_reward",
+    "gated_accumulation",
     "make_reward_model",
+    "sigmoid_centred_reward",
 ]

@@ -21,12 +21,33 @@ builds an untrained model (tests only).
 Frames are preprocessed as batched tensors on the model's device (no PIL): resize the shorter side to
 the model's input size (bicubic, antialiased), center crop, normalise with the model's mean and std —
 open_clip's eval transform, up to the rounding PIL does on uint8 images.
+
+Precision (``precision``), exact and fast:
+
+- ``fp32``: exact — the default on the CPU. Rewards equal the per-frame path to float rounding.
+- ``fp16``: half-precision weights and activations — the default on CUDA.
+- ``bf16``: the image tower in bfloat16. Fast on GPUs and on CPUs with native bf16 (AVX512-BF16, AMX);
+  on CPUs without (e.g. AVX2-only) PyTorch emulates it and it runs several times *slower* than fp32
+  (~8x on an AVX2 EPYC): a warning says so and points to ``int8``.
+- ``int8`` (CPU only): every linear layer of the image tower (attention projections, MLPs) runs as a
+  dynamically quantised int8 GEMM (oneDNN): weights int8 per output channel, activations quantised
+  per call to 7 bits (``reduce_range``: AVX2's u8 x s8 pair sums stay within int16). The fast mode on
+  AVX2 CPUs; ``benchmarks/clip_reward.py`` prints its speed-up and its largest reward difference.
+
+In every mode the prompt embeddings are computed in fp32 (``bf16`` and ``int8`` change only the image
+tower), so the goal and baseline directions do not move with the precision.
+
+Smoothing over recent frames and running normalisation of the reward (``smoothing_window``,
+``normalize``) are applied by the reward wrappers, see :mod:`roboreward.rewards.postprocess`; and
+``pipeline`` lets :class:`~roboreward.rewards.wrappers.VecLearnedReward` score the frames of the envs
+that finished their step while the others still step and render (``env.vectorization: subproc``).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,11 +60,12 @@ import torch.nn.functional as F
 
 from roboreward.config import bounded
 from roboreward.rewards.base import RewardBatch, RewardConfig, RewardModel
+from roboreward.rewards.postprocess import RewardPostprocessConfig
 
 
 @RewardConfig.register_subclass("clip")
 @dataclass(kw_only=True)
-class ClipRewardConfig(RewardConfig):
+class ClipRewardConfig(RewardConfig, RewardPostprocessConfig):
     model: str = bounded("ViT-B-32", "open_clip architecture, one of open_clip.list_models()")
     pretrained: str | None = bounded(
         "laion2b_s34b_b79k", "open_clip pretrained tag; its weights must already be on disk (never downloaded)"
@@ -62,9 +84,16 @@ class ClipRewardConfig(RewardConfig):
     )
     batch_size: int = bounded(64, "frames per CLIP forward pass", ge=1)
     device: str = "auto"  # "auto" picks CUDA when present
-    precision: Literal["auto", "fp32", "fp16"] = bounded("auto", "auto: fp16 on CUDA, fp32 on CPU")
+    precision: Literal["auto", "fp32", "fp16", "bf16", "int8"] = bounded(
+        "auto", "auto: fp16 on CUDA, fp32 (exact) on CPU; int8: the fast CPU mode; bf16: fast where the CPU has bf16"
+    )
+    pipeline: bool = bounded(
+        False, "score each env's frame as soon as its step arrives, while the others still step and render "
+        "(needs env.vectorization: subproc)"
+    )
 
     def __post_init__(self) -> None:
+        super().__post_init__()  # RewardPostprocessConfig's checks
         if not self.goal_prompts:
             raise ValueError(
                 "goal_prompts is empty; describe the goal, e.g. reward.goal_prompts=['a robot arm touching a red dot']"
@@ -110,10 +139,16 @@ class ClipReward(RewardModel):
         precision = config.precision
         if precision == "auto":
             precision = "fp16" if self.device.type == "cuda" else "fp32"
+        if precision == "int8" and self.device.type != "cpu":
+            raise ValueError(
+                f"reward.precision=int8 runs on the CPU only (PyTorch's quantized CPU kernels); on {self.device.type} "
+                "use fp16 (the default there) or bf16"
+            )
         self.precision = precision
-        self.input_dtype = torch.float16 if precision == "fp16" else torch.float32
+        self.input_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision, torch.float32)
 
-        self.model = load_clip_model(config, self.device, precision)
+        # bf16 and int8 change the image tower only, after the prompts are embedded in fp32 (below).
+        self.model = load_clip_model(config, self.device, precision if precision in ("fp32", "fp16") else "fp32")
         self.tokenizer = open_clip.get_tokenizer(config.model)
         cfg = clip_preprocess_config(self.model)
         self.image_size: tuple[int, int] = cfg["size"]
@@ -126,6 +161,18 @@ class ClipReward(RewardModel):
         self.goal = mean_direction(self.embed_texts(config.goal_prompts))
         self.baseline = mean_direction(self.embed_texts(config.baseline_prompts)) if config.baseline_prompts else None
         self.projection = projection_matrix(self.goal, self.baseline, config.alpha)
+
+        if precision == "bf16":
+            if self.device.type == "cpu" and not cpu_has_native_bf16():
+                warnings.warn(
+                    "reward.precision=bf16 on a CPU without native bf16 (no AVX512-BF16 or AMX): PyTorch emulates it "
+                    "and CLIP runs several times slower than fp32; use reward.precision=int8 for the fast CPU mode",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+            self.model.visual.to(torch.bfloat16)
+        elif precision == "int8":
+            quantize_linear_layers_int8(self.model.visual)
 
     # ----------------------------------------------------------------------------------------
     # Embeddings
@@ -267,7 +314,7 @@ def preprocess_frames(
         x = x[..., top : top + th, left : left + tw]
     else:
         raise ValueError(f"resize_mode {resize_mode!r} is not supported; expected shortest, squash or longest")
-    return (x - mean) / std
+    return x.sub_(mean).div_(std)  # in place (x is this function's own float copy): no new tensors
 
 
 def clip_preprocess_config(model: torch.nn.Module) -> dict[str, Any]:
@@ -287,6 +334,114 @@ def clip_preprocess_config(model: torch.nn.Module) -> dict[str, Any]:
         "resize_mode": cfg.get("resize_mode") or "shortest",
         "fill_color": cfg.get("fill_color") or 0,
     }
+
+
+# --------------------------------------------------------------------------------------------
+# Reduced precision on the CPU
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether oneDNN has native bf16 kernels on this CPU (AVX512-BF16 or AMX); otherwise bf16 is emulated."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # pragma: no cover - torch without oneDNN
+        return False
+
+
+class Int8Linear(torch.nn.Module):
+    """``y = x Wᵀ + b`` as a dynamically quantised int8 GEMM (PyTorch's oneDNN kernels, else fbgemm).
+
+    Weights are int8 with one scale per output channel, fixed at construction; each call quantises its
+    input to 7-bit unsigned integers with one scale and zero point for the whole input
+    (``reduce_range``, so that the pair sums of AVX2's u8 x s8 instruction cannot saturate int16), and
+    the int32 result is scaled back to float and the float bias added. The weights are packed for
+    oneDNN where PyTorch has it (~10% faster than fbgemm on ViT-B-32's shapes on an AVX2 CPU); the
+    packed weights carry their kernels, so the process-wide ``torch.backends.quantized.engine`` is
+    left as it was.
+    """
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None):
+        super().__init__()
+        w = weight.detach().float().cpu().contiguous()
+        self.in_features, self.out_features = w.shape[1], w.shape[0]
+        scale = (w.abs().amax(dim=1) / 127.0).clamp_min(1e-12).double()
+        engine = torch.backends.quantized.engine
+        with warnings.catch_warnings():  # the quantized tensor API warns that it will move to torchao
+            warnings.simplefilter("ignore")
+            qweight = torch.quantize_per_channel(w, scale, torch.zeros_like(scale, dtype=torch.long), 0, torch.qint8)
+            try:
+                if "onednn" in torch.backends.quantized.supported_engines:
+                    torch.backends.quantized.engine = "onednn"
+                bias = None if bias is None else bias.detach().float().cpu()
+                self._packed = torch.ops.quantized.linear_prepack(qweight, bias)
+            finally:
+                torch.backends.quantized.engine = engine
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ops.quantized.linear_dynamic(x.float(), self._packed, True)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, int8"
+
+
+class Int8SelfAttention(torch.nn.Module):
+    """An ``nn.MultiheadAttention`` in inference with its input and output projections in int8.
+
+    Takes the module's call signature (``need_weights`` must be False, as open_clip calls it); the
+    attention itself (softmax of ``q kᵀ``) stays in float. Cross-attention (``query`` not ``key``)
+    falls back to the original float module.
+    """
+
+    def __init__(self, mha: torch.nn.MultiheadAttention):
+        super().__init__()
+        if not mha._qkv_same_embed_dim or mha.in_proj_weight is None:
+            raise ValueError("Int8SelfAttention needs an nn.MultiheadAttention with one packed qkv projection")
+        self.num_heads = mha.num_heads
+        self.batch_first = mha.batch_first
+        self.in_proj = Int8Linear(mha.in_proj_weight, mha.in_proj_bias)
+        self.out_proj = Int8Linear(mha.out_proj.weight, mha.out_proj.bias)
+        self.float_module = mha
+
+    def forward(self, query, key, value, key_padding_mask=None, need_weights=True, attn_mask=None, **kwargs):
+        if not (query is key and key is value) or key_padding_mask is not None or kwargs.get("is_causal"):
+            return self.float_module(
+                query, key, value,
+                key_padding_mask=key_padding_mask, need_weights=need_weights, attn_mask=attn_mask, **kwargs,
+            )
+        if need_weights:
+            raise ValueError("the int8 attention does not return attention weights; call it with need_weights=False")
+        x = query if self.batch_first else query.transpose(0, 1)
+        batch, tokens, dim = x.shape
+        qkv = self.in_proj(x).view(batch, tokens, 3, self.num_heads, dim // self.num_heads).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]  # [batch, heads, tokens, head_dim]
+        scores = (q * (q.shape[-1] ** -0.5)) @ k.transpose(-2, -1)  # ViT token counts are small: plain matmuls
+        if attn_mask is not None:
+            mask = attn_mask
+            if mask.dim() == 3:  # [batch * heads, L, S]
+                mask = mask.view(batch, self.num_heads, *mask.shape[-2:])
+            scores = scores.masked_fill(mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
+        out = scores.softmax(dim=-1) @ v
+        out = self.out_proj(out.transpose(1, 2).reshape(batch, tokens, dim))
+        return (out if self.batch_first else out.transpose(0, 1)), None
+
+
+def quantize_linear_layers_int8(module: torch.nn.Module) -> int:
+    """Replace, in place, every ``nn.Linear`` and self-attention block under ``module`` by its int8 version.
+
+    Returns how many modules were replaced. Convolutions (ViT's patch embedding), layer norms and the
+    final projection matrix stay in float.
+    """
+    replaced = 0
+    for name, child in module.named_children():
+        if isinstance(child, torch.nn.MultiheadAttention) and child._qkv_same_embed_dim:
+            setattr(module, name, Int8SelfAttention(child))
+            replaced += 1
+        elif isinstance(child, torch.nn.Linear):
+            setattr(module, name, Int8Linear(child.weight, child.bias))
+            replaced += 1
+        else:
+            replaced += quantize_linear_layers_int8(child)
+    return replaced
 
 
 # --------------------------------------------------------------------------------------------

@@ -17,17 +17,25 @@ Example::
     model = make_reward_model(GoalImageRewardConfig())
     make = lambda: RenderInInfo(gym.make("roboreward/ArmReach-v0", render_mode="rgb_array"))
     venv = VecLearnedReward(DummyVecEnv([make] * 4), model)   # 4 frames scored per call
+
+Both wrappers also apply the reward config's optional smoothing and normalisation
+(:mod:`roboreward.rewards.postprocess`) and keep the model's own output in
+``info["learned_reward_raw"]``. :class:`VecLearnedReward` over a ``SubprocVecEnv`` can pipeline:
+score the frames of the envs that have finished their step while the others still step and render.
 """
 
 from __future__ import annotations
 
+from multiprocessing.connection import wait as wait_for_connections
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
+from stable_baselines3.common.vec_env import SubprocVecEnv, VecEnv, VecEnvWrapper
+from stable_baselines3.common.vec_env.subproc_vec_env import _stack_obs
 
 from roboreward.rewards.base import RewardBatch, RewardModel
+from roboreward.rewards.postprocess import RewardPostprocessor
 
 FRAME_KEY = "frame"
 GOAL_FRAME_KEY = "goal_frame"
@@ -65,16 +73,23 @@ class RenderInInfo(gym.Wrapper):
 
 
 class LearnedReward(gym.Wrapper):
-    """Replace one env's reward by a reward model's; keep the env's in ``info["true_reward"]``."""
+    """Replace one env's reward by a reward model's; keep the env's in ``info["true_reward"]``.
+
+    ``info["learned_reward"]`` is the reward returned, after the config's smoothing and
+    normalisation if any; ``info["learned_reward_raw"]`` the model's own output.
+    """
 
     def __init__(self, env: gym.Env, model: RewardModel):
         super().__init__(RenderInInfo(env) if model.requires_frames else env)
         self.model = model
+        self.postprocess = RewardPostprocessor.from_config(getattr(model, "config", None), n_envs=1)
         self._goal_frame: np.ndarray | None = None
 
     def reset(self, **kwargs):
         obs, info = self.env.reset(**kwargs)
         self._goal_frame = info.get(GOAL_FRAME_KEY)
+        if self.postprocess is not None:
+            self.postprocess.reset()
         return obs, info
 
     def step(self, action):
@@ -85,9 +100,12 @@ class LearnedReward(gym.Wrapper):
             observations=np.asarray(obs)[None],
             goal_frames=None if self._goal_frame is None else self._goal_frame[None],
         )
-        reward = float(self.model(batch)[0])
+        raw = self.model(batch)
+        processed = raw if self.postprocess is None else self.postprocess(raw, np.array([terminated or truncated]))
+        reward = float(processed[0])
         _put(info, "true_reward", float(true_reward))
         _put(info, "learned_reward", reward)
+        _put(info, "learned_reward_raw", float(raw[0]))
         return obs, reward, terminated, truncated, info
 
 
@@ -101,11 +119,46 @@ class VecLearnedReward(VecEnvWrapper):
 
     With ``model=None`` the env's reward passes through unchanged but the same info keys are added,
     so training on the true reward is logged and evaluated exactly like training on a learned one.
+    With a model, ``info["learned_reward_raw"]`` holds its output, and the reward returned is that
+    output after the smoothing and normalisation its config asks for (see
+    :mod:`roboreward.rewards.postprocess`; this wrapper owns their per-env state).
+
+    **Pipeline** (``pipeline=True``, or ``None`` to take the model config's ``pipeline`` field; needs
+    ``venv`` to be a ``SubprocVecEnv``): ``step_async`` sends the actions to all worker processes as
+    usual, but instead of waiting for every worker, the wait receives from the workers' pipes in the
+    order they answer, and as soon as a group of at least ``n_envs / pipeline_groups`` frames has
+    arrived it scores them — one batched call for all that have arrived — while the other workers are
+    still stepping and rendering; the last group is whatever remains. So the reward model's time
+    hides behind the slower workers' rendering, and a step takes about ``max(render, reward)`` rather
+    than ``render + reward`` when the two run on separate hardware (a GPU for the model, CPU cores
+    for the workers) or there are idle cores. On a CPU that both already fill, there is nothing to
+    overlap, and smaller batches cost the model more per frame: measure with
+    ``benchmarks/clip_reward.py``. More groups overlap more but batch less (``pipeline_groups =
+    n_envs``: score every frame as it arrives). The rewards are the same as without the pipeline (same
+    frames, same observations; smoothing and normalisation run on the whole step, in env order) as
+    long as the model scores each frame independently of its batch — true of every roboreward model,
+    up to float rounding.
     """
 
-    def __init__(self, venv: VecEnv, model: RewardModel | None):
+    def __init__(
+        self, venv: VecEnv, model: RewardModel | None, pipeline: bool | None = None, pipeline_groups: int = 2
+    ):
         super().__init__(venv)
         self.model = model
+        config = getattr(model, "config", None)
+        self.postprocess = None if model is None else RewardPostprocessor.from_config(config, self.num_envs)
+        if pipeline is None:
+            pipeline = bool(getattr(config, "pipeline", False))
+        if pipeline and model is not None and not isinstance(venv, SubprocVecEnv):
+            raise ValueError(
+                f"the reward pipeline overlaps scoring with the envs' steps in worker processes, but the vector env is "
+                f"a {type(venv).__name__}; set env.vectorization=subproc, or reward.pipeline=false"
+            )
+        if pipeline_groups < 1:
+            raise ValueError(f"pipeline_groups={pipeline_groups} must be >= 1")
+        self.pipeline = bool(pipeline) and model is not None
+        self.pipeline_groups = pipeline_groups
+        self.reward_calls: list[int] = []  # batch size of each model call of the last step (how the pipeline grouped)
         self._goal_frames: list[np.ndarray | None] = [None] * self.num_envs
         self._true_returns = np.zeros(self.num_envs)
         self._lengths = np.zeros(self.num_envs, dtype=np.int64)
@@ -116,12 +169,24 @@ class VecLearnedReward(VecEnvWrapper):
             self._take_reset_info(i, info)
         self._true_returns[:] = 0.0
         self._lengths[:] = 0
+        if self.postprocess is not None:
+            self.postprocess.reset()
         return obs
 
     def step_wait(self):
-        obs, true_rewards, dones, infos = self.venv.step_wait()
-        frames = [info.pop(FRAME_KEY, None) for info in infos]
-        rewards = true_rewards if self.model is None else self._score(obs, frames, dones, infos)
+        self.reward_calls = []
+        if self.pipeline:
+            obs, true_rewards, dones, infos, raw = self._step_wait_pipelined()
+        else:
+            obs, true_rewards, dones, infos = self.venv.step_wait()
+            frames = [info.pop(FRAME_KEY, None) for info in infos]
+            raw = None if self.model is None else self._score(range(self.num_envs), obs, frames, dones, infos)
+        if raw is None:
+            rewards = true_rewards
+        else:
+            rewards = raw if self.postprocess is None else self.postprocess(raw, dones)
+            for i, info in enumerate(infos):
+                _put(info, "learned_reward_raw", float(raw[i]))
 
         self._true_returns += true_rewards
         self._lengths += 1
@@ -134,19 +199,50 @@ class VecLearnedReward(VecEnvWrapper):
                 self._take_reset_info(i, self.venv.reset_infos[i])
         return obs, rewards, dones, infos
 
-    def _score(self, obs: np.ndarray, frames: list, dones: np.ndarray, infos: list[dict]) -> np.ndarray:
+    def _score(self, envs, obs, frames: list, dones, infos) -> np.ndarray:
+        """Raw model rewards of ``envs`` (indices); ``obs``, ``frames``, ``dones``, ``infos`` are indexed by env."""
         assert self.model is not None
+        envs = list(envs)
         # A finished env's obs is already its next episode's first; score the state it ended in.
-        observations = np.stack([info["terminal_observation"] if d else o for o, d, info in zip(obs, dones, infos)])
-        if self.model.requires_frames and any(f is None for f in frames):
+        observations = np.stack([infos[i]["terminal_observation"] if dones[i] else obs[i] for i in envs])
+        if self.model.requires_frames and any(frames[i] is None for i in envs):
             raise RuntimeError("the reward model reads frames but the envs render none: wrap each env in RenderInInfo")
-        goals = self._goal_frames
+        goals = [self._goal_frames[i] for i in envs]
         batch = RewardBatch(
-            frames=np.stack(frames) if self.model.requires_frames else None,
+            frames=np.stack([frames[i] for i in envs]) if self.model.requires_frames else None,
             observations=observations,
             goal_frames=np.stack(goals) if all(g is not None for g in goals) else None,  # type: ignore[arg-type]
         )
+        self.reward_calls.append(len(envs))
         return self.model(batch)
+
+    def _step_wait_pipelined(self):
+        """``SubprocVecEnv.step_wait``, scoring each group of workers' frames as soon as they have arrived."""
+        venv = self.venv
+        assert isinstance(venv, SubprocVecEnv)
+        n = self.num_envs
+        results: list[Any] = [None] * n
+        frames: list[np.ndarray | None] = [None] * n
+        raw = np.zeros(n, dtype=np.float32)
+        min_group = -(-n // self.pipeline_groups)
+        pending = {remote: i for i, remote in enumerate(venv.remotes)}
+        group: list[int] = []
+        while pending:
+            for remote in wait_for_connections(list(pending)):  # blocks until at least one worker answers
+                i = pending.pop(remote)
+                results[i] = remote.recv()  # (obs, reward, done, info, reset_info), as SubprocVecEnv's worker sends
+                frames[i] = results[i][3].pop(FRAME_KEY, None)
+                group.append(i)
+            if len(group) >= min_group or not pending:
+                group.sort()
+                obs = {i: results[i][0] for i in group}
+                dones = {i: results[i][2] for i in group}
+                infos = {i: results[i][3] for i in group}
+                raw[group] = self._score(group, obs, frames, dones, infos)
+                group = []
+        venv.waiting = False
+        obs, true_rewards, dones, infos, venv.reset_infos = zip(*results, strict=True)  # type: ignore[assignment]
+        return _stack_obs(obs, venv.observation_space), np.stack(true_rewards), np.stack(dones), infos, raw
 
     def _take_reset_info(self, i: int, info: dict[str, Any]) -> None:
         info.pop(FRAME_KEY, None)

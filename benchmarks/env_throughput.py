@@ -19,7 +19,6 @@ import torch
 from roboreward.envs.make import make_vec_env
 from roboreward.experiment import ExperimentConfig
 from roboreward.rewards.base import make_reward_model
-from roboreward.rewards.wrappers import RenderInInfo  # noqa: F401  (documents the stack being timed)
 
 
 class _RenderOnly:

@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
 from roboreward.config import ChoiceConfig
+from roboreward.registry import Registered
 
 
 @dataclass(kw_only=True)
@@ -61,29 +62,16 @@ class RewardBatch:
         raise ValueError("a RewardBatch needs frames or observations")
 
 
-class RewardModel(abc.ABC):
+class RewardModel(Registered, abc.ABC):
     """Scores batches of transitions. Subclasses declare ``name`` and ``config_class``."""
 
-    name: ClassVar[str]
+    kind = "reward model"
     config_class: ClassVar[type[RewardConfig]]
     requires_frames: ClassVar[bool] = True
-    _registry: ClassVar[dict[str, type[RewardModel]]] = {}
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if abc.ABC in cls.__bases__:
-            return
-        for attr in ("name", "config_class"):
-            if not hasattr(cls, attr):
-                raise TypeError(f"{cls.__name__} must declare the class attribute {attr!r}")
-        if cls.name in RewardModel._registry:
-            raise TypeError(f"reward model name {cls.name!r} is taken by {RewardModel._registry[cls.name].__name__}")
-        RewardModel._registry[cls.name] = cls
 
     def __init__(self, config: RewardConfig):
-        if not isinstance(config, self.config_class):
-            raise TypeError(f"{type(self).__name__} takes a {self.config_class.__name__}, got {type(config).__name__}")
-        self.config = config
+        super().__init__(config)
+        self.config: RewardConfig = config
 
     @abc.abstractmethod
     def compute(self, batch: RewardBatch) -> np.ndarray:
@@ -102,7 +90,4 @@ def make_reward_model(config: RewardConfig) -> RewardModel | None:
         return None
     import roboreward.rewards  # noqa: F401  (registers the built-in models)
 
-    name = config.type_name  # type: ignore[attr-defined]
-    if name not in RewardModel._registry:
-        raise KeyError(f"no reward model is registered as {name!r}; registered: {sorted(RewardModel._registry)}")
-    return RewardModel._registry[name](config)
+    return RewardModel.build(config)

@@ -138,3 +138,13 @@ class FeatureCache:
 def _shape_tag(frame: np.ndarray) -> bytes:
     """Frames of different shapes with equal bytes must not share a key."""
     return f"{frame.shape[0]}x{frame.shape[1]}".encode()[:16]
+
+
+def cached_features(
+    blocks: int, grid: int, input_size: int | None, weights: str, device: str, cache_size: int
+) -> FeatureCache:
+    """The feature extractor a reward config describes, on its device (``auto`` = CUDA if present), memoised."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    extractor = EfficientNetLite0Features(blocks=blocks, grid=grid, input_size=input_size, weights=weights).to(device)
+    return FeatureCache(extractor, max_entries=cache_size)

@@ -23,11 +23,10 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import torch
 
 from roboreward.config import bounded
 from roboreward.rewards.base import RewardBatch, RewardConfig, RewardModel
-from roboreward.rewards.features import EfficientNetLite0Features, FeatureCache
+from roboreward.rewards.features import cached_features
 
 
 @RewardConfig.register_subclass("goal_image")
@@ -55,11 +54,9 @@ class GoalImageReward(RewardModel):
 
     def __init__(self, config: GoalImageRewardConfig):
         super().__init__(config)
-        device = ("cuda" if torch.cuda.is_available() else "cpu") if config.device == "auto" else config.device
-        extractor = EfficientNetLite0Features(
-            blocks=config.blocks, grid=config.grid, input_size=config.input_size, weights=config.weights
-        ).to(device)
-        self.features = FeatureCache(extractor, max_entries=config.cache_size)
+        self.features = cached_features(
+            config.blocks, config.grid, config.input_size, config.weights, config.device, config.cache_size
+        )
         self._fixed_goal: np.ndarray | None = None
         if config.goal_source == "images":
             self.set_goal_images(load_goal_images(config.goal_images, config.demo_last_frames))

@@ -75,11 +75,10 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import torch
 
 from roboreward.config import bounded
 from roboreward.rewards.base import RewardBatch, RewardConfig, RewardModel
-from roboreward.rewards.features import EfficientNetLite0Features, FeatureCache
+from roboreward.rewards.features import cached_features
 
 FORMAT_VERSION = 1
 
@@ -340,11 +339,9 @@ class PerceptualReward(RewardModel):
 
     def __init__(self, config: PerceptualRewardConfig):
         super().__init__(config)
-        device = ("cuda" if torch.cuda.is_available() else "cpu") if config.device == "auto" else config.device
-        extractor = EfficientNetLite0Features(
-            blocks=config.blocks, grid=config.grid, input_size=config.input_size, weights=config.weights
-        ).to(device)
-        self.features = FeatureCache(extractor, max_entries=config.cache_size)
+        self.features = cached_features(
+            config.blocks, config.grid, config.input_size, config.weights, config.device, config.cache_size
+        )
         self.model: StepModels | None = None
         self.boundaries: list[np.ndarray] = []  # each demo's step boundaries, from the last fit
         self.frame_size: tuple[int, int] | None = None  # (H, W) of the demo frames

@@ -38,6 +38,7 @@ from typing import Any, ClassVar, Literal
 import serial
 
 from roboreward.config import ChoiceConfig, ConfigError, bounded
+from roboreward.registry import Registered
 from roboreward.teleop.calibration import (
     ArmCalibration,
     Calibration,
@@ -120,31 +121,18 @@ class PedalConfig(TeleoperatorConfig):
 # The interface
 
 
-class Teleoperator(abc.ABC):
+class Teleoperator(Registered, abc.ABC):
     """A device an operator drives the robot with (LeRobot's ``Teleoperator`` shape).
 
     Subclasses declare ``name`` (the config's registered type) and ``config_class``.
     """
 
-    name: ClassVar[str]
+    kind = "teleoperator"
     config_class: ClassVar[type[TeleoperatorConfig]]
-    _registry: ClassVar[dict[str, type[Teleoperator]]] = {}
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if abc.ABC in cls.__bases__:
-            return
-        for attr in ("name", "config_class"):
-            if not hasattr(cls, attr):
-                raise TypeError(f"{cls.__name__} must declare the class attribute {attr!r}")
-        if cls.name in Teleoperator._registry:
-            raise TypeError(f"teleoperator name {cls.name!r} is taken by {Teleoperator._registry[cls.name].__name__}")
-        Teleoperator._registry[cls.name] = cls
 
     def __init__(self, config: TeleoperatorConfig) -> None:
-        if not isinstance(config, self.config_class):
-            raise TypeError(f"{type(self).__name__} needs a {self.config_class.__name__}, got {type(config).__name__}")
-        self.config = config
+        super().__init__(config)
+        self.config: TeleoperatorConfig = config
 
     @property
     @abc.abstractmethod
@@ -182,10 +170,10 @@ class Teleoperator(abc.ABC):
 
 def make_teleoperator(config: TeleoperatorConfig) -> Teleoperator:
     """The driver registered for ``config``'s type."""
-    name = getattr(config, "type_name", None)
-    if name not in Teleoperator._registry:
-        raise ConfigError(f"no teleoperator for config type {name!r}; choose one of {sorted(Teleoperator._registry)}")
-    return Teleoperator._registry[name](config)
+    try:
+        return Teleoperator.build(config)
+    except KeyError as e:
+        raise ConfigError(str(e.args[0])) from e
 
 
 # --------------------------------------------------------------------------------------------

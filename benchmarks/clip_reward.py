@@ -38,22 +38,14 @@ import warnings
 import numpy as np
 import torch
 
+from _vec_timing import RenderOnly, vec_steps_per_second
+
 from roboreward.envs.make import make_env, make_vec_env
 from roboreward.experiment import EnvConfig, RenderConfig
 from roboreward.rewards import ClipReward, ClipRewardConfig, RewardBatch
 from roboreward.rewards.clip import cpu_has_native_bf16
 
 GOAL, BASELINE = ["a humanoid robot kneeling"], ["a humanoid robot"]
-
-
-class _RenderOnly:
-    """A reward model that only asks for frames, so the envs render but nothing scores them."""
-
-    requires_frames = True
-    config = None
-
-    def __call__(self, batch):
-        return np.zeros(len(batch), dtype=np.float32)
 
 
 def build(args, precision: str) -> ClipReward:
@@ -91,20 +83,6 @@ def interleaved(modes: dict, rounds: int) -> dict[str, list[float]]:
             fn()
             rates[name].append(frames / (time.perf_counter() - start))
     return rates
-
-
-def env_steps_per_second(venv, steps: int) -> float:
-    venv.reset()
-    rng = np.random.default_rng(0)
-    actions = rng.uniform(-0.4, 0.4, size=(steps + 2, venv.num_envs, *venv.action_space.shape)).astype(np.float32)
-    for a in actions[:2]:  # warm-up: GL contexts in the workers, first reward call
-        venv.step(a)
-    start = time.perf_counter()
-    for a in actions[2:]:
-        venv.step(a)
-    elapsed = time.perf_counter() - start
-    venv.close()
-    return steps * venv.num_envs / elapsed
 
 
 def main() -> None:
@@ -229,10 +207,10 @@ def main() -> None:
 
     def with_reward(model: ClipReward, pipeline: bool) -> float:
         model.config = dataclasses.replace(model.config, pipeline=pipeline)  # what reward.pipeline sets
-        return env_steps_per_second(make_vec_env(env_cfg, model, seed=0), args.env_steps)
+        return vec_steps_per_second(make_vec_env(env_cfg, model, seed=0), args.env_steps, warmup=2)
 
-    render_only = make_vec_env(env_cfg, _RenderOnly(), seed=0)  # type: ignore[arg-type]
-    render = env_steps_per_second(render_only, args.env_steps)
+    render_only = make_vec_env(env_cfg, RenderOnly(), seed=0)  # type: ignore[arg-type]
+    render = vec_steps_per_second(render_only, args.env_steps, warmup=2)
     rows = []
     for label, model in (("exact fp32", exact), ("fast int8", int8)):
         reward = reward_only(model)

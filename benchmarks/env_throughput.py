@@ -11,37 +11,17 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import time
 
-import numpy as np
 import torch
+
+from _vec_timing import RenderOnly, vec_steps_per_second
 
 from roboreward.envs.make import make_vec_env
 from roboreward.experiment import ExperimentConfig
 from roboreward.rewards.base import make_reward_model
 
 
-class _RenderOnly:
-    """A reward model that only asks for frames, so the env renders but nothing scores them."""
-
-    requires_frames = True
-
-    def __call__(self, batch):
-        return np.zeros(len(batch), dtype=np.float32)
-
-
-def steps_per_second(venv, steps: int) -> float:
-    venv.reset()
-    rng = np.random.default_rng(0)
-    actions = rng.uniform(-1, 1, size=(steps, venv.num_envs, *venv.action_space.shape)).astype(np.float32)
-    for a in actions[:10]:  # warm-up: lazy GL contexts, first network call
-        venv.step(a)
-    start = time.perf_counter()
-    for a in actions[10:]:
-        venv.step(a)
-    elapsed = time.perf_counter() - start
-    venv.close()
-    return (steps - 10) * venv.num_envs / elapsed
+WARMUP = 10  # vector steps before timing: lazy GL contexts, first network call
 
 
 def main() -> None:
@@ -58,10 +38,10 @@ def main() -> None:
     realistic = dataclasses.replace(env_cfg, render=dataclasses.replace(env_cfg.render, shadows=True, reflections=True, multisample=4))
 
     rows = [
-        ("raw physics", steps_per_second(make_vec_env(env_cfg, None, seed=0), args.steps)),
-        ("+ rendering 64x64", steps_per_second(make_vec_env(env_cfg, _RenderOnly(), seed=0), args.steps)),  # type: ignore[arg-type]
-        ("+ rendering + goal_image reward", steps_per_second(make_vec_env(env_cfg, reward, seed=0), args.steps)),
-        ("+ rendering (shadows, reflections, 4xMSAA)", steps_per_second(make_vec_env(realistic, _RenderOnly(), seed=0), args.steps)),  # type: ignore[arg-type]
+        ("raw physics", vec_steps_per_second(make_vec_env(env_cfg, None, seed=0), args.steps, WARMUP)),
+        ("+ rendering 64x64", vec_steps_per_second(make_vec_env(env_cfg, RenderOnly(), seed=0), args.steps, WARMUP)),  # type: ignore[arg-type]
+        ("+ rendering + goal_image reward", vec_steps_per_second(make_vec_env(env_cfg, reward, seed=0), args.steps, WARMUP)),
+        ("+ rendering (shadows, reflections, 4xMSAA)", vec_steps_per_second(make_vec_env(realistic, RenderOnly(), seed=0), args.steps, WARMUP)),  # type: ignore[arg-type]
     ]
     raw = rows[0][1]
     print(f"roboreward/ArmReach-v0, {args.n_envs} envs (DummyVecEnv), {args.steps} vector steps, torch threads 2")

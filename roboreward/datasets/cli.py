@@ -18,7 +18,7 @@ from pathlib import Path
 TASK_NAMES = ["reach", "push", "door-open", "drawer-open", "button-press", "pick-place"]
 
 
-def add_demos_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add ``demos`` (with its ``record`` subcommand) to the ``roboreward`` command."""
     demos = subparsers.add_parser(
         "demos", help="record demonstration datasets (LeRobot v3.0)", description="Demonstration datasets."
@@ -42,6 +42,7 @@ def add_demos_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     p.add_argument("--seed", type=int, default=0, help="episode i of the dataset resets with SEED + i (default: 0)")
     p.add_argument("--max-steps", type=int, help="cut episodes after this many steps (default: the env's 200)")
     p.add_argument("--task-text", help="the episodes' task description (default: a sentence per task)")
+    p.set_defaults(run=run_demos)
     return demos
 
 

@@ -4,7 +4,9 @@ A checkpoint is a folder ``checkpoints/step_<N>/`` holding
 
 - ``model.zip``: SB3's own format (open it with ``SAC.load`` if you like),
 - ``replay_buffer.npz``: an off-policy algorithm's buffer, as plain arrays,
-- ``state.json``: counters needed to continue (timesteps, episodes, updates).
+- ``state.json``: counters needed to continue (timesteps, episodes, updates), and the running
+  statistics of the learned-reward normaliser when the reward config turns it on
+  (``reward.normalize``), so a resumed run and its evaluation keep the training's reward scale.
 
 It is written into ``step_<N>.tmp/`` and renamed into place only when complete, so a crash or a
 ``kill -9`` leaves either a whole checkpoint or a ``.tmp`` folder that is ignored.
@@ -25,6 +27,8 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.save_util import load_from_zip_file
 from stable_baselines3.common.utils import get_device
+
+from roboreward.rewards.postprocess import RunningNormalizer
 
 _BUFFER_FIELDS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
 
@@ -61,6 +65,9 @@ def save_checkpoint(model: BaseAlgorithm, run_dir: Path, keep: int, extra_state:
         "n_updates": getattr(model, "_n_updates", 0),
         **(extra_state or {}),
     }
+    normalizer = reward_normalizer(model.get_env())
+    if normalizer is not None:
+        state["reward_normalizer"] = normalizer.state_dict()
     (tmp / "state.json").write_text(json.dumps(state, indent=2))
     if final.exists():
         shutil.rmtree(final)
@@ -94,6 +101,7 @@ def restore_checkpoint(model: BaseAlgorithm, path: Path) -> dict:
     model._episode_num = state["episode_num"]
     if hasattr(model, "_n_updates"):
         model._n_updates = state["n_updates"]
+    restore_reward_normalizer(model.get_env(), state)
     buffer_file = path / "replay_buffer.npz"
     if isinstance(model, OffPolicyAlgorithm) and buffer_file.is_file():
         rb = model.replay_buffer
@@ -103,3 +111,22 @@ def restore_checkpoint(model: BaseAlgorithm, path: Path) -> dict:
                     getattr(rb, f)[: len(data[f])] = data[f]
             rb.pos, rb.full = int(data["pos"]), bool(data["full"])
     return state
+
+
+def reward_normalizer(env) -> RunningNormalizer | None:
+    """The learned-reward normaliser of the reward wrapper inside ``env`` (a vector env or an env), if any."""
+    while env is not None:
+        postprocess = getattr(env, "postprocess", None)
+        if postprocess is not None:
+            return postprocess.normalizer
+        env = getattr(env, "venv", None) or getattr(env, "env", None)
+    return None
+
+
+def restore_reward_normalizer(env, state: dict) -> bool:
+    """Load a checkpoint's normaliser statistics into ``env``'s reward wrapper; False when either side has none."""
+    normalizer = reward_normalizer(env)
+    if normalizer is None or "reward_normalizer" not in state:
+        return False
+    normalizer.load_state_dict(state["reward_normalizer"])
+    return True

@@ -23,7 +23,7 @@ from roboreward.config import load_config
 from roboreward.envs.make import make_env
 from roboreward.envs.rendering import FrameRenderer, RenderOptions
 from roboreward.experiment import ExperimentConfig
-from roboreward.policies.checkpoints import list_checkpoints, load_weights
+from roboreward.policies.checkpoints import list_checkpoints, load_weights, read_state, restore_reward_normalizer
 from roboreward.policies.train import CONFIG_FILE, FINAL_MODEL, build_algorithm
 from roboreward.rewards.base import make_reward_model
 from roboreward.rewards.wrappers import FRAME_KEY, LearnedReward
@@ -80,6 +80,7 @@ def evaluate(
     env = make_env(config.env, render=True)
     if reward_model is not None:
         env = LearnedReward(env, reward_model)
+        _restore_training_reward_scale(env, run_dir, model_path)
 
     recorder = VideoRecorder(env, config, reward_model is not None) if video and config.eval.video_episodes else None
     results: list[Episode] = []
@@ -115,6 +116,16 @@ def evaluate(
         f"learned return {metrics['learned_return']['mean']:.2f}, true return {metrics['true_return']['mean']:.2f} -> {out_dir}"
     )
     return metrics
+
+
+def _restore_training_reward_scale(env, run_dir: Path, model_path: Path) -> None:
+    """Start the learned-reward normaliser (``reward.normalize``) from the statistics training ended with."""
+    state_file = model_path.parent / "state.json"
+    if not state_file.is_file():  # the final model.zip: its statistics are in the last checkpoint
+        checkpoints = list_checkpoints(run_dir)
+        state_file = checkpoints[-1] / "state.json" if checkpoints else state_file
+    if state_file.is_file():
+        restore_reward_normalizer(env, read_state(state_file.parent))
 
 
 def summarise(episodes: list[Episode]) -> dict:

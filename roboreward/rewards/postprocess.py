@@ -26,8 +26,8 @@ Normalisation
     reward stays in ``info["true_reward"]``. Subtracting the mean shifts every step's reward by the
     same amount, which leaves the optimal policy unchanged for fixed-length episodes (VLM-RM's
     humanoid) but not where an episode can end early: there a constant shift rewards or punishes
-    survival. The statistics start empty in every process that builds a wrapper (evaluation too)
-    and are not saved in checkpoints yet; :meth:`RunningNormalizer.state_dict` is there for that.
+    survival. The statistics are saved in every checkpoint's ``state.json`` and restored on
+    ``--resume`` and by ``roboreward eval`` (:mod:`roboreward.policies.checkpoints`).
 
 Where the state lives
     In the reward wrappers (:class:`~roboreward.rewards.wrappers.VecLearnedReward`,

@@ -15,7 +15,10 @@ import pytest
 
 from roboreward.config import from_dict
 from roboreward.experiment import ExperimentConfig
+from roboreward.envs.make import make_vec_env
+from roboreward.policies.checkpoints import list_checkpoints, read_state, reward_normalizer, restore_reward_normalizer
 from roboreward.policies.train import train
+from roboreward.rewards import make_reward_model
 
 ARCH = "roboreward-test-tiny"
 TINY_CLIP = {  # as tests/rewards/test_clip.py's: real open_clip classes, 2 layers of width 64, 32x32 input
@@ -69,3 +72,15 @@ def test_sac_on_the_humanoid_with_a_clip_reward_logs_learned_and_true_returns(tm
     assert float(logged[-1]["time/total_timesteps"]) >= 200
     summary = json.loads((run / "train_summary.json").read_text())
     assert summary["timesteps"] == 300 and (run / "model.zip").is_file()
+
+    # The normaliser's statistics travel with the checkpoint: every learned reward of every env step was
+    # seen, and a new reward wrapper (resume, eval) starts from them instead of from nothing.
+    stats = read_state(list_checkpoints(run)[-1])["reward_normalizer"]
+    assert stats["count"] == 300 and np.isfinite(stats["mean"]) and stats["m2"] > 0
+    venv = make_vec_env(config.env, make_reward_model(config.reward), seed=1)
+    try:
+        assert reward_normalizer(venv).count == 0
+        assert restore_reward_normalizer(venv, {"reward_normalizer": stats})
+        assert reward_normalizer(venv).state_dict() == stats
+    finally:
+        venv.close()

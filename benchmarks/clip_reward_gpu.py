@@ -116,7 +116,8 @@ def main() -> None:
         _, fp32_median = rate(lambda: fp32(RewardBatch(frames=base)), len(base), max(3, args.iters // 2))
         print(f"\n{model}: max |r_fp16 - r_fp32| over {len(base)} frames {diff:.1e} (rewards span "
               f"{r32.min():.4f}..{r32.max():.4f}); fp32 reward path (TF32 off) {fp32_median:,.0f} frames/s at batch 64")
-        print(f"{'batch':>6s} {'bare fp16 fwd':>14s} " + " ".join(f"{'reward C=' + str(c):>12s} {'/bare':>5s}" for c in args.chunks)
+        heads = " ".join(f"{'reward C=' + str(c):>12s} {'/bare':>5s}" for c in args.chunks)
+        print(f"{'batch':>6s} {'bare fp16 fwd':>14s} " + heads
               + f" {'max |r - r_bare|':>16s}   (frames/s, median)")
         compiled = None
         for batch in args.batches:

@@ -23,6 +23,9 @@ class RenderConfig:
     width: int = bounded(64, "frame width in pixels", ge=8, le=4096)
     height: int = bounded(64, "frame height in pixels", ge=8, le=4096)
     camera: str | None = None  # a camera of the env's model; None = the env's own default camera
+    # Several cameras side by side in every frame, [H, len(cameras)·W, 3] (replaces `camera`), for
+    # multi-view reward models (progress); needs an env that renders several cameras (Meta-World).
+    cameras: list[str] = field(default_factory=list)
     shadows: bool = False
     reflections: bool = False
     multisample: int = bounded(0, "MSAA samples", choices=(0, 2, 4, 8))
@@ -109,6 +112,31 @@ class EvalConfig:
 
 
 @dataclass(kw_only=True)
+class ShapingConfig:
+    """Potential-based shaping of the training reward: ``r' = r + γΦ(s') − Φ(s)``, ``Φ(s') = 0`` when terminated.
+
+    ``r`` is what the ``reward`` section gives — the env's own task reward (``type: env``) or a learned
+    one — and ``Φ`` the reward model named here, typically ``type: progress``. ``γ`` is the discount of
+    the algorithm that learns (``algo.hyperparams.gamma``): with any other value the shaping stops being
+    policy-invariant (see :mod:`roboreward.rewards.shaping`), so ``gamma`` may only say ``auto`` or
+    repeat that number. A ``potential`` equal to the ``reward`` section is built once and used for both.
+    Shaping applies to training; evaluation reports the unshaped (learned and true) rewards.
+    """
+
+    potential: RewardConfig | None = None  # Φ: a reward section (e.g. type: progress); null = no shaping
+    gamma: float | str = "auto"  # auto = algo.hyperparams.gamma, the learner's discount
+
+    def __post_init__(self) -> None:
+        if isinstance(self.gamma, str) and self.gamma != "auto":
+            raise ConfigError(f"shaping.gamma: {self.gamma!r} is not allowed; write auto (the algorithm's gamma)")
+        if self.potential is not None and self.potential.type_name == "env":  # type: ignore[attr-defined]
+            raise ConfigError(
+                "shaping.potential: type env is the env's reward, not a potential; name a reward model such as "
+                "type: progress, or set shaping.potential: null"
+            )
+
+
+@dataclass(kw_only=True)
 class ExperimentConfig:
     name: str = "arm_reach_goal_image"
     seed: int = bounded(0, "seeds envs, networks and sampling", ge=0)
@@ -118,3 +146,18 @@ class ExperimentConfig:
     algo: AlgoConfig = field(default_factory=AlgoConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    shaping: ShapingConfig = field(default_factory=ShapingConfig)
+
+    def __post_init__(self) -> None:
+        gamma = self.shaping.gamma
+        if self.shaping.potential is not None and gamma != "auto" and gamma != self.algo.hyperparams["gamma"]:
+            raise ConfigError(
+                f"shaping.gamma: {gamma} differs from the learner's discount algo.hyperparams.gamma="
+                f"{self.algo.hyperparams['gamma']}; shaping with another gamma can change the optimal policy, "
+                "so write shaping.gamma: auto"
+            )
+
+    @property
+    def shaping_gamma(self) -> float:
+        """The ``γ`` of the shaping term: the algorithm's discount."""
+        return float(self.algo.hyperparams["gamma"])

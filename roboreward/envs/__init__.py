@@ -44,6 +44,8 @@ _register("roboreward/ArmReach-v0", "roboreward.envs.arm_reach:ArmReachEnv", 50,
 _register("roboreward/ArmReachFixed-v0", "roboreward.envs.arm_reach:ArmReachEnv", 50, goal="fixed")
 # VLM-RM's humanoid: no task (stand) by default; configs pick a pose with env.kwargs.task.
 _register("roboreward/HumanoidPose-v0", "roboreward.envs.humanoid_pose:HumanoidPoseEnv", 100)
+# A robot file's robot (configs/robots) in MuJoCo, driven to its home pose; robot= picks it (franka, g1, diff_drive).
+_register("roboreward/RobotSim-v0", "roboreward.hardware.env:RobotSimEnv", 100, robot="franka")
 
 # Meta-World v3 tasks: 200-step episodes (why not Meta-World's 500: see roboreward.envs.metaworld).
 METAWORLD_ENV_IDS: list[str] = []

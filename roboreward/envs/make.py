@@ -3,23 +3,31 @@
 The training stack, outermost first::
 
     VecMonitor              episode stats of the reward the agent optimises (SB3's rollout/ep_rew_mean)
+    VecPotentialShaping     with a shaping potential Φ only: r' = r + γΦ(s') − Φ(s), one Φ call per step
+      _VecRelayFrames       hands the frames VecLearnedReward consumed back to the shaping wrapper
     VecLearnedReward        one batched reward-model call per step; env reward kept in info
     DummyVecEnv | SubprocVecEnv
-      RenderInInfo          frame of each reached state (and the goal image at reset) into info
-        TimeLimit(env)      from gym.make
+      _RelayFrames          with shaping only: a second reference to each frame, for the wrapper above
+        RenderInInfo        frame of each reached state (and the goal image at reset) into info
+          MultiViewRender   with env.render.cameras only: the cameras side by side in each frame
+            TimeLimit(env)  from gym.make
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import gymnasium as gym
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecMonitor
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecEnvWrapper, VecMonitor
 
 import roboreward.envs  # noqa: F401  (registers the ids)
 from roboreward.experiment import EnvConfig
 from roboreward.rewards.base import RewardModel
-from roboreward.rewards.wrappers import RenderInInfo, VecLearnedReward
+from roboreward.rewards.shaping import VecPotentialShaping
+from roboreward.rewards.wrappers import FRAME_KEY, GOAL_FRAME_KEY, RenderInInfo, VecLearnedReward
+
+# Info keys under which _RelayFrames keeps the frames for the shaping wrapper.
+_RELAYED = {FRAME_KEY: "shaping_frame", GOAL_FRAME_KEY: "shaping_goal_frame"}
 
 
 def make_env(config: EnvConfig, render: bool = True, **overrides) -> gym.Env:
@@ -36,24 +44,115 @@ def make_env(config: EnvConfig, render: bool = True, **overrides) -> gym.Env:
         )
     kwargs.update(overrides)
     try:
-        return gym.make(config.id, **kwargs)
+        env = gym.make(config.id, **kwargs)
     except TypeError as e:
         raise ValueError(f"env {config.id!r} rejected its arguments {sorted(kwargs)}: {e}; check env.kwargs") from e
+    if render and config.render.cameras:
+        from roboreward.rewards.progress import MultiViewRender
+
+        env = MultiViewRender(env, config.render.cameras)
+    return env
 
 
-def make_vec_env(config: EnvConfig, reward_model: RewardModel | None, seed: int) -> VecEnv:
-    """The training vector env; ``reward_model=None`` trains on the env's own reward."""
-    render = reward_model is not None and reward_model.requires_frames
+def make_vec_env(
+    config: EnvConfig,
+    reward_model: RewardModel | None,
+    seed: int,
+    *,
+    potential: RewardModel | None = None,
+    gamma: float | None = None,
+) -> VecEnv:
+    """The training vector env.
+
+    :param reward_model: the reward trained on; ``None`` = the env's own reward.
+    :param potential: ``Φ`` of potential-based shaping (``shaping.potential``), or ``None`` for none.
+    :param gamma: the learner's discount, used by the shaping term; required with ``potential``.
+    """
+    models = [m for m in (reward_model, potential) if m is not None]
+    render = any(m.requires_frames for m in models)
+    for model in models:
+        _check_views(model, config)
+    if potential is not None and gamma is None:
+        raise ValueError("shaping needs the learner's discount: pass gamma (the algorithm's gamma)")
+    relay = potential is not None and render
 
     def factory(rank: int) -> Callable[[], gym.Env]:
         def _init() -> gym.Env:
             env = make_env(config, render=render)
             env.action_space.seed(seed + rank)
-            return RenderInInfo(env) if render else env
+            if not render:
+                return env
+            env = RenderInInfo(env)
+            return _RelayFrames(env) if relay else env
 
         return _init
 
     fns = [factory(i) for i in range(config.n_envs)]
     venv: VecEnv = SubprocVecEnv(fns, start_method="forkserver") if config.vectorization == "subproc" else DummyVecEnv(fns)
     venv.seed(seed)  # each env is reset with seed + its index
-    return VecMonitor(VecLearnedReward(venv, reward_model))
+    venv = VecLearnedReward(venv, reward_model)
+    if potential is not None:
+        assert gamma is not None
+        venv = VecPotentialShaping(_VecRelayFrames(venv) if relay else venv, potential, gamma)
+    return VecMonitor(venv)
+
+
+def _check_views(model: RewardModel, config: EnvConfig) -> None:
+    """A multi-view model needs its cameras tiled in its order: say so before any step is taken."""
+    cameras = list(getattr(model, "required_cameras", None) or [])
+    if len(cameras) > 1 and cameras != list(config.render.cameras):
+        raise ValueError(
+            f"the {model.name} model reads the views {cameras} side by side, but env.render.cameras is "
+            f"{list(config.render.cameras)}; set env.render.cameras: [{', '.join(cameras)}]"
+        )
+
+
+class _RelayFrames(gym.Wrapper):
+    """Keep a second reference to ``info["frame"]`` (and ``info["goal_frame"]``) under another key.
+
+    :class:`VecLearnedReward` takes the frames out of the infos once it has scored them; the shaping
+    wrapper above it needs them too. The copy is a reference, not a second image (and pickled once when
+    a subprocess sends the info).
+    """
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        return obs, _keep(info)
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        return obs, reward, terminated, truncated, _keep(info)
+
+
+def _keep(info: dict[str, Any]) -> dict[str, Any]:
+    for key, relayed in _RELAYED.items():
+        if key in info:
+            info[relayed] = info[key]
+    return info
+
+
+class _VecRelayFrames(VecEnvWrapper):
+    """Put the frames :class:`_RelayFrames` kept back under their own keys, in step and reset infos.
+
+    Reset infos are read from the innermost vector env, as :class:`VecLearnedReward` leaves them there.
+    """
+
+    def reset(self):
+        obs = self.venv.reset()
+        self.reset_infos = [_restore(info) for info in self.venv.unwrapped.reset_infos]
+        return obs
+
+    def step_wait(self):
+        obs, rewards, dones, infos = self.venv.step_wait()
+        for info in infos:
+            _restore(info)
+        self.reset_infos = [_restore(info) for info in self.venv.unwrapped.reset_infos]
+        return obs, rewards, dones, infos
+
+
+def _restore(info: dict[str, Any]) -> dict[str, Any]:
+    for key, relayed in _RELAYED.items():
+        if relayed in info:
+            value = info.pop(relayed)
+            info.setdefault(key, value)
+    return info

@@ -9,6 +9,11 @@ A run folder holds everything needed to continue, evaluate and deploy::
       tb/                  TensorBoard logs: rollout/ep_rew_mean (learned), rollout/ep_true_rew_mean,
                            rollout/success_rate, train/...
       progress*.csv        the same scalars as CSV, one file per training session
+
+The reward trained on is the ``reward`` section's (the env's own for ``type: env``), shaped by
+``shaping.potential`` when the config has one: ``r' = r + γΦ(s') − Φ(s)`` with ``γ`` the algorithm's
+discount (``rollout/ep_rew_mean`` is then the shaped return; the unshaped reward is in each step's
+``info["unshaped_reward"]``).
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from roboreward.envs.make import make_env, make_vec_env
 from roboreward.experiment import ExperimentConfig
 from roboreward.policies.callbacks import Checkpointer, EpisodeStats, ProgressBar
 from roboreward.policies.checkpoints import list_checkpoints, read_state, restore_checkpoint
-from roboreward.rewards.base import make_reward_model
+from roboreward.rewards.base import RewardModel, make_reward_model
 
 CONFIG_FILE = "config.yaml"
 FINAL_MODEL = "model.zip"
@@ -50,6 +55,17 @@ def build_algorithm(config: ExperimentConfig, env: VecEnv | None = None) -> Base
         verbose=0,
         **algo.hyperparams,
     )
+
+
+def shaping_potential(config: ExperimentConfig, reward_model: RewardModel | None) -> RewardModel | None:
+    """``Φ`` of the config's shaping section (None without one); a potential equal to the reward section
+    reuses the reward model rather than building (and fitting) it twice."""
+    potential = config.shaping.potential
+    if potential is None:
+        return None
+    if reward_model is not None and potential == config.reward:
+        return reward_model
+    return make_reward_model(potential)
 
 
 def new_run_dir(config: ExperimentConfig) -> Path:
@@ -87,9 +103,14 @@ def _learn(config: ExperimentConfig, run_dir: Path, checkpoint: Path | None) -> 
         torch.set_num_threads(config.train.torch_threads)
     session = read_state(checkpoint).get("session", 0) + 1 if checkpoint is not None else 0
     reward_model = make_reward_model(config.reward)
+    potential = shaping_potential(config, reward_model)
+    gamma = config.shaping_gamma if potential is not None else None
     # A resumed session gets other env seeds, so it does not replay the first session's episodes.
-    venv = make_vec_env(config.env, reward_model, seed=config.seed + RESUME_SEED_STRIDE * session)
+    seed = config.seed + RESUME_SEED_STRIDE * session
+    venv = make_vec_env(config.env, reward_model, seed=seed, potential=potential, gamma=gamma)
     model = build_algorithm(config, venv)
+    if gamma is not None and model.gamma != gamma:  # the shaping term must use the learner's own discount
+        raise RuntimeError(f"shaping used gamma={gamma} but {type(model).__name__} learns with gamma={model.gamma}")
     elapsed_before = 0.0
     if checkpoint is not None:
         elapsed_before = restore_checkpoint(model, checkpoint).get("train_seconds", 0.0)

@@ -7,6 +7,14 @@ from roboreward.rewards.base import EnvRewardConfig, RewardBatch, RewardConfig, 
 from roboreward.rewards.clip import ClipReward, ClipRewardConfig
 from roboreward.rewards.goal_image import GoalImageReward, GoalImageRewardConfig
 from roboreward.rewards.perceptual import PerceptualReward, PerceptualRewardConfig
+from roboreward.rewards.progress import (
+    MultiViewRender,
+    ProgressReport,
+    ProgressReward,
+    ProgressRewardConfig,
+    split_views,
+    tile_views,
+)
 from roboreward.rewards.shaping import (
     PotentialShaping,
     VecPotentialShaping,
@@ -22,9 +30,13 @@ __all__ = [
     "EnvRewardConfig",
     "GoalImageReward",
     "GoalImageRewardConfig",
+    "MultiViewRender",
     "PerceptualReward",
     "PerceptualRewardConfig",
     "PotentialShaping",
+    "ProgressReport",
+    "ProgressReward",
+    "ProgressRewardConfig",
     "RewardBatch",
     "RewardConfig",
     "RewardModel",
@@ -34,4 +46,6 @@ __all__ = [
     "gated_accumulation",
     "make_reward_model",
     "sigmoid_centred_reward",
+    "split_views",
+    "tile_views",
 ]

@@ -394,16 +394,16 @@ def cpu_has_native_bf16() -> bool:
 class OnnxInt8ImageTower(torch.nn.Module):
     """The CLIP image tower run by ONNX Runtime with dynamically quantised int8 matrix products.
 
-    Every matrix product with a weight (attention projections, MLPs) runs as an int8 GEMM: weights int8
-    per output channel, activations quantised per call to 7 bits (``reduce_range``: AVX2's u8 x s8 pair
-    sums stay within int16); layer norms, GELU and softmax stay in float and ONNX Runtime fuses them. On a 2-core AVX2 EPYC this ran ~3x
-    PyTorch's fp32 forward of ViT-B-32 (PyTorch's own dynamic int8 GEMMs reached ~2x), with rewards
-    within 5e-4 of exact.
+    Every matrix product with a weight (attention projections, MLPs) runs as an int8 GEMM: weights int8 per output
+    channel, activations quantised per call to 7 bits (``reduce_range``: AVX2's u8 x s8 pair sums stay within
+    int16); layer norms, GELU and softmax stay in float and ONNX Runtime fuses them. On a 2-core AVX2 EPYC this
+    ran ~3x PyTorch's fp32 forward of ViT-B-32 (PyTorch's own dynamic int8 GEMMs reached ~2x), with rewards within
+    5e-4 of exact.
 
-    Exporting and quantising take tens of seconds on such a CPU, so both graphs are cached on disk
-    (``cache_dir``, keyed by a hash of the tower's weights, the input size and the library versions);
-    only the int8 graph is kept, and a later run with the same weights starts at once. Files are written to a temporary name and
-    renamed, so a killed export never leaves a broken cache entry.
+    Exporting and quantising take tens of seconds on such a CPU, so the result is cached on disk (``cache_dir``,
+    keyed by a hash of the tower's weights, the input size and the library versions); only the int8 graph is kept,
+    and a later run with the same weights starts at once. Files are written to a temporary name and renamed, so a
+    killed export never leaves a broken cache entry.
     """
 
     def __init__(self, visual: torch.nn.Module, image_size: tuple[int, int], cache_dir: Path, threads: int):

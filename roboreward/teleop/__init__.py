@@ -1,4 +1,4 @@
-"""HOMIE-style teleoperation cockpit: the device layer.
+"""HOMIE-style teleoperation cockpit: devices, robots, the live session, recording and replay.
 
 One operator drives a robot with isomorphic exoskeleton arms, Hall-sensor gloves and a foot pedal,
 each a microcontroller on a serial port. This package holds, bottom up:
@@ -14,8 +14,17 @@ each a microcontroller on a serial port. This package holds, bottom up:
   and the pedal's rate-limited mapping to walking commands.
 - :mod:`~roboreward.teleop.simulated`: devices that speak the protocol on real ptys, with noise,
   dropouts, corruption and unplugging, for tests and demos without hardware.
+- :mod:`~roboreward.teleop.retarget`: glove channels -> joint targets of any dexterous hand (YAML maps).
+- :mod:`~roboreward.teleop.robots`: the MuJoCo robots the cockpit drives (G1 with Dex3 hands and a
+  pedal-driven base, Franka with its gripper).
+- :mod:`~roboreward.teleop.calibrate`: the guided calibration behind ``roboreward teleop calibrate``.
+- :mod:`~roboreward.teleop.session`: the live session (``roboreward teleop run``): a command thread
+  turns each new reading into a robot command within a millisecond or so, holds the robot when a
+  device is unplugged and resumes when it returns; buttons and keys record episodes into a LeRobot
+  v3 dataset with a per-episode teleop sidecar (every device reading, interrupted flag); commands go
+  through a ``CommandSink`` (the simulation here; a ROS 2 robot once the bridge registers one).
+- :mod:`~roboreward.teleop.replay`: replays a recorded episode in simulation and reports tracking
+  error (``roboreward teleop replay``).
 
-Not built yet (see the teleoperation issue): glove retargeting to dexterous hands, the live session
-driving a robot, and recording demonstrations. Submodules are imported on demand; importing this
-package loads nothing heavy.
+Submodules are imported on demand; importing this package loads nothing heavy.
 """

@@ -1,9 +1,291 @@
-"""``roboreward`` subcommands of this part (see :mod:`roboreward.cli`). Only argparse is imported here."""
+"""``roboreward teleop``: calibrate the cockpit's devices, drive a robot live and record, replay recordings.
+
+Examples::
+
+    roboreward teleop calibrate exo_left --port /dev/ttyUSB0 --robot g1     # writes calibration/exo_left.yaml
+    roboreward teleop run --robot g1 --devices exo_left=/dev/ttyUSB0 exo_right=/dev/ttyUSB1 \\
+        glove_left=/dev/ttyACM0 glove_right=/dev/ttyACM1 pedal=/dev/ttyUSB2 --calibration-dir calibration \\
+        --record demos/g1_pick --task "pick up the box"
+    roboreward teleop run --robot franka --simulated --record demos/try     # no hardware: simulated devices
+    roboreward teleop run --robot g1 --simulated record.fps=15 command_poll_s=0.001
+    roboreward teleop replay demos/g1_pick --episode 3
+
+Only argparse is imported here; drivers, MuJoCo and the dataset code load when a command runs.
+"""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+DEVICE_NAMES = ("exo_left", "exo_right", "glove_left", "glove_right", "pedal")  # as roboreward.teleop.session
 
 
-def add_parsers(subparsers: argparse._SubParsersAction) -> None:
-    """Add this part's subcommands; each sets ``run=`` to its handler."""
+def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add ``teleop`` (with ``calibrate``, ``run`` and ``replay``) to the ``roboreward`` command."""
+    teleop = subparsers.add_parser(
+        "teleop", help="teleoperation cockpit: calibrate devices, drive a robot and record, replay",
+        description="Teleoperation with exoskeleton arms, Hall-sensor gloves and a pedal (HOMIE-style cockpit).",
+    )
+    sub = teleop.add_subparsers(dest="teleop_command", required=True, metavar="SUBCOMMAND")
+
+    p = sub.add_parser(
+        "calibrate", help="guided calibration of one device; writes its calibration YAML",
+        description="Talk the operator through the poses that calibrate one device, fit, and save the YAML "
+        "that `teleop run` reads (--calibration NAME=FILE or --calibration-dir).",
+    )
+    p.add_argument("device", metavar="DEVICE", choices=DEVICE_NAMES, help=f"one of {', '.join(DEVICE_NAMES)}")
+    p.add_argument("--port", required=True, help="the device's serial port, e.g. /dev/ttyUSB0")
+    p.add_argument("--out", type=Path, help="calibration file to write (default: calibration/DEVICE.yaml)")
+    p.add_argument("--robot", help="an exoskeleton's robot (g1, franka): writes its arm's joint limits into the file")
+    p.add_argument("--zero-pose", choices=("zero", "home"), default="zero",
+                   help="exoskeleton: the pose held first: all joints at 0, or the robot's home pose (needs --robot; "
+                   "use it when 0 is outside a joint's range, as for the Franka's joint 4)")
+    p.add_argument("--seconds", type=float, default=3.0, help="recording time per step (default: 3)")
+    p.add_argument("--n", type=int, metavar="COUNT",
+                   help="joints (exoskeleton), channels (glove) or axes (pedal) of the device (default: 7, 15, 4)")
+    p.set_defaults(run=run_calibrate)
+
+    p = sub.add_parser(
+        "run", help="drive a MuJoCo robot live from the devices; record episodes",
+        description="Drive a robot from the cockpit's devices. Record with the pedal's buttons (0 start/stop, "
+        "1 save as success, 2 discard) or the keys r, s, d; q quits. A viewer opens when a display exists.",
+    )
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                   help="session config overrides, e.g. record.fps=15 command_poll_s=0.001 viewer=off")
+    p.add_argument("--robot", default=None, help="robot to drive: g1 or franka (default: the config's, g1)")
+    p.add_argument("--devices", nargs="+", metavar="NAME=PORT", default=[],
+                   help=f"devices and their ports; names: {', '.join(DEVICE_NAMES)}")
+    p.add_argument("--simulated", action="store_true",
+                   help="spawn simulated devices on ptys for every arm, hand (and the pedal, for a walking robot)")
+    p.add_argument("--calibration", nargs="+", metavar="NAME=FILE", default=[], help="calibration file per device")
+    p.add_argument("--calibration-dir", type=Path, metavar="DIR",
+                   help="use DIR/NAME.yaml as the calibration of each device that has one")
+    p.add_argument("--config", type=Path, help="session YAML (roboreward.teleop.session.SessionConfig)")
+    p.add_argument("--record", type=Path, metavar="DIR", help="dataset folder to record episodes into")
+    p.add_argument("--task", help="what the recorded episodes show, in words")
+    p.add_argument("--fps", type=int, help="recorded frames per second (default: 30)")
+    p.add_argument("--cameras", nargs="+", metavar="CAMERA", help="cameras to record (default: all of the robot's)")
+    p.add_argument("--size", nargs=2, type=int, metavar=("WIDTH", "HEIGHT"), help="camera frame size (default: 128 96)")
+    p.add_argument("--viewer", choices=("auto", "on", "off"), help="MuJoCo viewer window (default: auto)")
+    p.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this long (default: until q)")
+    p.add_argument("--realtime", type=int, metavar="PRIO",
+                   help="run the device readers and the command thread at this SCHED_FIFO priority (1-99; needs "
+                   "CAP_SYS_NICE): keeps latency low on a busy machine")
+    p.set_defaults(run=run_session)
+
+    p = sub.add_parser(
+        "replay", help="replay a recorded episode in simulation and report tracking error",
+        description="Replay the recorded commands of an episode on the simulated robot it was recorded with and "
+        "compare the replayed joint trajectories with the recorded ones.",
+    )
+    p.add_argument("dataset", type=Path, metavar="DATASET", help="a dataset recorded by `roboreward teleop run`")
+    p.add_argument("--episode", type=int, nargs="+", help="episodes to replay (default: all)")
+    p.add_argument("--fail-above", type=float, metavar="RAD",
+                   help="exit with status 1 if any episode's RMS joint error exceeds this")
+    p.set_defaults(run=run_replay)
+    return teleop
+
+
+# --------------------------------------------------------------------------------------------
+# Handlers (heavy imports inside)
+
+
+def _pairs(items: list[str], what: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name or not value:
+            raise ValueError(f"{what} {item!r} must look like NAME=VALUE, e.g. exo_left=/dev/ttyUSB0")
+        if name not in DEVICE_NAMES:
+            raise ValueError(f"{what} {item!r}: unknown device {name!r}; use one of {list(DEVICE_NAMES)}")
+        if name in out:
+            raise ValueError(f"{what}: {name!r} is given twice")
+        out[name] = value
+    return out
+
+
+def run_calibrate(args: argparse.Namespace) -> int:
+    from roboreward.teleop.calibrate import CalibrationAborted, run_guided_calibration
+    from roboreward.teleop.devices import DeviceNotConnectedError
+    from roboreward.teleop.session import device_config, parse_device_name
+
+    kind, side = parse_device_name(args.device)
+    count_field = {"exo": "n_joints", "glove": "n_channels", "pedal": "n_axes"}[kind]
+    fields = {count_field: args.n} if args.n is not None else {}
+    config = device_config(args.device, args.port, **fields)
+    out = args.out or Path("calibration") / f"{args.device}.yaml"
+    extra: dict = {}
+    if args.zero_pose == "home" and (kind != "exo" or not args.robot):
+        raise ValueError("--zero-pose home is for an exoskeleton and needs --robot (the robot's home pose)")
+    if kind == "exo" and args.robot:
+        from roboreward.teleop.robots import make_teleop_robot
+
+        robot = make_teleop_robot(args.robot)
+        try:
+            if side not in robot.arm_joints:
+                raise ValueError(f"{robot.name} has no {side} arm; its arms: {sorted(robot.arm_joints)}")
+            extra["joint_limits"] = robot.arm_limits(side)
+            if args.zero_pose == "home":
+                index = {n: i for i, n in enumerate(robot.joint_names)}
+                extra["arm_zero_pose"] = [float(robot.targets[index[n]]) for n in robot.arm_joints[side]]
+        finally:
+            robot.close()
+    try:
+        run_guided_calibration(config, out, seconds=args.seconds, **extra)
+    except CalibrationAborted:
+        print("calibration stopped; nothing saved")
+        return 1
+    except DeviceNotConnectedError as e:
+        raise ValueError(str(e)) from e
+    return 0
+
+
+# Simulated devices send from threads of the session's own process, so a busy machine delays them as
+# much as it delays the readers; a longer silence before "unplugged" keeps the demo from stuttering.
+SIMULATED_STALE_AFTER_S = 0.25
+
+
+def _session_config(args: argparse.Namespace, robot_name: str | None, ports: dict[str, str]):
+    """The SessionConfig from --config, the flags and the overrides; ``ports`` are the devices' ports."""
+    from roboreward.config import _yaml_load, apply_override, from_dict
+    from roboreward.teleop.session import SessionConfig, device_config
+
+    data: dict = {}
+    if args.config is not None:
+        if not args.config.is_file():
+            raise FileNotFoundError(f"session config {str(args.config)!r} does not exist")
+        data = _yaml_load(args.config.read_text()) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{args.config}: the top level must be a mapping of keys to values")
+    if robot_name is not None:
+        data["robot"] = robot_name
+    devices = data.setdefault("devices", {}) or {}
+    data["devices"] = devices
+    calibrations = _pairs(args.calibration, "--calibration")
+    for name in ports:
+        if args.calibration_dir is not None and (args.calibration_dir / f"{name}.yaml").is_file():
+            calibrations.setdefault(name, str(args.calibration_dir / f"{name}.yaml"))
+    for name, port in ports.items():
+        base = device_config(name, port)
+        entry = {"type": base.type_name, "port": port, **({"side": base.side} if hasattr(base, "side") else {})}
+        if args.simulated:
+            entry["stale_after_s"] = SIMULATED_STALE_AFTER_S
+        if args.realtime is not None:
+            entry["realtime_priority"] = args.realtime
+        entry.update(devices.get(name) or {})
+        entry["port"] = port
+        devices[name] = entry
+    unused = sorted(set(calibrations) - set(devices))
+    if unused and devices:
+        raise ValueError(f"--calibration names {unused}, which are not among the devices {sorted(devices)}")
+    for name, path in calibrations.items():
+        if name not in devices:
+            continue
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"calibration file {path!r} for {name} does not exist")
+        devices[name]["calibration"] = str(path)
+    record = data.setdefault("record", {}) or {}
+    data["record"] = record
+    if args.record is not None:
+        record["root"] = str(args.record)
+    for key, value in (("task", args.task), ("fps", args.fps), ("cameras", args.cameras)):
+        if value is not None:
+            record[key] = value
+    if args.size is not None:
+        record["width"], record["height"] = args.size
+    if args.viewer is not None:
+        data["viewer"] = args.viewer
+    if args.realtime is not None:
+        data["command_realtime_priority"] = args.realtime
+    for override in args.overrides:
+        apply_override(data, override)
+    return from_dict(SessionConfig, data)
+
+
+def _reclaim_overrides(args: argparse.Namespace) -> None:
+    """``--devices a=/dev/x record.fps=15``: argparse hands trailing overrides to the list option; take them back."""
+    import dataclasses
+
+    from roboreward.teleop.session import SessionConfig
+
+    fields = {f.name for f in dataclasses.fields(SessionConfig)}
+    for option in ("devices", "calibration", "cameras"):
+        items = getattr(args, option) or []
+        keep = []
+        for item in items:
+            key, sep, _ = item.partition("=")
+            if sep and ("." in key or key in fields):
+                args.overrides.append(item)
+            else:
+                keep.append(item)
+        setattr(args, option, keep if keep or option != "cameras" else None)
+
+
+def run_session(args: argparse.Namespace) -> int:
+    import os
+    import signal
+
+    _reclaim_overrides(args)
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    from roboreward.teleop.devices import DeviceNotConnectedError
+    from roboreward.teleop.session import TeleopSession, simulated_cockpit
+
+    if args.simulated == bool(args.devices):
+        raise ValueError("give the devices (--devices exo_left=/dev/ttyUSB0 ...) or --simulated, one of the two")
+    ports = _pairs(args.devices, "--devices")
+    sims: dict = {}
+    robot = None
+    # Validate everything that needs no robot before building one (seconds for the G1).
+    config = _session_config(args, args.robot, ports)
+    from roboreward.teleop.robots import make_teleop_robot
+
+    rec = config.record
+    robot = make_teleop_robot(config.robot, cameras=rec.cameras or None, size=(rec.width, rec.height))
+    session = None
+
+    def terminate(signum, frame):  # SIGTERM ends the session like Ctrl-C: the episode in progress is saved
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        if args.simulated:
+            sims = simulated_cockpit(robot)
+            for sim in sims.values():
+                sim.start()
+            ports = {name: sim.port for name, sim in sims.items()}
+            print(f"simulated devices: {', '.join(f'{n}={p}' for n, p in ports.items())}")
+        config = _session_config(args, args.robot, ports)
+        session = TeleopSession(config, robot=robot)
+        print(f"driving {robot.name} with {', '.join(config.devices)}"
+              + (f"; recording into {rec.root}" if config.record.root else "; not recording (--record DIR)"))
+        try:
+            with session:
+                session.run(duration=args.duration)
+        finally:
+            if session._started:
+                print(session.stats().format())
+    except ConnectionError as e:
+        if isinstance(e, DeviceNotConnectedError) or e.__class__.__module__.startswith("roboreward"):
+            raise ValueError(str(e)) from e
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        for sim in sims.values():
+            sim.stop()
+        robot.close()
+    return 0
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    from roboreward.teleop.replay import replay_dataset
+
+    results = replay_dataset(args.dataset, episodes=args.episode)
+    for result in results:
+        print(result.format())
+    if args.fail_above is not None:
+        worst = max(r.rms for r in results)
+        if worst > args.fail_above:
+            print(f"RMS joint error {worst:.4f} rad exceeds --fail-above {args.fail_above}")
+            return 1
+    return 0

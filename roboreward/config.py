@@ -63,6 +63,9 @@ class ChoiceConfig:
     """
 
     _registry: ClassVar[dict[str, type]]
+    # Modules whose import registers a family's built-in kinds; imported on the first lookup of a type,
+    # so that importing the family (e.g. for a CLI's --help) does not import every implementation.
+    builtin_modules: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -87,10 +90,20 @@ class ChoiceConfig:
 
     @classmethod
     def choices(cls) -> list[str]:
+        cls.import_builtins()
         return sorted(cls._registry)
 
     @classmethod
+    def import_builtins(cls) -> None:
+        import importlib
+
+        for module in cls.builtin_modules:
+            importlib.import_module(module)
+
+    @classmethod
     def subclass_for(cls, name: Any, key: str) -> type:
+        if name not in cls._registry:
+            cls.import_builtins()
         if name not in cls._registry:
             raise ConfigError(f"{key}.type: unknown {cls.__name__} type {name!r}; choose one of {cls.choices()}")
         return cls._registry[name]

@@ -3,26 +3,42 @@
 ``make_reward_model(config)`` builds the model an experiment's ``reward:`` section names.
 """
 
+import importlib
+
 from roboreward.rewards.base import EnvRewardConfig, RewardBatch, RewardConfig, RewardModel, make_reward_model
-from roboreward.rewards.clip import ClipReward, ClipRewardConfig
-from roboreward.rewards.goal_image import GoalImageReward, GoalImageRewardConfig
-from roboreward.rewards.perceptual import PerceptualReward, PerceptualRewardConfig
-from roboreward.rewards.progress import (
-    MultiViewRender,
-    ProgressReport,
-    ProgressReward,
-    ProgressRewardConfig,
-    split_views,
-    tile_views,
-)
-from roboreward.rewards.shaping import (
-    PotentialShaping,
-    VecPotentialShaping,
-    clipped_process_reward,
-    delta_process_reward,
-    gated_accumulation,
-    sigmoid_centred_reward,
-)
+
+# Everything else is imported on first use (PEP 562): the models pull in torch and open_clip, and the CLI's
+# ROS 2 and teleop commands import this package without needing them.
+_LAZY = {
+    "ClipReward": "roboreward.rewards.clip",
+    "ClipRewardConfig": "roboreward.rewards.clip",
+    "GoalImageReward": "roboreward.rewards.goal_image",
+    "GoalImageRewardConfig": "roboreward.rewards.goal_image",
+    "PerceptualReward": "roboreward.rewards.perceptual",
+    "PerceptualRewardConfig": "roboreward.rewards.perceptual",
+    "MultiViewRender": "roboreward.rewards.progress",
+    "ProgressReport": "roboreward.rewards.progress",
+    "ProgressReward": "roboreward.rewards.progress",
+    "ProgressRewardConfig": "roboreward.rewards.progress",
+    "split_views": "roboreward.rewards.progress",
+    "tile_views": "roboreward.rewards.progress",
+    "PotentialShaping": "roboreward.rewards.shaping",
+    "VecPotentialShaping": "roboreward.rewards.shaping",
+    "clipped_process_reward": "roboreward.rewards.shaping",
+    "delta_process_reward": "roboreward.rewards.shaping",
+    "gated_accumulation": "roboreward.rewards.shaping",
+    "sigmoid_centred_reward": "roboreward.rewards.shaping",
+}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ClipReward",

@@ -34,6 +34,13 @@ from roboreward.registry import Registered
 class RewardConfig(ChoiceConfig):
     """Base of every reward model's config; ``type`` in YAML picks the subclass."""
 
+    builtin_modules: ClassVar[tuple[str, ...]] = (
+        "roboreward.rewards.goal_image",
+        "roboreward.rewards.clip",
+        "roboreward.rewards.perceptual",
+        "roboreward.rewards.progress",
+    )
+
 
 @RewardConfig.register_subclass("env")
 @dataclass(kw_only=True)
@@ -88,6 +95,5 @@ def make_reward_model(config: RewardConfig) -> RewardModel | None:
     """Build the model a config names; ``None`` for ``type: env`` (train on the env's own reward)."""
     if isinstance(config, EnvRewardConfig):
         return None
-    import roboreward.rewards  # noqa: F401  (registers the built-in models)
-
+    type(config).import_builtins()  # a config built in code may not have imported its model's module
     return RewardModel.build(config)

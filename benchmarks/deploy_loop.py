@@ -1,0 +1,191 @@
+"""Deploy loop at 500 Hz with an MLP policy against ``roboreward sim-robot``: rate, latency, missed deadlines.
+
+Two real processes over DDS on loopback, in a ROS domain of their own: ``roboreward sim-robot franka`` publishing
+joint states at 500 Hz, and ``roboreward deploy`` running an exported PPO MLP policy (256x256, ONNX) at 500 Hz
+behind the safety layer. Latency is observation-to-command: from the joint state's arrival (its callback) to the
+command's publish, measured inside the deploy process for every command. A missed deadline is a 2 ms slot
+without a command (the loop, or the state stream, fell behind) or a command later than one period after its state.
+Goal (issue 4): p99 latency < 2 ms and < 0.1 % missed deadlines.
+
+    python benchmarks/deploy_loop.py [--seconds 60] [--rate 500] [--warmup 3] [--run-dir RUN] [--policy onnx|sb3]
+                                     [--realtime 10] [--stale-after-periods 10]
+
+``--realtime PRIO`` runs deploy's threads and the whole sim-robot process with SCHED_FIFO (``chrt``), which is
+what a robot computer does; without it both compete with every other process for the CPUs.
+
+Without ``--run-dir`` a PPO policy is trained for a few hundred steps on ``roboreward/RobotSim-v0`` (franka) and
+exported first: training quality does not change the cost of a forward pass. The machine's load average is
+printed before and after: other jobs on the CPUs show up in the tail latencies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+GOAL_P99_MS = 2.0
+GOAL_MISSED = 0.001
+
+
+class Process:
+    def __init__(self, args: list[str], env: dict[str, str], prefix: tuple[str, ...] = ()):
+        self.proc = subprocess.Popen([*prefix, sys.executable, "-m", "roboreward.cli", *args], stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True, env=env)
+        self.lines: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:  # type: ignore[union-attr]
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_for(self, text: str, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(text in line for line in self.lines):
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise RuntimeError(f"{' '.join(self.proc.args[:5])} did not print {text!r}:\n" + "\n".join(self.lines))
+
+
+def make_run(run_dir: Path) -> Path:
+    from roboreward.config import apply_override, from_dict
+    from roboreward.experiment import ExperimentConfig
+    from roboreward.policies.export import export_policy
+    from roboreward.policies.train import train
+
+    data: dict = {}
+    for o in ["reward.type=env", "env.id=roboreward/RobotSim-v0", "env.kwargs.robot=franka", "algo.name=ppo",
+              "env.n_envs=1", "train.total_timesteps=256", "algo.hyperparams.n_steps=256",
+              "algo.hyperparams.batch_size=64", "algo.hyperparams.n_epochs=1", "train.progress_bar=false",
+              "train.torch_threads=1"]:
+        apply_override(data, o)
+    train(from_dict(ExperimentConfig, data), run_dir)
+    export_policy(run_dir)
+    return run_dir
+
+
+def analyse(stamp: np.ndarray, arrival: np.ndarray, published: np.ndarray, period: float) -> dict[str, float]:
+    """Figures of the commands given. The control slots are counted on the robot's clock (the states' stamps):
+    a slot is missed when no state of it got a command (``gaps``) or its command came more than a period after
+    the state arrived (``late``)."""
+    latency = (published - arrival) * 1e3
+    slots = int(round((stamp[-1] - stamp[0]) / period)) + 1
+    late = int((latency > period * 1e3).sum())
+    gaps = slots - len(stamp)
+    span = published[-1] - published[0]
+    p50, p99, p999 = np.percentile(latency, [50, 99, 99.9])
+    return {
+        "commands": len(published),
+        "rate_hz": (len(published) - 1) / span,
+        "p50": p50, "p99": p99, "p999": p999, "max": latency.max(),
+        "slots": slots, "gaps": gaps, "late": late,
+        "missed": gaps + late,
+        "missed_fraction": (gaps + late) / slots,
+        "gap_max_ms": np.diff(published).max() * 1e3,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=60.0, help="measured time after the warm-up")
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds of commands left out of the figures")
+    parser.add_argument("--rate", type=float, default=500.0, help="control rate and joint-state rate (Hz)")
+    parser.add_argument("--run-dir", type=Path, default=None, help="an exported run for franka (default: train one)")
+    parser.add_argument("--policy", choices=["onnx", "sb3"], default="onnx")
+    parser.add_argument("--domain-id", type=int, default=None, help="ROS domain (default: random in 1..100)")
+    parser.add_argument("--state-queue", type=int, default=None, metavar="DEPTH",
+                        help="joint-state QoS depth on both sides (default: the robot file's, 1)")
+    parser.add_argument("--executor", choices=["events", "single"], default="events", help="deploy's rclpy executor")
+    parser.add_argument("--realtime", type=int, default=None, metavar="PRIO", help="SCHED_FIFO priority for both")
+    parser.add_argument("--stale-after-periods", type=float, default=10.0,
+                        help="deploy's watchdog: control periods without state before it holds (default 10 = 20 ms)")
+    args = parser.parse_args()
+
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    import torch
+
+    torch.set_num_threads(1)
+    domain = args.domain_id if args.domain_id is not None else random.SystemRandom().randint(1, 100)
+    env = dict(os.environ, ROS_DOMAIN_ID=str(domain), PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    overrides = [f"control.rate_hz={args.rate:g}", f"state.joint_state.rate_hz={args.rate:g}"]
+    if args.state_queue is not None:
+        overrides.append(f"state.joint_state.qos.depth={args.state_queue}")
+    print(f"load average before: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} "
+          f"({os.cpu_count()} CPUs)", flush=True)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir = args.run_dir or make_run(Path(tmp) / "run")
+        meta = json.loads((run_dir / "export" / "policy.json").read_text()) if args.policy == "onnx" else None
+        if meta is not None:
+            print(f"policy: {run_dir} ({meta['algo']}, ONNX), robot {meta['robot']}", flush=True)
+        chrt = ("chrt", "-f", str(args.realtime)) if args.realtime else ()
+        sim = Process(["sim-robot", "franka", *overrides, "--no-images", "--domain-id", str(domain)], env, chrt)
+        try:
+            sim.wait_for(": ready;")
+            stats, timings = Path(tmp) / "stats.json", Path(tmp) / "timings.npz"
+            deploy = Process(["deploy", str(run_dir), *overrides, "--robot", "franka", "--policy", args.policy,
+                              "--domain-id", str(domain), "--duration", f"{args.seconds + args.warmup + 2:g}",
+                              "--stale-after-periods", f"{args.stale_after_periods:g}", "--stats", str(stats),
+                              "--timings", str(timings), "--executor", args.executor,
+                              *(["--realtime", str(args.realtime)] if args.realtime else [])],
+                             env)
+            deploy.wait_for(": ready;")
+            rc = deploy.proc.wait()
+            if rc != 0:
+                raise RuntimeError("deploy failed:\n" + "\n".join(deploy.lines))
+        finally:
+            if sim.proc.poll() is None:
+                sim.proc.terminate()
+                sim.proc.wait(timeout=30)
+            time.sleep(0.2)
+        sim_summary = next((line for line in sim.lines if ": stopped;" in line), "")
+        summary = json.loads(stats.read_text())
+        with np.load(timings) as data:
+            stamp, arrival, published = data["stamp"], data["arrival"], data["published"]
+            period = float(data["period"])
+
+    keep = published >= published[0] + args.warmup
+    keep &= published <= published[keep][0] + args.seconds if keep.any() else keep
+    figures = analyse(stamp[keep], arrival[keep], published[keep], period)
+    load = os.getloadavg()
+    print(f"load average after:  {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    print(f"\ndeploy loop, {args.rate:g} Hz target, {args.seconds:g} s measured after {args.warmup:g} s warm-up, "
+          f"{args.policy} policy, {args.executor} executor, "
+          f"{'SCHED_FIFO ' + str(args.realtime) if args.realtime else 'normal priority'}:")
+    print(f"  achieved rate           {figures['rate_hz']:8.1f} Hz  ({figures['commands']} commands)")
+    print(f"  latency p50 / p99       {figures['p50']:8.3f} / {figures['p99']:.3f} ms   (goal p99 < {GOAL_P99_MS} ms)")
+    print(f"  latency p99.9 / max     {figures['p999']:8.3f} / {figures['max']:.3f} ms")
+    print(f"  missed deadlines        {figures['missed']:8d}  ({100 * figures['missed_fraction']:.3f} % of "
+          f"{figures['slots']} slots, goal < {100 * GOAL_MISSED:.1f} %): {figures['gaps']} slots whose state never "
+          f"got a command, {figures['late']} commands later than a period")
+    print(f"  longest gap             {figures['gap_max_ms']:8.1f} ms between two commands")
+    js = summary["states"]["joint_state"]
+    print(f"  joint states            {js['received']} received, {js['dropped']} missing from the stamp sequence "
+          f"(superseded in a queue of depth 1, or never published), {summary['skipped_states']} skipped as early")
+    print(f"  safety                  {summary['safety']['step_limited']} step-limited, "
+          f"{summary['safety']['nonfinite']} non-finite, {summary['watchdog_trips']} watchdog trips")
+    lag = re.search(r"'lag_resets': (\d+)", sim_summary)
+    if lag:
+        print(f"  sim-robot               {lag.group(1)} lag resets (fell > 0.25 s behind real time)")
+    if summary.get("last_error"):
+        print(f"  deploy reported         {summary['last_error']}")
+    met = figures["p99"] < GOAL_P99_MS and figures["missed_fraction"] < GOAL_MISSED
+    print(f"  goal {'met' if met else 'NOT met'} on this machine")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,300 @@
+"""``roboreward sim-robot ROBOT``: a MuJoCo simulation published as a ROS 2 robot.
+
+Everything on the policy's side of the bridge (``RosRobotEnv``, ``roboreward deploy``, recording)
+can then be run and tested without hardware, over the very topics, message types and QoS the real
+robot uses::
+
+    roboreward sim-robot franka                          # until Ctrl-C / SIGTERM
+    roboreward sim-robot g1 --domain-id 7 --no-images --duration 30
+    roboreward sim-robot my_robot.yaml control.rate_hz=200 --realtime-factor 0.5
+    roboreward sim-robot franka --discovery subnet       # visible to other machines on the LAN
+    python -m roboreward.hardware.sim_robot franka       # the same, without the CLI's torch import
+
+What the node does, in one thread plus a render thread:
+
+- steps the physics in real time (sim time = wall time x ``--realtime-factor``), applying the newest
+  command; position targets are held, velocity/torque targets and twists drop to zero when commands
+  stop for ``control.command_timeout_s`` (a real driver's watchdog does the same);
+- publishes each state topic at its ``rate_hz`` (sim time), stamped with the ROS time the state
+  belongs to. JointState lists the joints in *MuJoCo's* order, which may differ from the robot
+  file's, so that a subscriber that assumes the order instead of reading the names fails in tests;
+- renders the camera in its own thread (an EGL context of its own, on a copy of the state), so a
+  slow frame never delays joint states; a frame not finished before the next is due is skipped and
+  counted;
+- falls back in time rather than bursting: when the machine cannot keep up for more than 0.25 s of
+  sim time, it skips ahead (counted as a lag reset) instead of publishing a backlog of old states.
+
+A ``ready`` line on stdout says when the topics exist; a summary line follows on exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from roboreward.envs.rendering import FrameRenderer, RenderOptions, mujoco
+from roboreward.hardware.robot import RobotConfig, load_robot_config
+from roboreward.hardware.ros import (
+    CommandSubscriber,
+    RosSession,
+    StatePublisher,
+    image_message,
+    imu_message,
+    joint_state_message,
+    odometry_message,
+)
+from roboreward.hardware.sim import RobotSimulation
+
+MAX_LAG_S = 0.25  # sim seconds behind wall time before skipping ahead
+
+
+class _ImageWorker(threading.Thread):
+    """Renders the newest requested state in its own thread and publishes it; skips what it cannot keep up with."""
+
+    def __init__(self, sim: RobotSimulation, publish):
+        super().__init__(name="sim-robot-render", daemon=True)
+        self.sim = sim
+        self.cfg = sim.robot.state.image
+        self._publish = publish
+        self._data = mujoco.MjData(sim.model)
+        self._cond = threading.Condition()
+        self._request: tuple[np.ndarray, np.ndarray, np.ndarray, float] | None = None
+        self._stopping = False
+        self.rendered = 0
+        self.skipped = 0
+        self.error: BaseException | None = None
+        self.ready = threading.Event()  # set once the GL context exists (or failed)
+
+    def request(self, data: mujoco.MjData, stamp: float) -> None:
+        with self._cond:
+            if self._request is not None:
+                self.skipped += 1
+            self._request = (data.qpos.copy(), data.mocap_pos.copy(), data.mocap_quat.copy(), stamp)
+            self._cond.notify()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+
+    def run(self) -> None:
+        renderer = None
+        try:
+            options = RenderOptions(width=self.cfg.width, height=self.cfg.height, camera=self.cfg.camera or "front")
+            renderer = FrameRenderer(self.sim.model, options)
+            self.ready.set()
+            while True:
+                with self._cond:
+                    while self._request is None and not self._stopping:
+                        self._cond.wait()
+                    if self._stopping:
+                        return
+                    qpos, mocap_pos, mocap_quat, stamp = self._request
+                    self._request = None
+                self._data.qpos[:] = qpos
+                self._data.mocap_pos[:] = mocap_pos
+                self._data.mocap_quat[:] = mocap_quat
+                mujoco.mj_kinematics(self.sim.model, self._data)
+                mujoco.mj_camlight(self.sim.model, self._data)
+                frame = renderer.render(self._data)
+                self._publish(image_message(frame, stamp, self.cfg.frame_id, self.cfg.encoding))
+                self.rendered += 1
+        except BaseException as e:  # reported by the node on exit
+            self.error = e
+        finally:
+            self.ready.set()
+            if renderer is not None:
+                renderer.close()
+
+
+class SimRobotNode:
+    """The simulated robot behind ROS 2 topics. :meth:`run` until stopped or for ``duration`` seconds.
+
+    :param images: publish the camera topic (if the robot has one).
+    :param realtime_factor: sim seconds per wall second (rates are in sim time).
+    """
+
+    def __init__(
+        self,
+        robot: RobotConfig | str | Path,
+        *,
+        domain_id: int | None = None,
+        discovery: str = "localhost",
+        images: bool = True,
+        realtime_factor: float = 1.0,
+    ):
+        if not realtime_factor > 0:
+            raise ValueError(f"--realtime-factor {realtime_factor} must be > 0 (1 = real time)")
+        self.robot = load_robot_config(robot)
+        self.sim = RobotSimulation(self.robot)
+        self.realtime_factor = realtime_factor
+        self.session = RosSession(f"sim_robot_{self.robot.name}", domain_id=domain_id, discovery=discovery, spin=False)
+        self.discovery = discovery
+        self.states = StatePublisher(self.session.node, self.robot)
+        self.commands = CommandSubscriber(self.session.node, self.robot)
+        # MuJoCo's joint order (by qpos address), deliberately not the robot file's.
+        self.publish_order = np.argsort(self.sim.qpos_adr, kind="stable").tolist()
+        self.periods = {slot: 1.0 / cfg.rate_hz for slot, cfg in self.robot.state.topics().items()}
+        self.image_worker: _ImageWorker | None = None
+        if not images:
+            self.periods.pop("image", None)
+        elif "image" in self.periods:
+            self.image_worker = _ImageWorker(self.sim, lambda msg: self.states.publish("image", msg))
+        self.lag_resets = 0
+        self.stop_event = threading.Event()
+
+    def describe(self) -> str:
+        names = self.robot.joint_names
+        topics = ", ".join(f"{self.robot.state.topics()[s].topic} ({1.0 / p:g} Hz)" for s, p in self.periods.items())
+        cmd = self.robot.command
+        return (
+            f"sim-robot {self.robot.name}: ready; ROS_DOMAIN_ID={self.session.domain_id}, discovery {self.discovery}; "
+            f"publishing {topics}; joint states in MuJoCo order {[names[i] for i in self.publish_order]}; "
+            f"commands on {cmd.topic} ({cmd.type}, {self.robot.control.mode})"
+        )
+
+    def _targets(self, now: float) -> np.ndarray | None:
+        targets, received_at = self.commands.latest()
+        if targets is None:
+            return None
+        holds = self.robot.control.mode == "position" and self.robot.action_kind == "joint_targets"
+        if not holds and now - received_at > self.robot.control.command_timeout_s:
+            return np.zeros_like(targets)
+        return targets
+
+    def _publish(self, slot: str, stamp: float) -> None:
+        sim, robot = self.sim, self.robot
+        cfg = robot.state.topics()[slot]
+        if slot == "joint_state":
+            self.states.publish(slot, joint_state_message(robot, sim.state(), stamp, self.publish_order))
+        elif slot == "imu":
+            self.states.publish(slot, imu_message(sim.imu_state(), stamp, cfg.frame_id))
+        elif slot == "odometry":
+            self.states.publish(slot, odometry_message(sim.odometry_state(), stamp, cfg.frame_id or "odom"))
+        elif slot == "image" and self.image_worker is not None:
+            self.image_worker.request(sim.data, stamp)
+
+    def run(self, duration: float | None = None) -> dict[str, Any]:
+        sim, rtf, ts = self.sim, self.realtime_factor, self.sim.timestep
+        if self.image_worker is not None:  # the GL context takes a moment: start the clock after it
+            self.image_worker.start()
+            self.image_worker.ready.wait(timeout=30.0)
+        wall0, ros0, sim0 = time.monotonic(), self.session.now(), sim.time
+        next_due = {slot: sim0 for slot in self.periods}
+        last_targets: np.ndarray | None = None
+        try:
+            while not self.stop_event.is_set():
+                now = time.monotonic()
+                if duration is not None and now - wall0 >= duration:
+                    break
+                goal = sim0 + (now - wall0) * rtf
+                if goal - sim.time > MAX_LAG_S:  # could not keep up: skip ahead instead of bursting old states
+                    self.lag_resets += 1
+                    wall0, ros0, sim0 = now, self.session.now(), sim.time
+                    next_due = {slot: sim.time for slot in self.periods}
+                    goal = sim.time
+                targets = self._targets(now)
+                if targets is not None and (last_targets is None or not np.array_equal(targets, last_targets)):
+                    sim.apply(targets)
+                    last_targets = targets
+                while sim.time + 0.5 * ts <= goal:
+                    # Whole physics steps up to the next publication (or to now): one call, not one per step.
+                    until = min(goal, min(next_due.values(), default=goal))
+                    sim.step(max(1, int(round((until - sim.time) / ts))) * ts)
+                    for slot, due in next_due.items():
+                        if sim.time + 0.5 * ts >= due:
+                            self._publish(slot, ros0 + (sim.time - sim0) / rtf)
+                            next_due[slot] = due + self.periods[slot]
+                # Wait for commands until the next thing is due (at least one physics step away).
+                wait = max(ts, min(next_due.values(), default=sim.time + ts) - sim.time) / rtf
+                self.session.executor.spin_once(timeout_sec=min(wait, 0.01))
+        finally:
+            if self.image_worker is not None:
+                self.image_worker.stop()
+                self.image_worker.join(timeout=5.0)
+        return self.summary()
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "published": dict(self.states.published),
+            "commands_received": self.commands.received,
+            "commands_rejected": self.commands.rejected,
+            "lag_resets": self.lag_resets,
+            "sim_time": round(self.sim.time, 3),
+        }
+        if self.commands.rejected:
+            out["last_rejected_because"] = self.commands.last_error
+        if self.image_worker is not None:
+            out["images_skipped"] = self.image_worker.skipped
+            if self.image_worker.error is not None:
+                out["render_error"] = repr(self.image_worker.error)
+        return out
+
+    def close(self) -> None:
+        self.session.close()
+        self.sim.close()
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    """The ``sim-robot`` command's handler (see :mod:`roboreward.hardware.cli`)."""
+    if args.duration is not None and not args.duration > 0:
+        raise ValueError(f"--duration {args.duration} must be > 0 seconds (leave it out to run until stopped)")
+    robot = load_robot_config(args.robot, list(args.overrides or []))
+    node = SimRobotNode(
+        robot,
+        domain_id=args.domain_id,
+        discovery=args.discovery,
+        images=not args.no_images,
+        realtime_factor=args.realtime_factor,
+    )
+    previous = {}
+
+    def stop(signum, frame):  # noqa: ARG001
+        node.stop_event.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous[sig] = signal.signal(sig, stop)
+    try:
+        print(node.describe(), flush=True)
+        summary = node.run(args.duration)
+        print(f"sim-robot {robot.name}: stopped; {summary}", flush=True)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        node.close()
+    if "render_error" in summary:
+        print(f"sim-robot {robot.name}: error: rendering failed: {summary['render_error']}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m roboreward.hardware.sim_robot ROBOT [...]``: the ``sim-robot`` command on its own.
+
+    Same arguments and behaviour; it skips the rest of roboreward's CLI, whose start-up imports torch
+    (through the reward models), so it starts seconds sooner and runs where torch is not installed.
+    """
+    from roboreward.config import ConfigError
+    from roboreward.hardware.cli import _add_sim_robot
+
+    parser = argparse.ArgumentParser(prog="roboreward")
+    _add_sim_robot(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["sim-robot", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        return int(args.run(args))
+    except (ConfigError, FileNotFoundError, ValueError) as e:
+        print(f"roboreward sim-robot: error: {e}", file=sys.stderr)
+        return 2
+
+
+__all__ = ["SimRobotNode", "main", "run_from_args"]
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,803 @@
+"""A process (progress) reward model: how far along its task a robot is, from several cameras at once.
+
+In the spirit of the General Reward Model of "Robo-Dopamine: General Process Reward Modeling for
+High-Precision Robotic Manipulation" (Tan et al., 2025), at the size of a CPU: frozen pretrained
+image features, a small trained head, a handful of demonstrations. Its output ``Φ(s) ∈ [0, 1]`` is
+meant to be a *potential* — the policy-invariant shaping ``r' = r + γΦ(s') − Φ(s)`` of
+:mod:`roboreward.rewards.shaping`, selected in an experiment file with ``shaping.potential`` — or,
+where no task reward exists, a reward of its own.
+
+1. **Views and features.** Each state is seen from ``V >= 2`` cameras (one camera sees the gripper,
+   another the drawer; a single view hides one or the other). Every view's frame goes through the same
+   frozen EfficientNet-Lite0 (:func:`~roboreward.rewards.features.cached_features`: cut after
+   ``blocks``, pooled to a ``grid x grid`` map, unit-normalised, memoised by frame bytes), giving
+   ``x ∈ R^{V x D}``. Features are standardised with the training frames' per-view mean and standard
+   deviation (the latter floored, so a feature that never moves in the demos cannot explode).
+
+2. **Step-aware labels.** Progress is *discretised* into ``K`` bins (steps) and learned as a
+   classification, as Robo-Dopamine's step-wise reward discretisation does: a successful
+   demonstration's frame ``t`` has progress ``y_t = min(t / t*, 1)`` with ``t*`` the frame of its first
+   successful state (``progress_label: success``; frames after success are "done"), or ``t / (T − 1)``
+   (``progress_label: time``). The target is a distribution over bins: a Gaussian of width
+   ``label_sigma`` bins centred on ``y_t`` (``0``: one-hot on bin ``⌊y_t·K⌋``) — neighbouring bins are
+   nearly right, so they share the mass. Frames are weighted so that every bin counts the same
+   (a demo that holds still after success would otherwise teach mostly "done").
+
+3. **Fusion and head.** ``fusion: concat`` — the views' features side by side into an MLP;
+   ``fusion: attention`` — each view projected to ``hidden`` (plus a learned per-view embedding),
+   pooled with softmax attention weights ``a_v = softmax_v(w·tanh(h_v))``, then a linear layer.
+   Either way the head outputs ``K`` logits; the readout is the **expected progress**
+   ``Φ(x) = Σ_k p_k(x)·c_k`` with bin centres ``c_k = (k + ½)/K``, smooth where an argmax would jump.
+
+4. **Failed rollouts** (optional: ``failures``, e.g. the agent's own unsuccessful episodes). How far
+   a failure got is unknown; only that it did not finish. So each of its frames is a *partial* label
+   — its progress lies in ``[0, failure_ceiling]`` — trained with ``−log P(y ≤ ceiling) =
+   −log Σ_{c_k ≤ ceiling} p_k``: mass is pushed out of the "done" bins (the false positives a policy
+   would exploit) without claiming any particular progress.
+
+5. **Training** is full-batch AdamW on the cached features for ``train_steps`` steps, seeded
+   (``seed``) inside a forked torch RNG so it neither depends on nor disturbs the caller's random
+   state. On one (shared) CPU core a 1-shot fit takes ~1.5 s and a 5-shot fit ~6 s once the features exist
+   (`benchmarks/progress_one_shot.py`).
+
+**One-shot adaptation.** :meth:`ProgressReward.fit` works from a single expert trajectory of a new
+task; ``init_path`` (or ``fit(init=...)``) starts from a head trained on other tasks, keeping its
+feature standardisation. :meth:`ProgressReward.report` scores a fit on held-out demonstrations: the
+Spearman rank correlation of predicted progress with time on each (over its frames up to first
+success: the part whose progress the labels define) — the "value-order correlation" of a progress
+estimator — with the start and end progress and the error against the labels.
+
+**Frames from several cameras.** A :class:`RewardBatch` carries one frame per transition, so the
+views travel *tiled side by side*: ``[B, H, V·W, 3]``, cameras in the model's order
+(:func:`tile_views` / :func:`split_views`). An env renders that with :class:`MultiViewRender`, which
+an experiment file asks for with ``env.render.cameras: [corner3, topview]``; every frame wrapper
+(``RenderInInfo``, ``VecLearnedReward``, ``VecPotentialShaping``) then passes the views along
+unchanged.
+
+The fitted head is plain arrays in an ``.npz`` (:meth:`ProgressReward.save`, written atomically,
+read back with ``allow_pickle=False``); ``reward.model_path`` loads it.
+
+Example::
+
+    model = ProgressReward(ProgressRewardConfig(cameras=["corner3", "topview"]))
+    model.fit(DatasetReader("demos/drawer-open"), episodes=[0])            # one-shot
+    print(model.report(DatasetReader("demos/drawer-open"), episodes=[5, 6, 7]))
+    model.save("drawer_open_progress.npz")
+    phi = model(RewardBatch(frames=tile_views([corner3_frames, topview_frames])))   # float32 [B] in [0, 1]
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from roboreward.config import bounded
+from roboreward.rewards.base import RewardBatch, RewardConfig, RewardModel
+from roboreward.rewards.features import cached_features
+
+FORMAT_VERSION = 1
+
+
+@RewardConfig.register_subclass("progress")
+@dataclass(kw_only=True)
+class ProgressRewardConfig(RewardConfig):
+    """Where the demonstrations or the fitted head are, and the head's knobs (see the module docstring)."""
+
+    demos: str | None = None  # a LeRobot v3 dataset folder: the head is fitted from it when built
+    cameras: list[str] = field(default_factory=list)  # views to fuse, in this order; [] = every dataset camera
+    episodes: list[int] = field(default_factory=list)  # demo episodes to learn from; [] = every successful one
+    # A dataset of failed rollouts (e.g. the agent's own): its unsuccessful episodes teach "not done".
+    failures: str | None = None
+    failure_ceiling: float = bounded(0.5, "a failed rollout's frames are labelled 'progress <= this'", gt=0, lt=1)
+    failure_weight: float = bounded(1.0, "weight of the failed-rollout loss next to the demos'", ge=0)
+    # An .npz written by ProgressReward.save, loaded instead of fitting (cameras, bins and the head come
+    # from the file; blocks, grid, input_size and weights must be those it was fitted with).
+    model_path: str | None = None
+    # An .npz head to start the fit from (one-shot adaptation from a head trained on other tasks).
+    init_path: str | None = None
+    progress_label: Literal["success", "time"] = "success"  # y = min(t / first success, 1), or t / (T-1)
+    bins: int = bounded(10, "K: progress steps the head classifies into", ge=2, le=100)
+    label_sigma: float = bounded(2.0, "width of the soft target over bins, in bins (0 = one-hot)", ge=0)
+    fusion: Literal["concat", "attention"] = "concat"  # how the views' features are combined
+    hidden: int = bounded(128, "hidden units of the head", ge=4, le=4096)
+    dropout: float = bounded(0.2, "dropout on the standardised features while training", ge=0, lt=1)
+    train_steps: int = bounded(200, "full-batch optimiser steps", ge=1)
+    lr: float = bounded(3e-3, "AdamW learning rate", gt=0)
+    weight_decay: float = bounded(1.0, "AdamW (decoupled) weight decay", ge=0)
+    seed: int = bounded(0, "seeds the head's initialisation and dropout", ge=0)
+    std_floor: float = bounded(0.1, "standardisation floor, as a fraction of the mean feature std", ge=0)
+    # Features as the perceptual reward's: block 11 of 16 (112 channels) pooled 2x2, D = 448 per view.
+    blocks: int = bounded(11, "EfficientNet-Lite0 blocks to run (of 16)", ge=1, le=16)
+    grid: int = bounded(2, "side of the pooled feature map (D = channels * grid²)", ge=1, le=16)
+    input_size: int | None = bounded(None, "resize each view to this square side first; null keeps it", ge=16)
+    weights: Literal["imagenet", "random"] = "imagenet"
+    cache_size: int = bounded(4096, "view frames whose features are memoised (0 disables)", ge=0)
+    device: str = "auto"  # the feature network's; "auto" picks CUDA when present (the head runs on the CPU)
+
+    def __post_init__(self) -> None:
+        if self.demos is not None and self.model_path is not None:
+            raise ValueError(
+                "set reward.demos (fit from a dataset) or reward.model_path (load a fitted .npz), not both"
+            )
+        if self.model_path is not None and self.init_path is not None:
+            raise ValueError("reward.init_path starts a fit; with reward.model_path nothing is fitted, so drop one")
+        if any(e < 0 for e in self.episodes):
+            raise ValueError(f"episodes {self.episodes} must be dataset episode indices (>= 0)")
+        if len(set(self.cameras)) != len(self.cameras):
+            raise ValueError(f"cameras {self.cameras} name a camera twice; list each view once")
+
+
+# --------------------------------------------------------------------------------------------
+# Views: several cameras in one frame
+
+
+def tile_views(views: Sequence[np.ndarray]) -> np.ndarray:
+    """Views ``uint8 [..., H, W, 3]`` (one per camera, equal shapes) side by side: ``[..., H, V·W, 3]``."""
+    views = [np.asarray(v) for v in views]
+    if not views:
+        raise ValueError("tile_views needs at least one view")
+    if len({v.shape for v in views}) != 1:
+        raise ValueError(f"views must have one shape to be tiled; got {[v.shape for v in views]}")
+    return np.concatenate(views, axis=-2)
+
+
+def split_views(frames: np.ndarray, views: int) -> list[np.ndarray]:
+    """Undo :func:`tile_views`: ``[..., H, V·W, 3]`` -> ``V`` arrays ``[..., H, W, 3]``."""
+    width = frames.shape[-2]
+    if views < 1 or width % views:
+        raise ValueError(f"a frame {width} pixels wide cannot hold {views} views of equal width")
+    return np.split(frames, views, axis=-2)
+
+
+class MultiViewRender(gym.Wrapper):
+    """``render()`` returns several cameras side by side (:func:`tile_views`), for multi-view reward models.
+
+    The env must offer ``render_cameras(cameras) -> {camera: frame}`` (the Meta-World envs do); the
+    views have the env's render size and options. :class:`~roboreward.rewards.wrappers.RenderInInfo`
+    around this wrapper puts the tiled frame into ``info["frame"]``.
+
+    :param env: an env made with ``render_mode="rgb_array"``.
+    :param cameras: camera names, in the order a model reads them.
+    """
+
+    def __init__(self, env: gym.Env, cameras: Sequence[str]):
+        super().__init__(env)
+        self.cameras = list(cameras)
+        if not self.cameras:
+            raise ValueError("MultiViewRender needs at least one camera")
+        if not callable(getattr(env.unwrapped, "render_cameras", None)):
+            name = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
+            raise ValueError(
+                f"{name} cannot render several cameras (no render_cameras method); "
+                "multi-view frames (env.render.cameras) need a Meta-World env"
+            )
+        if env.render_mode != "rgb_array":
+            raise ValueError("make the env with render_mode='rgb_array' to render several cameras")
+        env.unwrapped.render_cameras(self.cameras)  # unknown cameras fail here, with the env's own message
+
+    def render(self) -> np.ndarray:
+        frames = self.env.unwrapped.render_cameras(self.cameras)
+        return tile_views([frames[c] for c in self.cameras])
+
+
+# --------------------------------------------------------------------------------------------
+# Labels and readout (pure functions)
+
+
+def bin_centres(bins: int) -> np.ndarray:
+    """``c_k = (k + ½) / K``, the progress each of ``K`` bins stands for."""
+    return (np.arange(bins) + 0.5) / bins
+
+
+def progress_labels(length: int, success_step: int | None = None) -> np.ndarray:
+    """Progress of each frame of a successful demonstration, float64 ``[length]`` in ``[0, 1]``.
+
+    :param success_step: the frame index of the first successful state: frames get ``t / success_step``
+        up to it and 1 after. ``None``: ``t / (length − 1)``.
+    """
+    if length < 1:
+        raise ValueError(f"a demonstration needs frames; got length {length}")
+    t = np.arange(length, dtype=np.float64)
+    if success_step is None:
+        return t / max(length - 1, 1)
+    if success_step <= 0:
+        return np.ones(length)
+    return np.minimum(t / success_step, 1.0)
+
+
+def bin_targets(progress: np.ndarray, bins: int, sigma: float = 0.0) -> np.ndarray:
+    """Soft classification targets ``[N, K]`` for progress values ``[N]``.
+
+    ``sigma = 0``: one-hot on bin ``min(⌊y·K⌋, K − 1)``. Otherwise a Gaussian over the bin centres,
+    centred on ``y`` with standard deviation ``sigma`` bins, normalised to sum to 1.
+    """
+    y = np.asarray(progress, dtype=np.float64)
+    if y.ndim != 1 or np.any((y < 0) | (y > 1)) or not np.all(np.isfinite(y)):
+        raise ValueError("progress must be a vector of values in [0, 1]")
+    if sigma < 0:
+        raise ValueError(f"sigma={sigma} must be >= 0")
+    if sigma == 0:
+        out = np.zeros((len(y), bins))
+        out[np.arange(len(y)), np.minimum((y * bins).astype(np.int64), bins - 1)] = 1.0
+        return out
+    z = (bin_centres(bins)[None, :] - y[:, None]) * bins / sigma
+    out = np.exp(-0.5 * z * z)
+    return out / out.sum(axis=1, keepdims=True)
+
+
+def expected_progress(probabilities: np.ndarray) -> np.ndarray:
+    """The readout ``Σ_k p_k·c_k`` of bin probabilities ``[N, K]`` -> ``[N]`` in ``[½K⁻¹, 1 − ½K⁻¹]``."""
+    p = np.asarray(probabilities, dtype=np.float64)
+    return p @ bin_centres(p.shape[-1])
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's rank correlation (ties get their average rank); 0 when either side is constant."""
+    ra, rb = _ranks(np.asarray(a, dtype=np.float64)), _ranks(np.asarray(b, dtype=np.float64))
+    if len(ra) != len(rb):
+        raise ValueError(f"spearman needs equal lengths; got {len(ra)} and {len(rb)}")
+    if len(ra) < 2 or ra.std() == 0 or rb.std() == 0:
+        return 0.0
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    order = np.argsort(x, kind="stable")
+    ranks = np.empty(len(x))
+    ranks[order] = np.arange(len(x))
+    _, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
+    return np.bincount(inverse, weights=ranks)[inverse] / counts[inverse]
+
+
+# --------------------------------------------------------------------------------------------
+# The head
+
+
+class ProgressHead(torch.nn.Module):
+    """Standardised multi-view features ``[B, V, D]`` -> logits over ``K`` progress bins.
+
+    :param fusion: ``concat`` (views side by side into an MLP) or ``attention`` (per-view projection
+        plus view embedding, softmax-attention pooled over views, then a linear layer).
+    """
+
+    def __init__(
+        self, views: int, dim: int, bins: int, hidden: int = 128, fusion: str = "concat", dropout: float = 0.0
+    ):
+        super().__init__()
+        if fusion not in ("concat", "attention"):
+            raise ValueError(f"fusion={fusion!r} is not allowed; choose 'concat' or 'attention'")
+        self.views, self.dim, self.bins, self.hidden, self.fusion = views, dim, bins, hidden, fusion
+        self.register_buffer("mean", torch.zeros(views, dim))
+        self.register_buffer("std", torch.ones(views, dim))
+        self.drop = torch.nn.Dropout(dropout)
+        if fusion == "concat":
+            self.net = torch.nn.Sequential(
+                torch.nn.Linear(views * dim, hidden), torch.nn.GELU(), torch.nn.Linear(hidden, bins)
+            )
+        else:
+            self.project = torch.nn.Linear(dim, hidden)
+            self.view_embedding = torch.nn.Parameter(torch.zeros(views, hidden))
+            self.score = torch.nn.Linear(hidden, 1)
+            self.out = torch.nn.Sequential(torch.nn.GELU(), torch.nn.Linear(hidden, bins))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        x = self.drop((features - self.mean) / self.std)
+        if self.fusion == "concat":
+            return self.net(x.flatten(1))
+        h = torch.tanh(self.project(x) + self.view_embedding)  # [B, V, hidden]
+        a = torch.softmax(self.score(h), dim=1)  # [B, V, 1]
+        return self.out((a * h).sum(dim=1))
+
+    def view_weights(self, features: torch.Tensor) -> torch.Tensor:
+        """Attention weights ``[B, V]`` over the views (``attention`` fusion only)."""
+        if self.fusion != "attention":
+            raise ValueError("view weights exist for fusion='attention' only")
+        x = (features - self.mean) / self.std
+        return torch.softmax(self.score(torch.tanh(self.project(x) + self.view_embedding)), dim=1)[..., 0]
+
+
+@dataclass
+class HeadSettings:
+    """How a head is built and trained (the config's fields, without the dataset and feature parts)."""
+
+    bins: int = 10
+    label_sigma: float = 2.0
+    fusion: str = "concat"
+    hidden: int = 128
+    dropout: float = 0.2
+    train_steps: int = 200
+    lr: float = 3e-3
+    weight_decay: float = 1.0
+    seed: int = 0
+    std_floor: float = 0.1
+    failure_ceiling: float = 0.5
+    failure_weight: float = 1.0
+
+    @classmethod
+    def from_config(cls, config: ProgressRewardConfig) -> HeadSettings:
+        return cls(**{f: getattr(config, f) for f in cls.__dataclass_fields__})
+
+
+def fit_head(
+    features: Sequence[np.ndarray],
+    progress: Sequence[np.ndarray],
+    settings: HeadSettings,
+    *,
+    failures: Sequence[np.ndarray] = (),
+    init: ProgressHead | None = None,
+) -> ProgressHead:
+    """Train a head on per-demo feature sequences ``[T_i, V, D]`` and their progress ``[T_i]`` in [0, 1].
+
+    :param failures: feature sequences ``[T_j, V, D]`` of failed rollouts (partial labels, see the module
+        docstring).
+    :param init: a head to start from (copied, not changed); its standardisation is kept. Its views,
+        feature size and bins must match.
+    """
+    if not features:
+        raise ValueError("fit_head needs at least one demonstration")
+    x = np.concatenate([_as_views(f) for f in features])
+    y = np.concatenate([np.asarray(p, dtype=np.float64) for p in progress])
+    if len(y) != len(x):
+        raise ValueError(f"{len(x)} frames of features but {len(y)} progress labels")
+    fail = np.concatenate([_as_views(f) for f in failures]) if failures else np.zeros((0, *x.shape[1:]))
+    if fail.shape[1:] != x.shape[1:]:
+        raise ValueError(f"failed rollouts have features {fail.shape[1:]}, demonstrations {x.shape[1:]}")
+    views, dim = x.shape[1:]
+    s = settings
+    targets = bin_targets(y, s.bins, s.label_sigma)
+    # Every bin weighs the same in the loss, however many frames fall into it.
+    hard = np.minimum((y * s.bins).astype(np.int64), s.bins - 1)
+    counts = np.bincount(hard, minlength=s.bins).astype(np.float64)
+    weight = 1.0 / counts[hard]
+    weight /= weight.sum()
+    allowed = bin_centres(s.bins) <= s.failure_ceiling
+    if not allowed.any():
+        raise ValueError(f"failure_ceiling={s.failure_ceiling} is below the first bin's centre {0.5 / s.bins}")
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(s.seed)
+        if init is not None:
+            if (init.views, init.dim, init.bins) != (views, dim, s.bins):
+                raise ValueError(
+                    f"the initial head reads {init.views} views x {init.dim} features into {init.bins} bins, "
+                    f"but this fit has {views} x {dim} and bins={s.bins}; use a head fitted with the same cameras, "
+                    "features and bins"
+                )
+            head = ProgressHead(views, dim, s.bins, init.hidden, init.fusion, s.dropout)
+            head.load_state_dict(init.state_dict())
+        else:
+            head = ProgressHead(views, dim, s.bins, s.hidden, s.fusion, s.dropout)
+            both = np.concatenate([x, fail]) if len(fail) else x
+            sd = both.std(axis=0)
+            head.mean.copy_(torch.as_tensor(both.mean(axis=0), dtype=torch.float32))
+            head.std.copy_(torch.as_tensor(np.sqrt(sd**2 + (s.std_floor * sd.mean()) ** 2) + 1e-8, dtype=torch.float32))
+        xt = torch.as_tensor(x, dtype=torch.float32)
+        qt = torch.as_tensor(targets, dtype=torch.float32)
+        wt = torch.as_tensor(weight, dtype=torch.float32)
+        ft = torch.as_tensor(fail, dtype=torch.float32)
+        mask = torch.as_tensor(allowed)
+        optimiser = torch.optim.AdamW(head.parameters(), lr=s.lr, weight_decay=s.weight_decay)
+        head.train()
+        for _ in range(s.train_steps):
+            optimiser.zero_grad()
+            log_p = torch.log_softmax(head(xt), dim=1)
+            loss = -((qt * log_p).sum(dim=1) * wt).sum()
+            if len(ft) and s.failure_weight > 0:
+                log_pf = torch.log_softmax(head(ft), dim=1)
+                loss = loss - s.failure_weight * torch.logsumexp(log_pf[:, mask], dim=1).mean()
+            loss.backward()
+            optimiser.step()
+    head.eval()
+    head.drop.p = 0.0
+    return head.requires_grad_(False)
+
+
+def head_progress(head: ProgressHead, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bin probabilities ``[B, K]`` and expected progress ``[B]`` of features ``[B, V, D]``."""
+    with torch.inference_mode():
+        logits = head(torch.as_tensor(_as_views(features), dtype=torch.float32))
+        probs = torch.softmax(logits.double(), dim=1).numpy()
+    return probs, expected_progress(probs)
+
+
+def _as_views(features: np.ndarray) -> np.ndarray:
+    x = np.asarray(features, dtype=np.float32)
+    if x.ndim != 3 or len(x) == 0:
+        raise ValueError(f"features must be [T, V, D] with T >= 1; got shape {x.shape}")
+    return x
+
+
+# --------------------------------------------------------------------------------------------
+# Reports
+
+
+@dataclass(frozen=True)
+class ProgressReport:
+    """How well a progress model orders held-out demonstrations (see :meth:`ProgressReward.report`).
+
+    ``spearman`` is each demo's rank correlation of predicted progress with time (frames up to first
+    success), the value-order correlation; 1 = perfectly increasing.
+    """
+
+    episodes: list[int]  # held-out demos, by dataset episode index (or position in the list given)
+    spearman: list[float]
+    start_progress: float  # mean prediction over the first 10 % of those frames
+    end_progress: float  # ... over the last 10 %
+    mae: float  # mean |prediction − label| over those frames
+    train_demos: int = 0  # of the last fit
+    train_frames: int = 0
+    fit_seconds: float = 0.0  # the last fit, features included
+
+    @property
+    def spearman_mean(self) -> float:
+        return float(np.mean(self.spearman)) if self.spearman else float("nan")
+
+    @property
+    def spearman_min(self) -> float:
+        return float(np.min(self.spearman)) if self.spearman else float("nan")
+
+    def __str__(self) -> str:
+        return (
+            f"progress on {len(self.episodes)} held-out demos: Spearman vs time mean {self.spearman_mean:.3f} "
+            f"(min {self.spearman_min:.3f}), start {self.start_progress:.2f} -> end {self.end_progress:.2f}, "
+            f"MAE {self.mae:.3f}; fitted on {self.train_demos} demos ({self.train_frames} frames) "
+            f"in {self.fit_seconds:.1f} s"
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# The reward model
+
+
+@dataclass
+class _Trajectory:
+    views: list[np.ndarray]  # one uint8 [T, H, W, 3] per camera
+    success_step: int | None  # frame of the first successful state, or None if unknown / never
+
+
+class ProgressReward(RewardModel):
+    """Expected task progress ``Φ ∈ [0, 1]`` from tiled multi-view frames, by a head on frozen features."""
+
+    name = "progress"
+    config_class = ProgressRewardConfig
+
+    def __init__(self, config: ProgressRewardConfig):
+        super().__init__(config)
+        self.config: ProgressRewardConfig = config
+        self.features = cached_features(
+            config.blocks, config.grid, config.input_size, config.weights, config.device, config.cache_size
+        )
+        self.head: ProgressHead | None = None
+        self.cameras: list[str] = list(config.cameras)  # the views, in the order frames tile them
+        self.frame_size: tuple[int, int] | None = None  # (H, W) of one view
+        self.train_demos = self.train_frames = self.failure_frames = 0
+        self.fit_seconds = self.feature_seconds = 0.0  # the last fit's time, and the features' part of it
+        if config.model_path is not None:
+            self.load(config.model_path)
+        elif config.demos is not None:
+            from roboreward.datasets.lerobot_v3 import DatasetReader
+
+            failures = None
+            if config.failures is not None:
+                failures = DatasetReader(_dataset_dir(config.failures, "failures"))
+            init = ProgressReward.from_file(config.init_path, device=config.device) if config.init_path else None
+            self.fit(
+                DatasetReader(_dataset_dir(config.demos, "demos")),
+                episodes=config.episodes or None,
+                failures=failures,
+                init=init,
+            )
+
+    @property
+    def required_cameras(self) -> list[str]:
+        """The cameras every frame must show, tiled in this order (``env.render.cameras``)."""
+        return list(self.cameras)
+
+    @classmethod
+    def from_file(cls, path: str | Path, device: str = "auto", cache_size: int = 4096) -> ProgressReward:
+        """A model loaded from ``path``, with the feature settings it was fitted with."""
+        path = _model_file(path)
+        with np.load(path, allow_pickle=False) as data:
+            settings = _feature_settings(data)
+        return cls(ProgressRewardConfig(model_path=str(path), device=device, cache_size=cache_size, **settings))
+
+    # ---------------------------------------------------------------------------------- fit
+    def fit(
+        self,
+        demos: object,
+        *,
+        episodes: Sequence[int] | None = None,
+        failures: object | None = None,
+        init: ProgressReward | ProgressHead | None = None,
+    ) -> ProgressReward:
+        """Train the head on successful demonstrations (one is enough: one-shot adaptation).
+
+        :param demos: a :class:`~roboreward.datasets.lerobot_v3.DatasetReader` (its ``cameras``, or this
+            config's ``cameras``, are the views), or a list of demos, each a mapping ``camera -> uint8
+            [T, H, W, 3]`` (the config's cameras, or the mapping's order, say which) or a list of
+            per-view arrays in camera order. Progress labels follow ``progress_label``; for arrays, which
+            carry no success flags, ``success`` falls back to ``t / (T − 1)``.
+        :param episodes: dataset episodes to learn from (default: every successful one). Datasets only.
+        :param failures: failed rollouts, in the same forms (a dataset's *unsuccessful* episodes are used).
+        :param init: a fitted model or head to start from (one-shot adaptation from other tasks).
+        """
+        started = time.perf_counter()
+        trajectories = self._trajectories(demos, episodes, successful=True)
+        failed = self._trajectories(failures, None, successful=False) if failures is not None else []
+        shapes = {v.shape[1:3] for t in trajectories + failed for v in t.views}
+        if len(shapes) != 1:
+            raise ValueError(f"demonstrations have different frame sizes {sorted(shapes)}; record them at one size")
+        labels = [self._labels(t) for t in trajectories]
+        if isinstance(init, ProgressReward):
+            if init.cameras != self.cameras:
+                raise ValueError(
+                    f"the initial model reads cameras {init.cameras}, this fit {self.cameras}; use the same views"
+                )
+            other = {k: getattr(init.config, k) for k in ("blocks", "grid", "input_size", "weights")}
+            mismatched = {k: v for k, v in other.items() if getattr(self.config, k) != v}
+            if mismatched:
+                wanted = ", ".join(f"reward.{k}={v}" for k, v in mismatched.items())
+                raise ValueError(f"the initial model was fitted on other features; set {wanted}")
+            init = init._fitted()
+        features_started = time.perf_counter()
+        feats = [self._view_features(t.views) for t in trajectories]
+        fail_feats = [self._view_features(t.views) for t in failed]
+        self.feature_seconds = time.perf_counter() - features_started
+        self.head = fit_head(feats, labels, HeadSettings.from_config(self.config), failures=fail_feats, init=init)
+        self.frame_size = tuple(int(s) for s in shapes.pop())  # type: ignore[assignment]
+        self.train_demos = len(trajectories)
+        self.train_frames = sum(len(y) for y in labels)
+        self.failure_frames = sum(len(t.views[0]) for t in failed)
+        self.fit_seconds = time.perf_counter() - started
+        return self
+
+    def _labels(self, trajectory: _Trajectory) -> np.ndarray:
+        length = len(trajectory.views[0])
+        if self.config.progress_label == "success" and trajectory.success_step is not None:
+            return progress_labels(length, trajectory.success_step)
+        return progress_labels(length)
+
+    def _trajectories(self, source: object, episodes: Sequence[int] | None, successful: bool) -> list[_Trajectory]:
+        """Demos (``successful``) or failed rollouts, as per-camera frame arrays in :attr:`cameras` order."""
+        from roboreward.datasets.lerobot_v3 import DatasetReader
+
+        what = "demonstration" if successful else "failed rollout"
+        if isinstance(source, DatasetReader):
+            cameras = self._choose_cameras(list(source.cameras), f"{source.root}")
+            if episodes is None:
+                episodes = [e.index for e in source.episodes if e.success == successful]
+                if not episodes and successful:
+                    raise ValueError(
+                        f"{source.root} has no successful episode; learn from demos that succeed, or list "
+                        "episodes explicitly with reward.episodes"
+                    )
+            out = []
+            for i in episodes:
+                ep = source.episode(int(i))
+                hits = np.flatnonzero(ep.step_success)
+                # Frames are rendered before acting, so step t's success is the state of frame t + 1.
+                success_step = int(hits[0]) + 1 if successful and len(hits) else None
+                out.append(_Trajectory([source.frames(int(i), c) for c in cameras], success_step))
+            return out
+        if episodes is not None:
+            raise ValueError("episodes select from a DatasetReader; pass the demonstrations you want as arrays")
+        if isinstance(source, np.ndarray) or isinstance(source, Mapping):
+            raise ValueError(f"pass a list of {what}s (each a mapping camera -> frames, or a list of views)")
+        items = list(source)  # type: ignore[call-overload]
+        if not items and successful:
+            raise ValueError("fit needs at least one demonstration")
+        out = []
+        for item in items:
+            if isinstance(item, Mapping):
+                cameras = self._choose_cameras(list(item), f"a {what}")
+                views = [np.asarray(item[c]) for c in cameras]
+            else:
+                views = [np.asarray(v) for v in item]
+                if not self.cameras:
+                    self.cameras = [f"view{i}" for i in range(len(views))]
+                if len(views) != len(self.cameras):
+                    raise ValueError(
+                        f"a {what} has {len(views)} views; this model reads {len(self.cameras)} ({self.cameras})"
+                    )
+            for v in views:
+                if v.ndim != 4 or v.shape[-1] != 3 or v.dtype != np.uint8:
+                    raise ValueError(f"a {what}'s view must be uint8 [T, H, W, 3] frames; got {v.dtype} {v.shape}")
+            if len({len(v) for v in views}) != 1:
+                raise ValueError(f"a {what}'s views have different lengths {[len(v) for v in views]}")
+            out.append(_Trajectory(views, None))
+        return out
+
+    def _choose_cameras(self, available: list[str], where: str) -> list[str]:
+        if not self.cameras:
+            self.cameras = list(available)
+        missing = [c for c in self.cameras if c not in available]
+        if missing:
+            raise ValueError(f"camera {missing[0]!r} is not in {where}; it has {available} (set reward.cameras)")
+        return self.cameras
+
+    def _view_features(self, views: Sequence[np.ndarray], chunk: int = 256) -> np.ndarray:
+        """Features ``[T, V, D]`` of per-camera frame arrays, all views of a chunk in one network call."""
+        length = len(views[0])
+        out = []
+        for i in range(0, length, chunk):
+            stacked = np.concatenate([v[i : i + chunk] for v in views])
+            f = self.features(stacked)
+            out.append(f.reshape(len(views), -1, f.shape[-1]).transpose(1, 0, 2))
+        return np.concatenate(out)
+
+    # ---------------------------------------------------------------------------------- progress
+    def progress(self, frames: np.ndarray) -> np.ndarray:
+        """Expected progress ``[B]`` (float64) of tiled multi-view frames ``uint8 [B, H, V·W, 3]``."""
+        return self.distribution(frames)[1]
+
+    def distribution(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Bin probabilities ``[B, K]`` and expected progress ``[B]`` of tiled frames."""
+        head = self._fitted()
+        views = self._split(frames)
+        return head_progress(head, self._view_features(views))
+
+    def compute(self, batch: RewardBatch) -> np.ndarray:
+        if batch.frames is None:
+            raise ValueError(
+                "the progress reward needs rendered frames; make the env with render_mode='rgb_array' "
+                f"and env.render.cameras: {self.cameras}"
+            )
+        return self.progress(batch.frames).astype(np.float32)
+
+    def _split(self, frames: np.ndarray) -> list[np.ndarray]:
+        frames = np.asarray(frames)
+        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+            raise ValueError(f"frames must be uint8 [B, H, V*W, 3]; got {frames.dtype} {frames.shape}")
+        views = len(self.cameras)
+        h, w = frames.shape[1:3]
+        if self.config.input_size is None and self.frame_size is not None:
+            fh, fw = self.frame_size
+            if (h, w) != (fh, views * fw):
+                raise ValueError(
+                    f"frames are {h}x{w} but this model reads {views} views of {fh}x{fw} side by side "
+                    f"({fh}x{views * fw}): "
+                    f"render cameras {self.cameras} at {fw}x{fh} (env.render.cameras, env.render.width/height)"
+                )
+        return split_views(frames, views)
+
+    def _fitted(self) -> ProgressHead:
+        if self.head is None:
+            raise RuntimeError(
+                "the progress reward is not fitted: set reward.demos (a dataset folder), or reward.model_path "
+                "(a saved .npz), or call fit(demos)"
+            )
+        return self.head
+
+    # ---------------------------------------------------------------------------------- report
+    def report(self, demos: object, *, episodes: Sequence[int] | None = None) -> ProgressReport:
+        """Score the fit on held-out successful demonstrations (same forms as :meth:`fit`).
+
+        Each demo is judged over its frames up to its first successful state (all frames when that is
+        unknown): the Spearman correlation of predicted progress with time, the mean prediction over
+        the first and last 10 % of them, and the mean absolute error against the labels.
+        """
+        from roboreward.datasets.lerobot_v3 import DatasetReader
+
+        head = self._fitted()
+        trajectories = self._trajectories(demos, episodes, successful=True)
+        if isinstance(demos, DatasetReader):
+            ids = list(episodes) if episodes is not None else [e.index for e in demos.episodes if e.success]
+        else:
+            ids = list(range(len(trajectories)))
+        rhos, starts, ends, errors = [], [], [], []
+        for t in trajectories:
+            labels = self._labels(t)
+            end = len(labels) if t.success_step is None else min(t.success_step + 1, len(labels))
+            _, predicted = head_progress(head, self._view_features([v[:end] for v in t.views]))
+            tenth = max(1, end // 10)
+            rhos.append(spearman(predicted, np.arange(end)))
+            starts.append(predicted[:tenth].mean())
+            ends.append(predicted[-tenth:].mean())
+            errors.append(np.abs(predicted - labels[:end]))
+        return ProgressReport(
+            episodes=[int(i) for i in ids],
+            spearman=[float(r) for r in rhos],
+            start_progress=float(np.mean(starts)),
+            end_progress=float(np.mean(ends)),
+            mae=float(np.concatenate(errors).mean()),
+            train_demos=self.train_demos,
+            train_frames=self.train_frames,
+            fit_seconds=self.fit_seconds,
+        )
+
+    # ---------------------------------------------------------------------------------- files
+    def save(self, path: str | Path) -> Path:
+        """Write the fitted head and its settings as plain arrays to ``path`` (an ``.npz``, atomically)."""
+        head = self._fitted()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arrays: dict[str, np.ndarray] = {
+            "format_version": np.array(FORMAT_VERSION),
+            "cameras": np.array(self.cameras, dtype=np.str_),
+            "frame_size": np.array(self.frame_size if self.frame_size is not None else (-1, -1), dtype=np.int64),
+            "views": np.array(head.views),
+            "dim": np.array(head.dim),
+            "bins": np.array(head.bins),
+            "hidden": np.array(head.hidden),
+            "fusion": np.array(head.fusion),
+            "blocks": np.array(self.config.blocks),
+            "grid": np.array(self.config.grid),
+            "input_size": np.array(-1 if self.config.input_size is None else self.config.input_size),
+            "weights_name": np.array(self.config.weights),
+        }
+        for key, value in head.state_dict().items():
+            arrays[f"head.{key}"] = value.cpu().numpy()
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        return path
+
+    def load(self, path: str | Path) -> ProgressReward:
+        """Read a head written by :meth:`save`; its feature settings must match this model's config."""
+        path = _model_file(path)
+        with np.load(path, allow_pickle=False) as data:
+            version = int(data["format_version"]) if "format_version" in data else -1
+            if version != FORMAT_VERSION:
+                raise ValueError(
+                    f"{path}: format version {version}, this roboreward reads progress heads of {FORMAT_VERSION}"
+                )
+            settings = _feature_settings(data)
+            mismatched = {k: v for k, v in settings.items() if getattr(self.config, k) != v}
+            if mismatched:
+                wanted = ", ".join(f"reward.{k}={v}" for k, v in mismatched.items())
+                raise ValueError(f"{path} was fitted on other features; set {wanted} (or use ProgressReward.from_file)")
+            cameras = [str(c) for c in data["cameras"]]
+            if self.config.cameras and self.config.cameras != cameras:
+                raise ValueError(
+                    f"{path} reads cameras {cameras}, but reward.cameras is {self.config.cameras}; drop or fix it"
+                )
+            head = ProgressHead(
+                int(data["views"]), int(data["dim"]), int(data["bins"]), int(data["hidden"]), str(data["fusion"])
+            )
+            state = {k.removeprefix("head."): torch.as_tensor(data[k]) for k in data.files if k.startswith("head.")}
+            head.load_state_dict(state)
+            size = tuple(int(s) for s in data["frame_size"])
+        self.head = head.eval().requires_grad_(False)
+        self.cameras = cameras
+        self.frame_size = None if size == (-1, -1) else size  # type: ignore[assignment]
+        return self
+
+
+def _feature_settings(data: Any) -> dict[str, Any]:
+    input_size = int(data["input_size"])
+    return {
+        "blocks": int(data["blocks"]),
+        "grid": int(data["grid"]),
+        "input_size": None if input_size < 0 else input_size,
+        "weights": str(data["weights_name"]),
+    }
+
+
+def _model_file(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"progress model {str(path)!r} does not exist; fit one and save it (ProgressReward.save), "
+            "or set reward.demos to fit from a dataset"
+        )
+    return path
+
+
+def _dataset_dir(path: str, key: str) -> str:
+    if not Path(path).is_dir():
+        raise FileNotFoundError(
+            f"reward.{key}={path!r} is not a folder; record demonstrations first, e.g. "
+            f"`roboreward demos record drawer-open --episodes 5 --cameras corner3 topview --size 64 --out {path}`"
+        )
+    return path

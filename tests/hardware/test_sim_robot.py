@@ -1,0 +1,306 @@
+"""The bridge between real processes over DDS: ``roboreward sim-robot`` in a subprocess, ``RosRobotEnv``
+here. Discovery stays on loopback and every test has a ROS domain of its own."""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+import yaml
+
+from roboreward.hardware.robot import ROBOTS_DIR, load_robot_config
+
+_used_domains: set[int] = set()
+
+
+@pytest.fixture
+def domain_id(monkeypatch):
+    """A ROS domain no other test in this session uses (1..100); ROS_DOMAIN_ID is restored afterwards."""
+    rng = random.SystemRandom()
+    while True:
+        d = rng.randint(1, 100)
+        if d not in _used_domains:
+            _used_domains.add(d)
+            break
+    monkeypatch.setenv("ROS_DOMAIN_ID", str(d))
+    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    return d
+
+
+def _child_env(domain: int) -> dict[str, str]:
+    env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", ROS_DOMAIN_ID=str(domain), PYTHONUNBUFFERED="1")
+    env.setdefault("MUJOCO_GL", "egl")
+    return env
+
+
+class SimRobotProcess:
+    """``roboreward sim-robot`` in a subprocess; its output lines are collected by a thread."""
+
+    def __init__(self, robot, domain: int, *extra: str):
+        # The command on its own (python -m roboreward.hardware.sim_robot): the full CLI's start-up imports torch.
+        cmd = [sys.executable, "-m", "roboreward.hardware.sim_robot", str(robot), "--domain-id", str(domain), *extra]
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_child_env(domain)
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:  # type: ignore[union-attr]
+            self.lines.append(line.rstrip("\n"))
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def wait_ready(self, timeout: float = 60.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ready = [line for line in self.lines if ": ready;" in line]
+            if ready:
+                return ready[0]
+            if self.proc.poll() is not None:
+                time.sleep(0.2)
+                pytest.fail(f"sim-robot exited with {self.proc.returncode} before it was ready:\n{self.output}")
+            time.sleep(0.05)
+        pytest.fail(f"sim-robot not ready after {timeout} s:\n{self.output}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        rc = self.proc.wait(timeout=timeout)
+        self._reader.join(timeout=5.0)
+        return rc
+
+
+@pytest.fixture
+def sim_robot():
+    started: list[SimRobotProcess] = []
+
+    def start(robot, domain: int, *extra: str) -> SimRobotProcess:
+        process = SimRobotProcess(robot, domain, *extra)
+        started.append(process)
+        process.wait_ready()
+        return process
+
+    yield start
+    for process in started:
+        if process.proc.poll() is None:
+            process.proc.kill()
+            process.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def envs():
+    made = []
+
+    def make(*args, **kwargs):
+        from roboreward.hardware.env import RosRobotEnv
+
+        env = RosRobotEnv(*args, **kwargs)
+        made.append(env)
+        return env
+
+    yield make
+    for env in made:
+        env.close()
+
+
+def write_permuted_franka(tmp_path) -> tuple[object, list[int]]:
+    data = yaml.safe_load((ROBOTS_DIR / "franka.yaml").read_text())
+    order = [6, 2, 0, 5, 3, 1, 4]  # config joint k is MuJoCo joint order[k]
+    data["joints"] = [data["joints"][i] for i in order]
+    path = tmp_path / "franka_permuted.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path, order
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def test_round_trip_in_permuted_joint_order_then_a_killed_robot_is_a_stale_state_error(
+    tmp_path, domain_id, sim_robot, envs
+):
+    from sensor_msgs.msg import JointState
+
+    from roboreward.hardware.ros import RosSession, StaleStateError, qos_profile
+
+    path, order = write_permuted_franka(tmp_path)
+    robot = load_robot_config(path)
+    sim = sim_robot(path, domain_id, "--no-images")
+
+    # What goes over the wire: the joints in MuJoCo's order, not the robot file's.
+    wire: list[list[str]] = []
+    with RosSession("probe", domain_id=domain_id) as probe:
+        probe.node.create_subscription(
+            JointState, "/joint_states", lambda m: wire.append(list(m.name)), qos_profile(robot.state.joint_state.qos)
+        )
+        env = envs(path, domain_id=domain_id)
+        obs, info = env.reset()
+        deadline = time.monotonic() + 10
+        while not wire and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert wire and wire[0] == [f"panda_joint{i}" for i in range(1, 8)] != robot.joint_names
+
+    # Reordered by name: the observation is in the robot file's order.
+    assert np.allclose(obs[:7], robot.home_position, atol=1e-3), obs[:7]
+    assert info["state_age_s"] < 0.5 and info["dropped"] >= 0 and info["ros"]["joint_state"]["received"] >= 1
+
+    # Distinct targets per joint, in config order: a mix-up anywhere would put them on the wrong joints.
+    target = robot.home_position + np.array([0.3, -0.25, 0.2, 0.15, -0.3, 0.25, -0.2])
+    action = robot.action_from_command(target)
+    for _ in range(50):  # 1 s at 50 Hz
+        obs, reward, terminated, truncated, info = env.step(action)
+    assert np.allclose(obs[:7], target, atol=0.01), obs[:7] - target
+    assert np.allclose(info["command"], target)
+    assert info["distance"] == pytest.approx(np.linalg.norm(target - robot.home_position), abs=0.02)
+    assert reward == pytest.approx(-info["distance"])
+    assert 0 <= info["state_age_s"] < robot.state_timeout_s and info["ros"]["joint_state"]["received"] >= 50
+    assert {"stale", "dropped", "dropped_since_last_step", "command_delay_s", "state_wait_s"} <= set(info)
+
+    # The robot dies: the next step waits out the timeout and raises, never returning the old state.
+    sim.stop(signal.SIGKILL)
+    time.sleep(0.1)
+    start = time.monotonic()
+    with pytest.raises(
+        StaleStateError, match=r"no fresh sensor_msgs/JointState on /joint_states.*timeout 0\.500 s"
+    ) as e:
+        env.step(action)
+    elapsed = time.monotonic() - start
+    # It waited the timeout out (no early give-up) and did not hang (a loose bound: the machine is shared).
+    assert robot.state_timeout_s <= elapsed < robot.state_timeout_s + 3.0, elapsed
+    assert e.value.topic == "/joint_states" and e.value.age > robot.state_timeout_s and e.value.timeout == 0.5
+    with pytest.raises(RuntimeError, match=r"call reset\(\) before step\(\)"):
+        env.step(action)
+
+
+def test_diff_drive_twist_odometry_imu_camera_and_watchdog(domain_id, sim_robot, envs):
+    sim = sim_robot("diff_drive", domain_id)
+    env = envs("diff_drive", domain_id=domain_id, render_mode="rgb_array")
+    obs, info = env.reset()
+    x0 = obs[:2].copy()
+    assert np.allclose(obs[2:4], [1.0, 0.0], atol=1e-3)  # heading 0: (cos, sin)
+    for _ in range(20):  # 1 s at 20 Hz, full speed ahead (0.6 m/s)
+        obs, _, _, _, info = env.step(np.array([1.0, 0.0], dtype=np.float32))
+    assert 0.3 < obs[0] - x0[0] < 0.75 and abs(obs[1] - x0[1]) < 0.05, obs
+    assert obs[4] == pytest.approx(0.6, abs=0.1)  # forward velocity from odometry
+    assert obs[6] == pytest.approx(0.6 / 0.06, rel=0.2) and obs[7] == pytest.approx(0.6 / 0.06, rel=0.2)  # wheel rad/s
+    ros = info["ros"]
+    assert ros["odometry"]["received"] >= 20 and ros["imu"]["received"] >= 40 and ros["image"]["received"] >= 10
+    imu = env.state.imu
+    assert imu.linear_acceleration[2] == pytest.approx(9.81, abs=1.0)
+    frame = env.render()
+    assert frame.shape == (224, 224, 3) and frame.dtype == np.uint8 and frame.std() > 5
+    # Twists stop: the simulated base's watchdog stops it after command_timeout_s (0.5 s).
+    time.sleep(1.2)
+    assert abs(env.state.odometry.linear_velocity[0]) < 0.05
+    assert sim.stop(signal.SIGTERM) == 0
+    summary = [line for line in sim.lines if ": stopped;" in line]
+    assert summary, sim.output
+    # Commands are keep-last-1 (only the newest matters): a starved sim may skip some, never most.
+    received = int(re.search(r"'commands_received': (\d+)", summary[0]).group(1))
+    assert 10 <= received <= 20, summary[0]
+
+
+def test_g1_joint_trajectory_commands(domain_id, sim_robot, envs):
+    sim_robot("g1", domain_id, "--no-images")
+    env = envs("g1", domain_id=domain_id)
+    robot = env.robot
+    obs, _ = env.reset()
+    n = robot.n_joints
+    assert np.allclose(obs[2 * n : 2 * n + 3], [0.0, 0.0, -1.0], atol=1e-3)  # pinned upright: gravity straight down
+    target = robot.home_position.copy()
+    moved = {"left_elbow_joint": 0.4, "right_shoulder_roll_joint": -0.6, "waist_yaw_joint": 0.3, "left_knee_joint": 0.8}
+    for name, value in moved.items():
+        target[robot.joint_names.index(name)] = value
+    for _ in range(30):  # 0.6 s at 50 Hz
+        obs, _, _, _, info = env.step(robot.action_from_command(target))
+    assert np.allclose(obs[:n], target, atol=0.03), dict(zip(robot.joint_names, np.round(obs[:n] - target, 3)))
+
+
+def test_drops_and_stalls_are_reported_in_info(domain_id, envs):
+    """A robot (here a plain publisher in another DDS participant) that skips three messages and then stalls."""
+    from roboreward.hardware.robot import RobotState
+    from roboreward.hardware.ros import CommandSubscriber, RosSession, StatePublisher, joint_state_message
+
+    overrides = ["state.joint_state.qos.depth=20"]  # a busy test machine must not drop messages itself
+    robot = load_robot_config("franka", overrides)
+    reversed_order = list(range(robot.n_joints))[::-1]
+    q = np.linspace(0.1, 0.7, robot.n_joints)
+    stop, go = threading.Event(), threading.Event()
+
+    with RosSession("fake_robot", domain_id=domain_id) as fake:
+        publisher = StatePublisher(fake.node, robot)
+        commands = CommandSubscriber(fake.node, robot)  # reset waits for someone to take commands
+
+        def publish():
+            t0, period = fake.now(), 1.0 / robot.state.joint_state.rate_hz
+            i, since_go = 0, -1
+            while not stop.is_set():
+                since_go = since_go + 1 if go.is_set() else -1
+                if since_go == 80:
+                    time.sleep(0.15)  # the stream stalls; stamps resume where they were: no drop
+                if since_go not in (20, 21, 22):  # three messages never sent: a gap in the stamps
+                    state = RobotState(position=q, velocity=np.zeros_like(q), effort=np.zeros_like(q))
+                    publisher.publish("joint_state", joint_state_message(robot, state, t0 + i * period, reversed_order))
+                i += 1
+                time.sleep(period)
+
+        thread = threading.Thread(target=publish, daemon=True)
+        thread.start()
+        try:
+            env = envs("franka", overrides=overrides, domain_id=domain_id)
+            obs, _ = env.reset()
+            assert np.allclose(obs[:7], q)  # published in reverse, read back by name
+            go.set()  # the skip and the stall happen while the env steps
+            infos = [env.step(np.zeros(7, dtype=np.float32))[4] for _ in range(110)]
+        finally:
+            stop.set()
+            thread.join(timeout=5)
+    assert commands.received > 50 and commands.rejected == 0  # the env's commands reached the robot, well formed
+    assert infos[-1]["dropped"] == 3
+    assert sum(i["dropped_since_last_step"] for i in infos) == 3
+    stalled = [i for i in infos if i["stale"]]
+    assert stalled and max(i["state_wait_s"] for i in stalled) > 0.08
+    assert infos[-1]["ros"]["joint_state"]["stale"] >= 1
+
+
+def test_ros_environment_and_cli_errors(tmp_path, domain_id, monkeypatch):
+    from roboreward.hardware.ros import ros_environment
+
+    assert ros_environment(domain_id) == {"ROS_DOMAIN_ID": str(domain_id), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
+    assert ros_environment(None, "subnet")["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "SUBNET"
+    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    with pytest.raises(ValueError, match="discovery='everywhere' is not allowed"):
+        ros_environment(1, "everywhere")
+    with pytest.raises(ValueError, match="ROS domain id 300 is out of range"):
+        ros_environment(300)
+
+    data = yaml.safe_load((ROBOTS_DIR / "franka.yaml").read_text())
+    data["joints"][2]["position"] = [1.0, 0.5]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(data))
+    cases = [
+        (["roboreward.cli", "sim-robot", "nope"], "unknown robot 'nope'"),
+        (["roboreward.hardware.sim_robot", str(bad)], r"joints[2].position: lower 1.0 > upper 0.5"),
+    ]
+    for args, message in cases:
+        run = subprocess.run(
+            [sys.executable, "-m", *args],
+            capture_output=True,
+            text=True,
+            env=_child_env(domain_id),
+            timeout=60,
+        )
+        assert run.returncode == 2 and "roboreward sim-robot: error:" in run.stderr and message in run.stderr, (
+            run.stderr
+        )

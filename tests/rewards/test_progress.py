@@ -1,0 +1,348 @@
+import numpy as np
+import pytest
+import torch
+
+from roboreward.config import ConfigError, from_dict
+from roboreward.rewards import (
+    MultiViewRender,
+    ProgressReward,
+    ProgressRewardConfig,
+    RewardBatch,
+    RewardConfig,
+    make_reward_model,
+    split_views,
+    tile_views,
+)
+from roboreward.rewards.progress import (
+    HeadSettings,
+    ProgressHead,
+    bin_centres,
+    bin_targets,
+    expected_progress,
+    fit_head,
+    head_progress,
+    progress_labels,
+    spearman,
+)
+
+CAMERAS = ["corner3", "topview"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """The heads are tiny: a second thread only adds contention on a shared CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+# ---------------------------------------------------------------------------- labels and readout
+def test_bin_targets_one_hot_and_gaussian():
+    y = np.array([0.0, 0.04, 0.5, 0.99, 1.0])
+    hard = bin_targets(y, 10, sigma=0)
+    np.testing.assert_array_equal(hard.argmax(axis=1), [0, 0, 5, 9, 9])
+    np.testing.assert_array_equal(hard.sum(axis=1), 1.0)
+    soft = bin_targets(y, 10, sigma=1.0)
+    np.testing.assert_allclose(soft.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(soft.argmax(axis=1), [0, 0, 4, 9, 9])  # 0.5 sits between bins 4 and 5
+    assert soft[2, 4] == pytest.approx(soft[2, 5])  # ... symmetrically
+    assert soft[2, 4] < 1.0 and soft[2, 3] > soft[2, 2] > 0  # mass spreads to the neighbours, decaying
+    with pytest.raises(ValueError, match=r"values in \[0, 1\]"):
+        bin_targets(np.array([1.5]), 10)
+
+
+def test_expected_progress_readout():
+    np.testing.assert_allclose(bin_centres(4), [0.125, 0.375, 0.625, 0.875])
+    one_hot = np.eye(4)
+    np.testing.assert_allclose(expected_progress(one_hot), bin_centres(4))
+    assert expected_progress(np.full((1, 4), 0.25))[0] == pytest.approx(0.5)
+    # the Gaussian targets of a progress value read out close to it (exactly, away from the ends)
+    y = np.linspace(0.3, 0.7, 9)
+    np.testing.assert_allclose(expected_progress(bin_targets(y, 20, sigma=1.0)), y, atol=1e-6)
+
+
+def test_progress_labels_follow_first_success():
+    np.testing.assert_allclose(progress_labels(5), [0, 0.25, 0.5, 0.75, 1])
+    np.testing.assert_allclose(progress_labels(6, success_step=2), [0, 0.5, 1, 1, 1, 1])
+    np.testing.assert_allclose(progress_labels(3, success_step=0), [1, 1, 1])
+
+
+def test_spearman():
+    assert spearman(np.arange(10), np.arange(10)) == pytest.approx(1.0)
+    assert spearman(np.arange(10)[::-1], np.arange(10)) == pytest.approx(-1.0)
+    tied = np.corrcoef([1, 2.5, 2.5, 4], [1, 2, 3, 4])[0, 1]  # ties share their average rank
+    assert spearman(np.array([1, 2, 2, 3]), np.array([1, 2, 3, 4])) == pytest.approx(tied)
+    assert spearman(np.ones(5), np.arange(5)) == 0.0
+
+
+# ---------------------------------------------------------------------------- the head on synthetic features
+def synthetic_demo(rng, length, views=2, dim=24, noise=0.05, signal=None):
+    """Features [T, V, D] in which a few dims of every view move with progress (or as ``signal`` says)."""
+    y = np.linspace(0, 1, length)
+    x = rng.normal(scale=noise, size=(length, views, dim))
+    directions = np.random.default_rng(123).normal(size=(views, dim))  # the same directions in every demo
+    for v in range(views):
+        s = y if signal is None else signal[v](y)
+        x[:, v, :] += s[:, None] * directions[v]
+    return x.astype(np.float32), y
+
+
+def test_head_ranks_a_held_out_sequence_and_is_deterministic():
+    rng = np.random.default_rng(0)
+    train = [synthetic_demo(rng, n) for n in (40, 55, 70)]
+    settings = HeadSettings(train_steps=150)
+    head = fit_head([x for x, _ in train], [y for _, y in train], settings)
+    x, y = synthetic_demo(rng, 60)
+    probs, p = head_progress(head, x)
+    assert probs.shape == (60, 10) and np.allclose(probs.sum(axis=1), 1)
+    assert spearman(p, y) > 0.95
+    assert np.all((p > 0) & (p < 1)) and p[:5].mean() < 0.2 and p[-5:].mean() > 0.8
+    again = fit_head([x for x, _ in train], [y for _, y in train], settings)
+    np.testing.assert_array_equal(head_progress(again, x)[1], p)  # same seed, same head
+    other = fit_head([x for x, _ in train], [y for _, y in train], HeadSettings(train_steps=150, seed=1))
+    assert not np.array_equal(head_progress(other, x)[1], p)
+    state = torch.random.get_rng_state()
+    fit_head([train[0][0]], [train[0][1]], HeadSettings(train_steps=3))
+    assert torch.equal(state, torch.random.get_rng_state())  # training leaves the caller's RNG alone
+
+
+@pytest.mark.parametrize("fusion", ["concat", "attention"])
+def test_fusion_uses_both_views(fusion):
+    """View 0 moves only in the first half of the task, view 1 only in the second: neither alone orders it."""
+    first = lambda y: np.minimum(y, 0.5)  # noqa: E731
+    second = lambda y: np.maximum(y, 0.5)  # noqa: E731
+    rng = np.random.default_rng(1)
+    train = [synthetic_demo(rng, n, signal=(first, second)) for n in (50, 60, 70)]
+    x, y = synthetic_demo(rng, 80, signal=(first, second))
+    settings = HeadSettings(train_steps=200, fusion=fusion)
+    fused = fit_head([f for f, _ in train], [p for _, p in train], settings)
+    _, p = head_progress(fused, x)
+    assert spearman(p, y) > 0.95
+    early, late = y < 0.45, y > 0.55
+    assert spearman(p[early], y[early]) > 0.8 and spearman(p[late], y[late]) > 0.8
+    for view, blind_half in ((0, late), (1, early)):
+        alone = fit_head([f[:, [view]] for f, _ in train], [p for _, p in train], settings)
+        _, q = head_progress(alone, x[:, [view]])
+        assert abs(spearman(q[blind_half], y[blind_half])) < 0.5  # one view cannot order the other's half
+        assert spearman(q, y) < spearman(p, y) - 0.02
+    # hiding a view from the fused head (its training mean instead) loses the half only that view sees
+    for view, seen_half in ((0, early), (1, late)):
+        hidden = x.copy()
+        hidden[:, view] = fused.mean[view].numpy()
+        _, q = head_progress(fused, hidden)
+        assert spearman(q[seen_half], y[seen_half]) < 0.5
+    if fusion == "attention":
+        w = fused.view_weights(torch.as_tensor(x))
+        assert w.shape == (80, 2) and torch.allclose(w.sum(dim=1), torch.ones(80))
+
+
+def test_failed_rollouts_pull_false_positives_down():
+    """Failures look 'done' in view 0 but not in view 1: with them, the head learns to read view 1."""
+    rng = np.random.default_rng(2)
+    train = [synthetic_demo(rng, n) for n in (50, 60, 70)]
+    fake_done, _ = synthetic_demo(rng, 40, signal=(lambda y: np.ones_like(y), lambda y: 0.1 * y))
+    settings = HeadSettings(train_steps=200, failure_ceiling=0.4)
+    without = fit_head([x for x, _ in train], [y for _, y in train], settings)
+    with_failures = fit_head([x for x, _ in train], [y for _, y in train], settings, failures=[fake_done])
+    before, after = head_progress(without, fake_done)[1], head_progress(with_failures, fake_done)[1]
+    assert after.mean() < 0.4 and after.mean() < before.mean() - 0.15, (before.mean(), after.mean())
+    x, y = synthetic_demo(rng, 60)
+    assert spearman(head_progress(with_failures, x)[1], y) > 0.95  # demos still ordered
+
+
+def test_head_errors_are_clear():
+    with pytest.raises(ValueError, match="fusion='sum' is not allowed"):
+        ProgressHead(2, 4, 10, fusion="sum")
+    x = np.zeros((5, 2, 4), dtype=np.float32)
+    with pytest.raises(ValueError, match="5 frames of features but 4 progress labels"):
+        fit_head([x], [np.zeros(4)], HeadSettings())
+    init = fit_head([x], [np.linspace(0, 1, 5)], HeadSettings(train_steps=1))
+    with pytest.raises(ValueError, match="same cameras, features and bins"):
+        fit_head([np.zeros((5, 3, 4), dtype=np.float32)], [np.linspace(0, 1, 5)], HeadSettings(), init=init)
+
+
+# ---------------------------------------------------------------------------- views
+def test_tile_and_split_views_round_trip():
+    a = np.zeros((2, 4, 6, 3), dtype=np.uint8)
+    b = np.full((2, 4, 6, 3), 7, dtype=np.uint8)
+    tiled = tile_views([a, b])
+    assert tiled.shape == (2, 4, 12, 3) and tiled[0, 0, 6, 0] == 7
+    back = split_views(tiled, 2)
+    np.testing.assert_array_equal(back[0], a)
+    np.testing.assert_array_equal(back[1], b)
+    with pytest.raises(ValueError, match="cannot hold 5 views"):
+        split_views(tiled, 5)
+    with pytest.raises(ValueError, match="one shape"):
+        tile_views([a, b[:, :2]])
+
+
+def test_multi_view_render_tiles_the_cameras():
+    import gymnasium as gym
+
+    import roboreward.envs  # noqa: F401  (registers the ids)
+
+    base = gym.make("roboreward/MetaWorld-Reach-v3", render_mode="rgb_array", width=32, height=24)
+    env = MultiViewRender(base, CAMERAS)
+    try:
+        env.reset(seed=0)
+        frame = env.render()
+        views = env.unwrapped.render_cameras(CAMERAS)
+        assert frame.shape == (24, 64, 3) and frame.dtype == np.uint8
+        np.testing.assert_array_equal(frame, tile_views([views["corner3"], views["topview"]]))
+        assert not np.array_equal(views["corner3"], views["topview"])
+        with pytest.raises(ValueError, match="not in the Meta-World model"):
+            MultiViewRender(env.env, ["corner3", "nope"])
+    finally:
+        env.close()
+    arm = gym.make("roboreward/ArmReach-v0", render_mode="rgb_array")
+    with pytest.raises(ValueError, match="need a Meta-World env"):
+        MultiViewRender(arm, CAMERAS)
+    arm.close()
+
+
+# ---------------------------------------------------------------------------- real demonstrations
+@pytest.fixture(scope="module")
+def reach_demos(tmp_path_factory):
+    from roboreward.datasets.record import record_scripted_demos
+
+    out = tmp_path_factory.mktemp("progress") / "reach"
+    summary = record_scripted_demos(
+        "roboreward/MetaWorld-Reach-v3", out, episodes=5, cameras=CAMERAS, width=64, height=64,
+        max_steps=60, progress=False,
+    )
+    assert summary.successes == 5
+    return out
+
+
+@pytest.fixture(scope="module")
+def reader(reach_demos):
+    from roboreward.datasets.lerobot_v3 import DatasetReader
+
+    return DatasetReader(reach_demos)
+
+
+@pytest.fixture(scope="module")
+def fitted(reach_demos):
+    config = from_dict(RewardConfig, {"type": "progress", "demos": str(reach_demos), "episodes": [0, 1, 2]})
+    return make_reward_model(config)
+
+
+def test_ranks_frames_of_held_out_demos_in_order(fitted, reader):
+    assert isinstance(fitted, ProgressReward)
+    assert fitted.cameras == CAMERAS and fitted.required_cameras == CAMERAS and fitted.frame_size == (64, 64)
+    report = fitted.report(reader, episodes=[3, 4])
+    assert report.episodes == [3, 4] and report.train_demos == 3 and report.train_frames == 180
+    assert report.spearman_min > 0.8, report
+    assert report.start_progress < 0.3 and report.end_progress > 0.6, report
+    # the reward model path: tiled frames in, float32 progress out
+    frames = tile_views([reader.frames(3, c) for c in CAMERAS])
+    phi = fitted(RewardBatch(frames=frames))
+    assert phi.dtype == np.float32 and phi.shape == (60,) and np.all((phi > 0) & (phi < 1))
+    assert phi[-10:].mean() > phi[:10].mean() + 0.4
+
+
+def test_one_shot_fit_and_adaptation_from_a_head(fitted, reader, reach_demos, tmp_path):
+    one_shot = ProgressReward(ProgressRewardConfig(cameras=CAMERAS)).fit(reader, episodes=[4])
+    report = one_shot.report(reader, episodes=[3])
+    assert report.train_demos == 1 and report.fit_seconds > 0
+    assert report.spearman[0] > 0.7, report
+    # start from another fit's head: its standardisation is kept, its weights move
+    adapted = ProgressReward(ProgressRewardConfig()).fit(reader, episodes=[4], init=fitted)
+    assert torch.equal(adapted.head.mean, fitted.head.mean)
+    assert not torch.equal(adapted.head.net[0].weight, fitted.head.net[0].weight)
+    assert adapted.report(reader, episodes=[3]).spearman[0] > 0.7
+    path = fitted.save(tmp_path / "init.npz")
+    config = {"type": "progress", "demos": str(reach_demos), "episodes": [4], "init_path": str(path)}
+    by_config = make_reward_model(from_dict(RewardConfig, config))
+    assert torch.equal(by_config.head.mean, fitted.head.mean) and by_config.train_demos == 1
+    with pytest.raises(ValueError, match="reads cameras"):
+        ProgressReward(ProgressRewardConfig(cameras=["topview", "corner3"])).fit(reader, episodes=[4], init=fitted)
+
+
+def test_fit_from_arrays_equals_fit_from_the_dataset(fitted, reader):
+    demos = [{c: reader.frames(i, c) for c in CAMERAS} for i in range(3)]
+    # frame arrays carry no success flags: label by time, as the dataset fit does with progress_label=time
+    by_time = ProgressReward(ProgressRewardConfig(progress_label="time")).fit(reader, episodes=[0, 1, 2])
+    from_arrays = ProgressReward(ProgressRewardConfig()).fit(demos)
+    batch = RewardBatch(frames=tile_views([reader.frames(3, c)[::5] for c in CAMERAS]))
+    np.testing.assert_allclose(from_arrays(batch), by_time(batch), atol=1e-6)
+    as_lists = ProgressReward(ProgressRewardConfig()).fit([[d[c] for c in CAMERAS] for d in demos])
+    assert as_lists.cameras == ["view0", "view1"]
+    np.testing.assert_allclose(as_lists(batch), by_time(batch), atol=1e-6)
+
+
+def test_save_load_round_trip_gives_identical_progress(fitted, reader, tmp_path):
+    path = fitted.save(tmp_path / "reach_progress.npz")
+    assert not (tmp_path / "reach_progress.npz.tmp").exists()
+    with np.load(path, allow_pickle=False) as data:  # plain arrays only
+        assert list(data["cameras"]) == CAMERAS and int(data["bins"]) == 10
+    batch = RewardBatch(frames=tile_views([reader.frames(4, c)[::6] for c in CAMERAS]))
+    expected = fitted(batch)
+    # equal up to float rounding: the fitted model's features of these frames came from other batch sizes
+    np.testing.assert_allclose(ProgressReward.from_file(path)(batch), expected, atol=1e-6, rtol=0)
+    by_config = make_reward_model(from_dict(RewardConfig, {"type": "progress", "model_path": str(path)}))
+    np.testing.assert_allclose(by_config(batch), expected, atol=1e-6, rtol=0)
+    np.testing.assert_array_equal(by_config(batch), ProgressReward.from_file(path)(batch))  # fresh caches: exact
+    assert by_config.cameras == CAMERAS and by_config.frame_size == (64, 64)
+    with pytest.raises(ValueError, match="set reward.grid=2"):
+        ProgressReward(ProgressRewardConfig(model_path=str(path), grid=4))
+    with pytest.raises(ValueError, match="reads cameras"):
+        ProgressReward(ProgressRewardConfig(model_path=str(path), cameras=["corner3"]))
+
+
+def test_failed_rollouts_from_a_dataset(reach_demos, tmp_path):
+    from roboreward.datasets.record import record_scripted_demos
+
+    failures = tmp_path / "failed"
+    summary = record_scripted_demos(  # 12 steps: the expert has not reached the goal yet
+        "roboreward/MetaWorld-Reach-v3", failures, episodes=1, cameras=CAMERAS, width=64, height=64,
+        max_steps=12, seed=50, progress=False,
+    )
+    assert summary.successes == 0
+    config = {"type": "progress", "demos": str(reach_demos), "episodes": [0, 1, 2], "failures": str(failures),
+              "failure_ceiling": 0.2}
+    model = make_reward_model(from_dict(RewardConfig, config))
+    assert model.failure_frames == 12 and model.train_frames == 180
+    from roboreward.datasets.lerobot_v3 import DatasetReader
+
+    frames = tile_views([DatasetReader(failures).frames(0, c) for c in CAMERAS])
+    assert model(RewardBatch(frames=frames)).max() < 0.3
+
+
+def test_frames_must_match_the_fit(fitted):
+    with pytest.raises(ValueError, match="needs rendered frames"):
+        fitted(RewardBatch(observations=np.zeros((2, 39))))
+    with pytest.raises(ValueError, match=r"2 views of 64x64 side by side \(64x128\)"):
+        fitted(RewardBatch(frames=np.zeros((1, 64, 64, 3), dtype=np.uint8)))
+    with pytest.raises(RuntimeError, match="not fitted"):
+        ProgressReward(ProgressRewardConfig())(RewardBatch(frames=np.zeros((1, 64, 128, 3), dtype=np.uint8)))
+
+
+def test_dataset_errors_are_clear(reader, tmp_path):
+    with pytest.raises(ValueError, match="camera 'gripperPOV' is not in"):
+        ProgressReward(ProgressRewardConfig(cameras=["corner3", "gripperPOV"])).fit(reader)
+    with pytest.raises(ValueError, match="episodes select from a DatasetReader"):
+        ProgressReward(ProgressRewardConfig()).fit([np.zeros((3, 8, 8, 3), np.uint8)], episodes=[0])
+    with pytest.raises(ValueError, match="uint8 \\[T, H, W, 3\\]"):
+        ProgressReward(ProgressRewardConfig()).fit([[np.zeros((3, 8, 8), np.uint8)]])
+    config = from_dict(RewardConfig, {"type": "progress", "demos": str(tmp_path / "missing")})
+    with pytest.raises(FileNotFoundError, match="record demonstrations first"):
+        make_reward_model(config)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        ProgressReward(ProgressRewardConfig(model_path=str(tmp_path / "missing.npz")))
+
+
+def test_config_errors_are_clear():
+    with pytest.raises(ConfigError, match="reward.bins: 1 is too small; it must be >= 2"):
+        from_dict(RewardConfig, {"type": "progress", "bins": 1}, "reward")
+    with pytest.raises(ConfigError, match="reward.failure_ceiling: 1.0 is too large"):
+        from_dict(RewardConfig, {"type": "progress", "failure_ceiling": 1.0}, "reward")
+    with pytest.raises(ConfigError, match="reward.fusion: 'sum' is not allowed; choose one of"):
+        from_dict(RewardConfig, {"type": "progress", "fusion": "sum"}, "reward")
+    with pytest.raises(ConfigError, match="not both"):
+        from_dict(RewardConfig, {"type": "progress", "demos": "d", "model_path": "m.npz"}, "reward")
+    with pytest.raises(ConfigError, match="name a camera twice"):
+        from_dict(RewardConfig, {"type": "progress", "cameras": ["corner3", "corner3"]}, "reward")
+    with pytest.raises(ConfigError, match="unknown key"):
+        from_dict(RewardConfig, {"type": "progress", "camera": "corner3"}, "reward")

@@ -7,8 +7,8 @@ Prints, for ViT-B-32 at 224 px on batches of ``--batch`` real HumanoidPose-v0 fr
   forward -> reward), frames/s and its ratio to the bare forward (goal: within 5%), and the largest
   difference from scoring the frames one at a time (goal: <= 1e-5);
 - a naive per-frame path with open_clip's own PIL preprocessing transform, for comparison;
-- the fast modes, ``int8`` (ONNX Runtime int8 GEMMs) and ``bf16``, frames/s, ratio to exact (goal: >= 1.8x)
-  and their largest reward difference from exact (goal: <= 1e-3);
+- the fast modes, ``int8`` and ``bf16``, frames/s, ratio to exact (goal: >= 1.8x) and their largest
+  reward difference from exact (goal: <= 1e-3);
 - env steps/s on HumanoidPose-v0 with ``--n-envs`` subprocess envs rendering 224x224 frames: render
   only, reward only, render and reward one after the other, and pipelined
   (``VecLearnedReward(pipeline=True)``), with the ideal figures 1/(1/render + 1/reward) and
@@ -139,7 +139,7 @@ def main() -> None:
     modes = {
         "bare fp32 forward (preprocessed tensors)": (bare, args.batch),
         "exact reward (fp32)": (lambda: exact(RewardBatch(frames=batches[next_index()])), args.batch),
-        "fast reward (int8, ONNX Runtime)": (lambda: int8(RewardBatch(frames=batches[next_index()])), args.batch),
+        "fast reward (int8)": (lambda: int8(RewardBatch(frames=batches[next_index()])), args.batch),
         "naive per-frame PIL path (fp32)": (
             lambda: per_frame_pil(batches[next_index()][: args.batch // 2]), args.batch // 2  # half: it is slow
         ),
@@ -165,8 +165,7 @@ def main() -> None:
     r_int8 = int8(RewardBatch(frames=frames))
     r_bf16 = bf16(RewardBatch(frames=frames[:bf16_frames]))
     bare_name, exact_name, int8_name, bf16_name, pil_name = (
-        "bare fp32 forward (preprocessed tensors)", "exact reward (fp32)", "fast reward (int8, ONNX Runtime)",
-        "fast reward (bf16)",
+        "bare fp32 forward (preprocessed tensors)", "exact reward (fp32)", "fast reward (int8)", "fast reward (bf16)",
         "naive per-frame PIL path (fp32)",
     )
     notes = {

@@ -318,8 +318,10 @@ def test_trained_policy_and_joint_order_round_trip(tmp_path, domain_id, processe
                        "--domain-id", str(domain_id), "--duration", "4", "--stats", str(stats))
     assert deploy.wait(timeout=120) == 0, deploy.output
     summary = json.loads(stats.read_text())
+    # deploy's own count checks the rate; the observer only needs enough commands to check their bounds
+    # (DDS discovery of deploy's new participant can take seconds of the 4 s run on a busy machine).
     commands = observer.commands_between(0.0)
-    assert len(commands) > 100, (len(commands), deploy.output)
+    assert len(commands) > 25, (len(commands), deploy.output)
     targets = np.stack([c for _, c in commands])
     assert np.isfinite(targets).all()
     assert (targets >= robot.position_lower).all() and (targets <= robot.position_upper).all()
@@ -340,7 +342,7 @@ def test_trained_policy_and_joint_order_round_trip(tmp_path, domain_id, processe
     time.sleep(0.5)
     last_command = dict(zip(robot.joint_names, observer.commands[-1][1]))
     final = observer.states[-1][1]
-    assert len(observer.commands) - before > 100
+    assert len(observer.commands) - before > 50  # of ~250: see the note on discovery above
     for name in robot.joint_names:
         assert last_command[name] == pytest.approx(goals[name], abs=0.03), (name, last_command, goals)
         assert final[name] == pytest.approx(goals[name], abs=0.03), (name, final, goals)

@@ -132,7 +132,7 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
     """Write ``path`` so that readers see the old content or the new, never a mix (temp + fsync + rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -434,7 +434,7 @@ class DatasetWriter:
             "features": features,
         }
         try:
-            _atomic_write(root / INFO_PATH, _json_bytes(info))
+            atomic_write(root / INFO_PATH, _json_bytes(info))
         except BaseException:
             os.close(lock_fd)
             raise
@@ -610,20 +610,20 @@ class DatasetWriter:
             )
         _move_into_place(staged_data, self.root / DATA_PATH.format(chunk_index=chunk, file_index=file))
         if new_task:
-            _atomic_write(self.root / TASKS_PATH, _tasks_bytes(tasks))
+            atomic_write(self.root / TASKS_PATH, _tasks_bytes(tasks))
         meta_rows = meta_rows + [row]
-        _atomic_write(
+        atomic_write(
             self.root / EPISODES_PATH.format(chunk_index=meta_chunk, file_index=meta_file),
             _parquet_bytes(pa.Table.from_pylist(meta_rows)),
         )
         episode_stats = self._episode_stats + [stats]
-        _atomic_write(self.root / STATS_PATH, _json_bytes(_stats_to_json(_aggregate_stats(episode_stats))))
+        atomic_write(self.root / STATS_PATH, _json_bytes(_stats_to_json(_aggregate_stats(episode_stats))))
         info = dict(self._info)
         info["total_episodes"] = episode_index + 1
         info["total_frames"] = start + length
         info["total_tasks"] = len(tasks)
         info["splits"] = {"train": f"0:{episode_index + 1}"}
-        _atomic_write(self.root / INFO_PATH, _json_bytes(info))
+        atomic_write(self.root / INFO_PATH, _json_bytes(info))
 
         # Committed: now the in-memory state follows.
         self._info = info
@@ -843,7 +843,7 @@ class DatasetWriter:
             if not kept:
                 path.unlink()
             elif len(kept) != len(file_rows):
-                _atomic_write(path, _parquet_bytes(pa.Table.from_pylist(kept)))
+                atomic_write(path, _parquet_bytes(pa.Table.from_pylist(kept)))
 
         # Data and video files that no committed episode refers to were renamed in by a killed save.
         referenced: set[Path] = set()
@@ -877,7 +877,7 @@ class DatasetWriter:
         if len(tasks) > total_tasks:  # a task first seen in the killed episode
             tasks = tasks[:total_tasks]
             if tasks:
-                _atomic_write(root / TASKS_PATH, _tasks_bytes(tasks))
+                atomic_write(root / TASKS_PATH, _tasks_bytes(tasks))
             else:
                 (root / TASKS_PATH).unlink()
 
@@ -886,7 +886,7 @@ class DatasetWriter:
         self._episode_stats = [_stats_from_row(row) for row in rows]
         if rows:
             # Stats may predate the last commit (a kill between stats.json and info.json): rewrite them.
-            _atomic_write(root / STATS_PATH, _json_bytes(_stats_to_json(_aggregate_stats(self._episode_stats))))
+            atomic_write(root / STATS_PATH, _json_bytes(_stats_to_json(_aggregate_stats(self._episode_stats))))
         elif (root / STATS_PATH).exists():
             (root / STATS_PATH).unlink()
         self._next_file_number = max(numbers) + 1

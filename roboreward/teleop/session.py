@@ -94,6 +94,7 @@ from typing import Any, Literal
 import numpy as np
 
 from roboreward.config import ConfigError, bounded
+from roboreward.datasets.lerobot_v3 import atomic_write
 from roboreward.teleop.calibration import LocoCommand, PedalMapper, PedalMappingConfig
 from roboreward.teleop.devices import (
     ExoskeletonArmConfig,
@@ -709,17 +710,6 @@ _MARKER = "recording.json"
 _LOST = "lost.json"
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Readers see the old file or the new one, never a part (temp file, fsync, rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def _json(data: Any) -> bytes:
     return (json.dumps(data, indent=2) + "\n").encode()
 
@@ -807,7 +797,7 @@ class EpisodeRecorder:
             entry = {}
         entry["noticed_unix"] = time.time()
         lost = read_lost_episodes(self.root) + [entry]
-        _atomic_write(self.dir / _LOST, _json(lost))
+        atomic_write(self.dir / _LOST, _json(lost))
         marker.unlink()
         return [entry]
 
@@ -822,7 +812,7 @@ class EpisodeRecorder:
         self._started_unix = time.time()
         marker = {"episode_index": self.writer.num_episodes, "started_unix": self._started_unix, "pid": os.getpid(),
                   "task": self.task}
-        _atomic_write(self.dir / _MARKER, _json(marker))
+        atomic_write(self.dir / _MARKER, _json(marker))
 
     def add_frame(
         self, t: float, state: np.ndarray, action: np.ndarray, images: Mapping[str, np.ndarray], *, held: bool,
@@ -942,9 +932,9 @@ class EpisodeRecorder:
             "fps": self.fps,
             **self.metadata,
         }
-        _atomic_write(self.dir / f"{stem}.frames.parquet", _parquet(frames))
-        _atomic_write(self.dir / f"{stem}.readings.parquet", _parquet(readings))
-        _atomic_write(self.dir / f"{stem}.json", _json(meta))
+        atomic_write(self.dir / f"{stem}.frames.parquet", _parquet(frames))
+        atomic_write(self.dir / f"{stem}.readings.parquet", _parquet(readings))
+        atomic_write(self.dir / f"{stem}.json", _json(meta))
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,9 +1,11 @@
-# `make demo`: set up and run the embedded default job (train + eval, offline, CPU).
+# `make demo`: set up and run the embedded default job (record demos, train, eval; offline, CPU).
 # `make test`: set up and run the tests. `.ci/run` calls `make test`.
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 RUN ?= runs/demo-$(shell date +%Y%m%d-%H%M%S)
+# Where the default job (roboreward/default_job.yaml) reads its demonstrations.
+DEMOS := demos/drawer-open
 
 # Headless MuJoCo rendering through EGL (Mesa on CPU, the driver on GPUs). ROS 2 discovery stays on
 # this machine (DDS would otherwise multicast onto the network); widen it deliberately for real robots.
@@ -24,6 +26,8 @@ $(VENV)/.installed: pyproject.toml Makefile
 	touch $@
 
 demo: setup
+	test -f $(DEMOS)/meta/info.json || \
+		$(BIN)/roboreward demos record drawer-open --episodes 20 --cameras corner3 --size 64 --out $(DEMOS)
 	$(BIN)/roboreward train --run-dir $(RUN)
 	$(BIN)/roboreward eval $(RUN)
 

@@ -2,7 +2,7 @@
 
 Examples::
 
-    roboreward train                                   # the embedded default job
+    roboreward train                                   # the embedded default job (roboreward/default_job.yaml)
     roboreward train configs/arm_reach.yaml train.total_timesteps=5000 env.n_envs=2
     roboreward train --resume runs/arm_reach_goal_image-20261126-231500
     roboreward eval runs/arm_reach_goal_image-20261126-231500 --episodes 50
@@ -104,13 +104,9 @@ def _load(path: str, overrides: list[str]):
 
 
 def _default_config(overrides: list[str]):
-    from roboreward.config import apply_override, from_dict
-    from roboreward.experiment import ExperimentConfig
+    from roboreward.experiment import DEFAULT_JOB
 
-    data: dict = {}
-    for override in overrides:
-        apply_override(data, override)
-    return from_dict(ExperimentConfig, data)
+    return _load(str(DEFAULT_JOB), overrides)
 
 
 if __name__ == "__main__":

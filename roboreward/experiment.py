@@ -1,19 +1,24 @@
 """The schema of an experiment file: env, reward, algorithm, training and evaluation.
 
-The defaults of :class:`ExperimentConfig` *are* the embedded default job (``roboreward train`` with
-no file): SAC on ``roboreward/ArmReach-v0`` with the offline goal-image reward.
-``configs/arm_reach.yaml`` spells the same values out; a test keeps the two equal.
+The defaults of :class:`ExperimentConfig` are the base every experiment file is laid over: SAC on
+``roboreward/ArmReach-v0`` with the offline goal-image reward, a job that trains in minutes.
+``configs/arm_reach.yaml`` spells the same values out; a test keeps the two equal. The embedded
+default job (``roboreward train`` with no file) is :data:`DEFAULT_JOB`, a file inside the package.
 """
 
 from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from roboreward.config import ConfigError, bounded
 from roboreward.rewards.base import RewardConfig
 from roboreward.rewards.goal_image import GoalImageRewardConfig
+
+# `roboreward train` with no file: Meta-World drawer-open learned from demonstrations only.
+DEFAULT_JOB = Path(__file__).with_name("default_job.yaml")
 
 
 @dataclass(kw_only=True)
@@ -137,6 +142,29 @@ class ShapingConfig:
 
 
 @dataclass(kw_only=True)
+class BehaviourCloningConfig:
+    """Start the policy from demonstrations and keep it near them while SAC improves it.
+
+    Off unless ``demos`` names a dataset. The steps — pretraining, demos in the replay buffer, critic
+    warm-up, SAC with a BC term in the actor's loss — are explained in :mod:`roboreward.policies.bc`.
+    """
+
+    demos: str | None = None  # a LeRobot v3 dataset (`roboreward demos record`); null = no behaviour cloning
+    episodes: list[int] = field(default_factory=list)  # [] = every successful episode
+    epochs: int = bounded(300, "passes over the demos' (observation, action) pairs when pretraining", ge=0)
+    batch_size: int = bounded(256, "pretraining minibatch", ge=1)
+    lr: float = bounded(1e-3, "pretraining learning rate (Adam)", gt=0)
+    likelihood_weight: float = bounded(0.01, "weight of the log-likelihood term next to the action MSE", ge=0)
+    weight: float = bounded(10.0, "BC term in SAC's actor loss (normalised by mean |Q|); 0 = pretraining only", ge=0)
+    critic_warmup: int = bounded(1000, "gradient steps that train the critic alone before the actor moves", ge=0)
+    demos_in_buffer: bool = True  # seed the replay buffer with the demos, rewarded by the experiment's reward
+
+    @property
+    def enabled(self) -> bool:
+        return self.demos is not None
+
+
+@dataclass(kw_only=True)
 class ExperimentConfig:
     name: str = "arm_reach_goal_image"
     seed: int = bounded(0, "seeds envs, networks and sampling", ge=0)
@@ -147,8 +175,11 @@ class ExperimentConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     shaping: ShapingConfig = field(default_factory=ShapingConfig)
+    bc: BehaviourCloningConfig = field(default_factory=BehaviourCloningConfig)
 
     def __post_init__(self) -> None:
+        if self.bc.enabled and self.algo.name != "sac":
+            raise ConfigError(f"bc: behaviour cloning is built on SAC; set algo.name: sac (got {self.algo.name}) or bc.demos: null")
         gamma = self.shaping.gamma
         if self.shaping.potential is not None and gamma != "auto" and gamma != self.algo.hyperparams["gamma"]:
             raise ConfigError(

@@ -40,13 +40,13 @@ class Episode:
 
 
 def find_model(run_dir: Path, checkpoint: str | None = None) -> Path:
-    """The final model of a run, or a named / the newest checkpoint's if training did not finish."""
-    if checkpoint is not None:
-        path = Path(checkpoint)
-        path = path if path.exists() else run_dir / "checkpoints" / checkpoint
+    """The final model of a run, the named one, or the newest checkpoint's if training did not finish."""
+    if checkpoint is not None:  # a path, a model file in the run (bc_policy.zip), or a checkpoint's name
+        candidates = [Path(checkpoint), run_dir / checkpoint, run_dir / "checkpoints" / checkpoint]
+        path = next((p for p in candidates if p.exists()), candidates[-1])
         path = path / "model.zip" if path.is_dir() else path
         if not path.is_file():
-            names = [p.name for p in list_checkpoints(run_dir)]
+            names = [p.name for p in list_checkpoints(run_dir)] + sorted(p.name for p in run_dir.glob("*.zip"))
             raise FileNotFoundError(f"checkpoint {checkpoint!r} not found; {run_dir} has {names}")
         return path
     if (run_dir / FINAL_MODEL).is_file():

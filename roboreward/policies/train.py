@@ -32,6 +32,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from roboreward.config import load_config, save_config
 from roboreward.envs.make import make_env, make_vec_env
 from roboreward.experiment import ExperimentConfig
+from roboreward.policies.bc import BC_POLICY, BCRegularisedSAC, Demonstrations, load_demonstrations, start_from_demonstrations
 from roboreward.policies.callbacks import Checkpointer, EpisodeStats, ProgressBar
 from roboreward.policies.checkpoints import list_checkpoints, read_state, restore_checkpoint
 from roboreward.rewards.base import RewardModel, make_reward_model
@@ -41,12 +42,19 @@ FINAL_MODEL = "model.zip"
 RESUME_SEED_STRIDE = 100_003  # env seed offset per resumed session (a prime, far from n_envs offsets)
 
 
-def build_algorithm(config: ExperimentConfig, env: VecEnv | None = None) -> BaseAlgorithm:
-    """A fresh SB3 algorithm for ``config``; with no env, one un-rendered env supplies the spaces."""
+def build_algorithm(config: ExperimentConfig, env: VecEnv | None = None, demos: Demonstrations | None = None) -> BaseAlgorithm:
+    """A fresh SB3 algorithm for ``config``; with no env, one un-rendered env supplies the spaces.
+
+    With ``demos`` (training a config with a ``bc`` section) it is a :class:`BCRegularisedSAC` that
+    imitates them; its saved models are plain SAC models, which is what evaluation builds.
+    """
     algo = config.algo
     if env is None:
         env = make_env(config.env, render=False)
-    return algo.algorithm_class()(
+    cls, extra = algo.algorithm_class(), {}
+    if demos is not None:
+        cls, extra = BCRegularisedSAC, {"bc_weight": config.bc.weight, "critic_warmup": config.bc.critic_warmup}
+    model = cls(
         algo.policy,
         env,
         policy_kwargs={"net_arch": list(algo.net_arch)},
@@ -54,7 +62,11 @@ def build_algorithm(config: ExperimentConfig, env: VecEnv | None = None) -> Base
         device=config.train.device,
         verbose=0,
         **algo.hyperparams,
+        **extra,
     )
+    if demos is not None:
+        model.set_demonstrations(demos)
+    return model
 
 
 def shaping_potential(config: ExperimentConfig, reward_model: RewardModel | None) -> RewardModel | None:
@@ -107,16 +119,22 @@ def _learn(config: ExperimentConfig, run_dir: Path, checkpoint: Path | None) -> 
     gamma = config.shaping_gamma if potential is not None else None
     # A resumed session gets other env seeds, so it does not replay the first session's episodes.
     seed = config.seed + RESUME_SEED_STRIDE * session
+    demos = load_demonstrations(config.bc, config.env) if config.bc.enabled else None
     venv = make_vec_env(config.env, reward_model, seed=seed, potential=potential, gamma=gamma)
-    model = build_algorithm(config, venv)
+    model = build_algorithm(config, venv, demos)
     if gamma is not None and model.gamma != gamma:  # the shaping term must use the learner's own discount
         raise RuntimeError(f"shaping used gamma={gamma} but {type(model).__name__} learns with gamma={model.gamma}")
     elapsed_before = 0.0
     if checkpoint is not None:
         elapsed_before = restore_checkpoint(model, checkpoint).get("train_seconds", 0.0)
         print(f"resuming {run_dir} from {checkpoint.name} ({model.num_timesteps} steps done)")
-    elif session == 0 and (run_dir / "progress.csv").exists():
-        print(f"{run_dir} has no complete checkpoint yet: training starts over")
+    else:
+        if session == 0 and (run_dir / "progress.csv").exists():
+            print(f"{run_dir} has no complete checkpoint yet: training starts over")
+        if demos is not None:
+            done = start_from_demonstrations(model, demos, config, reward_model, run_dir, config.train.progress_bar)
+            print(f"behaviour cloning from {config.bc.demos}: " + ", ".join(f"{k} {v}" for k, v in done.items())
+                  + f"; the starting policy alone: {run_dir / BC_POLICY}")
     model.set_logger(_logger(run_dir, session))
 
     stats = EpisodeStats()

@@ -121,6 +121,9 @@ class ProgressRewardConfig(RewardConfig):
     weights: Literal["imagenet", "random"] = "imagenet"
     cache_size: int = bounded(4096, "view frames whose features are memoised (0 disables)", ge=0)
     device: str = "auto"  # the feature network's; "auto" picks CUDA when present (the head runs on the CPU)
+    # The reward (or potential) is scale·Φ. A larger scale makes the reward count more against SAC's
+    # entropy bonus; progress(), report() and saved heads stay in [0, 1].
+    scale: float = bounded(1.0, "reward = scale * progress", gt=0)
 
     def __post_init__(self) -> None:
         if self.demos is not None and self.model_path is not None:
@@ -650,7 +653,7 @@ class ProgressReward(RewardModel):
                 "the progress reward needs rendered frames; make the env with render_mode='rgb_array' "
                 f"and env.render.cameras: {self.cameras}"
             )
-        return self.progress(batch.frames).astype(np.float32)
+        return (self.config.scale * self.progress(batch.frames)).astype(np.float32)
 
     def _split(self, frames: np.ndarray) -> list[np.ndarray]:
         frames = np.asarray(frames)

@@ -8,6 +8,7 @@ Examples::
         --record demos/g1_pick --task "pick up the box"
     roboreward teleop run --robot franka --simulated --record demos/try     # no hardware: simulated devices
     roboreward teleop run --robot g1 --simulated record.fps=15 command_poll_s=0.001
+    roboreward teleop run --robot franka --simulated --sink ros2 --ros-robot franka --domain-id 7   # a ROS 2 robot
     roboreward teleop replay demos/g1_pick --episode 3
 
 Only argparse is imported here; drivers, MuJoCo and the dataset code load when a command runs.
@@ -69,6 +70,12 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
     p.add_argument("--size", nargs=2, type=int, metavar=("WIDTH", "HEIGHT"), help="camera frame size (default: 128 96)")
     p.add_argument("--viewer", choices=("auto", "on", "off"), help="MuJoCo viewer window (default: auto)")
     p.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this long (default: until q)")
+    p.add_argument("--sink", help="where commands go: sim (the MuJoCo robot here; default) or ros2 (a ROS 2 robot)")
+    p.add_argument("--ros-robot", metavar="ROBOT",
+                   help="the ROS 2 robot's file: a name in configs/robots (franka) or a YAML path; implies --sink ros2")
+    p.add_argument("--domain-id", type=int, help="--sink ros2: ROS_DOMAIN_ID, 0..232 (default: the environment's)")
+    p.add_argument("--discovery", choices=["localhost", "subnet"],
+                   help="--sink ros2: DDS discovery range: localhost (default, this machine only) or subnet (the LAN)")
     p.add_argument("--realtime", type=int, metavar="PRIO",
                    help="run the device readers and the command thread at this SCHED_FIFO priority (1-99; needs "
                    "CAP_SYS_NICE): keeps latency low on a busy machine")
@@ -198,6 +205,12 @@ def _session_config(args: argparse.Namespace, robot_name: str | None, ports: dic
         data["viewer"] = args.viewer
     if args.realtime is not None:
         data["command_realtime_priority"] = args.realtime
+    if args.sink is not None or args.ros_robot is not None:
+        data["sink"] = args.sink or "ros2"
+    ros = {key: value for key, value in (("robot", args.ros_robot), ("domain_id", args.domain_id),
+                                         ("discovery", args.discovery)) if value is not None}
+    if ros:
+        data["ros"] = {**(data.get("ros") or {}), **ros}
     for override in args.overrides:
         apply_override(data, override)
     return from_dict(SessionConfig, data)

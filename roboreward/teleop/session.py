@@ -216,6 +216,25 @@ class RecordConfig:
 
 
 @dataclass(kw_only=True)
+class RosSinkConfig:
+    """``sink: ros2``: the ROS 2 robot the commands go to (:mod:`roboreward.hardware.teleop_sink`)."""
+
+    robot: str | None = bounded(None, "robot file: a name in configs/robots (e.g. franka) or a YAML path")
+    # The teleop robots use their MuJoCo model's joint names, a robot file its driver's.
+    joint_map: dict[str, str | None] = bounded(
+        {}, "teleop joint -> robot joint (null: not sent), over configs/teleop/ros/<teleop robot>.yaml; else same name"
+    )
+    hold_joints: list[str] = bounded([], "robot joints the session does not drive: held where they are at the start")
+    domain_id: int | None = bounded(None, "ROS_DOMAIN_ID (null: the environment's)", ge=0, le=232)
+    discovery: Literal["localhost", "subnet"] = bounded("localhost", "DDS discovery: this machine, or the LAN")
+    rate_hz: float | None = bounded(None, "commands per second; null: the robot file's control.rate_hz", gt=0, le=2000)
+    # The devices, their calibration and the teleop robot's limits are not the robot's: its own file is.
+    velocity_scale: float = bounded(1.0, "fraction of each joint's velocity limit a command may use", gt=0.0, le=1.0)
+    position_margin: float = bounded(0.0, "keep targets this far inside the robot file's limits (rad or m)", ge=0.0)
+    connect_timeout_s: float = bounded(10.0, "seconds to wait for the robot's first joint state", gt=0.0, le=600.0)
+
+
+@dataclass(kw_only=True)
 class SessionConfig:
     """Everything one ``roboreward teleop run`` needs."""
 
@@ -226,6 +245,7 @@ class SessionConfig:
     keys: KeysConfig = field(default_factory=KeysConfig)
     record: RecordConfig = field(default_factory=RecordConfig)
     sink: str = bounded("sim", "where commands go: 'sim' (MuJoCo here) or a registered sink such as 'ros2'")
+    ros: RosSinkConfig = field(default_factory=RosSinkConfig)
     viewer: Literal["auto", "on", "off"] = bounded("auto", "MuJoCo viewer window: auto = when a display exists")
     # 0.5 ms polling keeps the command a fraction of a millisecond behind the reading at ~2 % of a core.
     command_poll_s: float = bounded(0.0005, "how often the command thread looks for new readings", gt=0.0, le=0.01)
@@ -247,6 +267,11 @@ class SessionConfig:
     def __post_init__(self) -> None:
         for name, device in self.devices.items():
             _check_device_config(name, device)
+        if self.sink == "ros2" and self.ros.robot is None:
+            raise ConfigError(
+                "ros.robot: missing; sink: ros2 needs the robot file to command, e.g. --ros-robot franka "
+                "(configs/robots/franka.yaml) or ros.robot=path/to/robot.yaml"
+            )
 
 
 # --------------------------------------------------------------------------------------------
@@ -1514,6 +1539,17 @@ class TeleopSession:
         self.mapper = mapper
         self.slots = slots
         self.sink = make_sink(config.sink, config, robot)
+        sink_cameras = getattr(self.sink, "cameras", None)
+        if sink_cameras is not None:  # a real robot records its own cameras (e.g. a ROS 2 image topic)
+            if not sink_cameras and rec.root is not None:
+                raise ConfigError(
+                    "record.root: the robot has no camera topic (state.image in its robot file) and a dataset needs "
+                    "at least one camera; add the robot's camera topic, or leave out --record"
+                )
+            unknown = [c for c in rec.cameras if c not in sink_cameras]
+            if unknown:
+                raise ConfigError(f"record.cameras: {unknown} are not cameras of the robot; it has {sink_cameras}")
+            self.cameras = list(rec.cameras) if rec.cameras else list(sink_cameras)
         self.latency = LatencyTracker([s.name for s in slots])
         self.command_loop = CommandLoop(
             slots, self.sink, robot, mapper=mapper, latency=self.latency, events=self._events,
@@ -1675,8 +1711,10 @@ class TeleopSession:
             sys.setswitchinterval(self._saved_switch)
         if self._set_encoder_env:
             os.environ.pop(_ENCODER_ENV, None)
+        if self.sink is not None and not isinstance(self.sink, SimulatedRobotSink):
+            attempt(self.sink.close)  # a connection of the sink's own (ROS 2), whoever built the robot
         if self._own_robot and self.robot is not None:
-            attempt(self.sink.close if self.sink is not None else self.robot.close)
+            attempt(self.sink.close if isinstance(self.sink, SimulatedRobotSink) else self.robot.close)
         if errors:
             raise errors[0]
 
@@ -1991,6 +2029,7 @@ __all__ = [
     "KeysConfig",
     "LatencyTracker",
     "RecordConfig",
+    "RosSinkConfig",
     "SessionConfig",
     "SessionStats",
     "SimulatedRobotSink",

@@ -128,7 +128,7 @@ def test_device_names_configs_and_their_errors():
         from_dict(SessionConfig, {"record": {"width": 65}})
     with pytest.raises(ConfigError, match="command_poll_s"):
         from_dict(SessionConfig, {"command_poll_s": 0.5})
-    with pytest.raises(ConfigError, match="ROS 2 bridge.*register_sink"):
+    with pytest.raises(ConfigError, match="ros.robot: missing"):
         make_sink("ros2", SessionConfig(), None)
     with pytest.raises(ConfigError, match="devices: empty.*--simulated"):
         TeleopSession(SessionConfig(robot="franka"), robot=object(), keyboard=False)

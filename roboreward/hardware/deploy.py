@@ -15,8 +15,11 @@ states' header stamps (the robot's clock, immune to transport jitter): a state s
 periods after the last one used is skipped, so a 100 Hz joint state gives a 50 Hz loop and a bunch of
 late states still gives one command each. *Missed deadlines* are control periods without a command
 (stamp gaps: the state never came, or came too late and was replaced) and commands published more
-than a period after their state arrived. ``--realtime PRIO`` runs the node's threads with SCHED_FIFO,
-which keeps other processes on a busy machine from delaying them.
+than a period after their state: after its stamp when the robot stamps on this machine's clock (sim-robot,
+a driver on this computer: the time the state took to reach the callback counts), else after the callback
+began. ``--realtime PRIO`` runs the process's threads (DDS's receive threads too) with SCHED_FIFO, which keeps
+other processes on a busy machine from delaying them. While the node runs, Python's GIL switch interval is
+0.2 ms, so no other thread of the node holds a state callback up for longer.
 
 A **supervisor** thread ticks at the control rate with a plain sleep (it needs no precision, so it
 never busy-waits and never takes the GIL from the callback): it runs the watchdog, sends hold
@@ -65,6 +68,12 @@ from roboreward.policies.export import PolicyRunner
 NODE_NAME = "roboreward_deploy"
 MIN_STAMP_STEP = 0.65  # periods between the stamps of two states that both get a command
 TIMING_CAPACITY = 1 << 20  # commands whose timing is kept (35 min at 500 Hz); older ones are overwritten
+# A state's stamp is taken to be on this machine's clock (so its age counts toward the deadline) when it arrived
+# between STAMP_CLOCK_SLACK before and STAMP_CLOCK_WINDOW after its stamp; a robot with another clock is judged
+# on the in-process latency alone.
+GIL_SWITCH_INTERVAL_S = 0.0002  # while the node runs (Python's default: 0.005)
+STAMP_CLOCK_SLACK = 0.001
+STAMP_CLOCK_WINDOW = 1.0
 
 
 @dataclass(kw_only=True)
@@ -79,7 +88,7 @@ class DeployConfig:
     # A loop thread at normal priority can wait milliseconds for a CPU on a busy machine; SCHED_FIFO runs
     # it first. Both threads sleep between states, so they cannot hog a CPU.
     realtime_priority: int | None = bounded(
-        None, "SCHED_FIFO priority (1-99) of the node's threads; needs CAP_SYS_NICE; null: normal", ge=1, le=99
+        None, "SCHED_FIFO priority (1-99) of the process's threads; needs CAP_SYS_NICE; null: normal", ge=1, le=99
     )
     # rclpy's SingleThreadedExecutor rebuilds its wait set in Python for every message (~0.1-0.3 ms of CPU);
     # the events executor (rclpy.experimental, C++) dispatches callbacks without that.
@@ -129,14 +138,16 @@ class LoopTimings:
         self.stamp = np.zeros(capacity, dtype=np.float64)  # the state's header stamp (the robot's clock)
         self.arrival = np.zeros(capacity, dtype=np.float64)  # time.monotonic() when its callback began
         self.published = np.zeros(capacity, dtype=np.float64)  # time.monotonic() after the command's publish
+        self.published_wall = np.zeros(capacity, dtype=np.float64)  # time.time() then: the stamps' clock
         self.count = 0
         self.capacity = capacity
 
-    def add(self, stamp: float, arrival: float, published: float) -> None:
+    def add(self, stamp: float, arrival: float, published: float, published_wall: float = math.nan) -> None:
         i = self.count % self.capacity
         self.stamp[i] = stamp
         self.arrival[i] = arrival
         self.published[i] = published
+        self.published_wall[i] = published_wall
         self.count += 1
 
     def since(self, start: int) -> tuple[np.ndarray, np.ndarray]:
@@ -146,6 +157,15 @@ class LoopTimings:
 
     def stamps_since(self, start: int) -> np.ndarray:
         return self.stamp[self._indices(start)]
+
+    def published_wall_since(self, start: int) -> np.ndarray:
+        return self.published_wall[self._indices(start)]
+
+    def ages_since(self, start: int) -> np.ndarray:
+        """Seconds from each command's state stamp to its publication (meaningful when the robot stamps with
+        this machine's clock, as ``sim-robot`` and a ros2_control driver on the same computer do)."""
+        idx = self._indices(start)
+        return self.published_wall[idx] - self.stamp[idx]
 
     def _indices(self, start: int) -> np.ndarray:
         end = self.count
@@ -216,7 +236,8 @@ class DeployNode:
         self.watchdog = Watchdog(self.period, stale_periods)
         self.estop = EStop()
         self.timings = LoopTimings()
-        self.counts = {"missed_deadlines": 0, "state_gaps": 0, "skipped_states": 0, "state_errors": 0,
+        self.counts = {"missed_deadlines": 0, "state_gaps": 0, "late_commands": 0, "skipped_states": 0,
+                       "state_errors": 0,
                        "policy_errors": 0, "holds_stale": 0, "holds_estop": 0, "estop_topic_ignored": 0}
         self._lock = threading.Lock()  # safety layer + command publisher
         self._last_stamp: float | None = None  # header stamp of the last state that got a command
@@ -224,6 +245,7 @@ class DeployNode:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._started_at: float | None = None
+        self._switch_interval: float | None = None
         self.last_error = ""
 
         self.session = RosSession(NODE_NAME, domain_id=domain_id, discovery=discovery, spin=False)
@@ -247,6 +269,11 @@ class DeployNode:
             return self
         gc.collect()
         gc.freeze()  # what exists now (torch, models, messages) is never scanned again: short GC pauses
+        # Python hands the GIL to a waiting thread only every switch interval (5 ms by default): the supervisor's
+        # diagnostics (~0.4 ms of Python once a second) or a service call could hold a state callback that long.
+        self._switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+        self._realtime_process()
         self._started_at = time.monotonic()
         for target, name in ((self._spin, "deploy-ros"), (self._supervise, "deploy-supervisor")):
             thread = threading.Thread(target=target, name=name, daemon=True)
@@ -266,6 +293,9 @@ class DeployNode:
         for thread in self._threads:
             if thread is not threading.current_thread():
                 thread.join(timeout=2.0)
+        if self._switch_interval is not None:
+            sys.setswitchinterval(self._switch_interval)
+            self._switch_interval = None
 
     def close(self) -> None:
         self.stop()
@@ -277,13 +307,25 @@ class DeployNode:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def _realtime(self) -> None:
+    def _realtime(self, thread_id: int = 0) -> None:
         if self.config.realtime_priority is None:
             return
-        try:  # pid 0: this thread only
-            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(self.config.realtime_priority))
+        try:  # 0: the calling thread only
+            os.sched_setscheduler(thread_id, os.SCHED_FIFO, os.sched_param(self.config.realtime_priority))
         except (OSError, AttributeError) as e:
             self.last_error = f"real-time priority refused ({e}); running at normal priority"
+
+    def _realtime_process(self) -> None:
+        """SCHED_FIFO for the threads that exist now: DDS's receive threads, which hand each state to the callback,
+        wait behind every other process otherwise. The node's own threads set it when they start."""
+        if self.config.realtime_priority is None:
+            return
+        try:
+            threads = [int(t) for t in os.listdir("/proc/self/task")]
+        except OSError:
+            threads = [0]
+        for tid in threads:
+            self._realtime(tid)
 
     def _spin(self) -> None:
         from rclpy.executors import ExternalShutdownException, ShutdownException
@@ -341,10 +383,15 @@ class DeployNode:
             if self.estop.engaged:  # triggered while the policy ran
                 return
             self._publish(self.safety.filter_action(action, self.to_command, position))
-        published = time.monotonic()
-        self.timings.add(state.stamp, arrival, published)
-        if published - arrival > self.period:
+        published, published_wall = time.monotonic(), time.time()
+        self.timings.add(state.stamp, arrival, published, published_wall)
+        late = published - arrival
+        age = published_wall - state.stamp  # the state's age when its command left, if it is stamped on our clock
+        if -STAMP_CLOCK_SLACK <= age - late < STAMP_CLOCK_WINDOW:
+            late = max(late, age)
+        if late > self.period:
             self.counts["missed_deadlines"] += 1
+            self.counts["late_commands"] += 1
         if self._mode != "running":
             self._set_mode("running")
 
@@ -583,7 +630,8 @@ def run_from_args(args: argparse.Namespace) -> int:
         arrival, published = node.timings.since(0)
         path = Path(args.timings)
         tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, stamp=node.timings.stamps_since(0), arrival=arrival, published=published, period=node.period)
+        np.savez(tmp, stamp=node.timings.stamps_since(0), arrival=arrival, published=published,
+                 published_wall=node.timings.published_wall_since(0), period=node.period)
         os.replace(tmp, path)
     brief = {k: summary.get(k) for k in ("commands", "rate_hz", "latency_p50_ms", "latency_p99_ms", "latency_max_ms",
                                           "missed_deadlines", "watchdog_trips", "estop_triggers", "mode")}

@@ -267,6 +267,12 @@ class RobotSimulation:
                 f"{self.robot.name}: the robot file does not match its MuJoCo model: " + "; ".join(problems)
             )
         self._configure_actuators()
+        # The control ranges, unlimited ones as +-inf: apply() clips in one call (it runs every control period).
+        limited = m.actuator_ctrllimited[self.actuator_ids].astype(bool)
+        ranges = m.actuator_ctrlrange[self.actuator_ids]
+        self._ctrl_lower = np.where(limited, ranges[:, 0], -np.inf)
+        self._ctrl_upper = np.where(limited, ranges[:, 1], np.inf)
+        self._state_spec = mujoco.mjtState.mjSTATE_INTEGRATION
         # Joints of the model that the robot file leaves out (the Franka's fingers) hold their pose.
         others = [a for a in range(m.nu) if a not in set(self.actuator_ids.tolist())]
         self._held_actuators = np.array(others, dtype=int)
@@ -437,17 +443,32 @@ class RobotSimulation:
             wheel[self._wheel_index[0]] = (v - half) / base.wheel_radius
             wheel[self._wheel_index[1]] = (v + half) / base.wheel_radius
             targets = wheel
-        m = self.model
-        ctrl = targets
-        limited = m.actuator_ctrllimited[self.actuator_ids].astype(bool)
-        ranges = m.actuator_ctrlrange[self.actuator_ids]
-        ctrl = np.where(limited, np.clip(ctrl, ranges[:, 0], ranges[:, 1]), ctrl)
-        self.data.ctrl[self.actuator_ids] = ctrl
+        self.data.ctrl[self.actuator_ids] = np.clip(targets, self._ctrl_lower, self._ctrl_upper)
 
     def step(self, dt: float | None = None) -> None:
         """Advance ``dt`` seconds (default: one control period) in whole physics steps."""
         dt = 1.0 / self.robot.control.rate_hz if dt is None else dt
         mujoco.mj_step(self.model, self.data, nstep=max(1, int(round(dt / self.timestep))))
+
+    def advance_to(self, t: float) -> int:
+        """Step whole physics steps up to the one nearest ``t`` (sim seconds; none if that is not ahead);
+        returns how many. One MuJoCo call however many steps."""
+        n = int(round((t - self.time) / self.timestep))
+        if n > 0:
+            mujoco.mj_step(self.model, self.data, nstep=n)
+        return max(n, 0)
+
+    def snapshot(self) -> tuple[np.ndarray, np.ndarray]:
+        """Everything the physics integrates (time, qpos, qvel, controls, ...) and the targets, for :meth:`restore`."""
+        out = np.empty(mujoco.mj_stateSize(self.model, self._state_spec))
+        mujoco.mj_getState(self.model, self.data, out, self._state_spec)
+        return out, self.targets.copy()
+
+    def restore(self, snapshot: tuple[np.ndarray, np.ndarray]) -> None:
+        """Back to a :meth:`snapshot`: stepping again from there gives the same states (MuJoCo is deterministic)."""
+        state, targets = snapshot
+        mujoco.mj_setState(self.model, self.data, state, self._state_spec)
+        self.targets = targets.copy()
 
     # ------------------------------------------------------------------------------ state
     def state(self, received_at: float | None = None) -> RobotState:

@@ -12,17 +12,22 @@ robot uses::
 
 What the node does, in one thread plus a render thread:
 
-- steps the physics in real time (sim time = wall time x ``--realtime-factor``), applying the newest
-  command; position targets are held, velocity/torque targets and twists drop to zero when commands
+- ticks at the fastest state topic's rate on absolute deadlines (sim time = wall time x ``--realtime-factor``).
+  Half a millisecond before each tick it takes the newest command straight from the subscription (no executor:
+  a Python ``spin_once`` costs ~0.3 ms) and steps the physics to the tick; at the tick it publishes. A command
+  that arrives in between still counts: the physics goes back to its snapshot and steps again
+  (``physics_redone``). Position targets are held; velocity/torque targets and twists drop to zero when commands
   stop for ``control.command_timeout_s`` (a real driver's watchdog does the same);
-- publishes each state topic at its ``rate_hz`` (sim time), stamped with the ROS time the state
-  belongs to. JointState lists the joints in *MuJoCo's* order, which may differ from the robot
-  file's, so that a subscriber that assumes the order instead of reading the names fails in tests;
+- publishes each state topic at its ``rate_hz`` (sim time), stamped with the ROS time the state belongs to,
+  the joint state from one preallocated message filled in place. JointState lists the joints in *MuJoCo's*
+  order, which may differ from the robot file's, so that a subscriber that assumes the order instead of
+  reading the names fails in tests;
 - renders the camera in its own thread (an EGL context of its own, on a copy of the state), so a
   slow frame never delays joint states; a frame not finished before the next is due is skipped and
   counted;
-- falls back in time rather than bursting: when the machine cannot keep up for more than 0.25 s of
-  sim time, it skips ahead (counted as a lag reset) instead of publishing a backlog of old states.
+- never bursts: a tick the loop wakes for more than a period late publishes only its newest state (the ticks
+  in between are counted as ``ticks_skipped``); when it cannot keep up for more than 0.25 s of sim time, it
+  skips ahead (counted as a lag reset).
 
 A ``ready`` line on stdout says when the topics exist; a summary line follows on exit.
 """
@@ -30,6 +35,7 @@ A ``ready`` line on stdout says when the topics exist; a summary line follows on
 from __future__ import annotations
 
 import argparse
+import ctypes
 import signal
 import sys
 import threading
@@ -43,16 +49,30 @@ from roboreward.envs.rendering import FrameRenderer, RenderOptions, mujoco
 from roboreward.hardware.robot import RobotConfig, load_robot_config
 from roboreward.hardware.ros import (
     CommandSubscriber,
+    JointStateWriter,
     RosSession,
     StatePublisher,
     image_message,
     imu_message,
-    joint_state_message,
     odometry_message,
 )
 from roboreward.hardware.sim import RobotSimulation
 
 MAX_LAG_S = 0.25  # sim seconds behind wall time before skipping ahead
+PR_SET_TIMERSLACK = 29  # prctl option (linux/prctl.h)
+# Wall seconds before a tick at which the command is taken and the physics stepped (a quarter period at most), so
+# that at the tick only the publication is left: the state leaves ~0.1 ms after its stamp instead of ~0.4 ms.
+PREPARE_LEAD_S = 0.0005
+
+
+def _tight_timer_slack(nanoseconds: int = 1000) -> None:
+    """Let this thread's sleeps end within ~``nanoseconds`` of their deadline (Linux's default slack is 50 us,
+    a fortieth of a 500 Hz period); a no-op where ``prctl`` is not available."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_TIMERSLACK, ctypes.c_ulong(nanoseconds), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
 
 
 class _ImageWorker(threading.Thread):
@@ -148,7 +168,14 @@ class SimRobotNode:
         elif "image" in self.periods:
             self.image_worker = _ImageWorker(self.sim, lambda msg: self.states.publish("image", msg))
         self.lag_resets = 0
+        self.ticks_skipped = {slot: 0 for slot in self.periods}
+        self.physics_redone = 0
+        self._applied: np.ndarray | None = None  # the targets the physics runs with
         self.stop_event = threading.Event()
+        # The joint state is one preallocated message, filled in place from MuJoCo's arrays every tick.
+        self._joint_state = JointStateWriter(self.robot, self.publish_order)
+        self._qpos_adr = self.sim.qpos_adr[self.publish_order]
+        self._dof_adr = self.sim.dof_adr[self.publish_order]
 
     def describe(self) -> str:
         names = self.robot.joint_names
@@ -173,7 +200,11 @@ class SimRobotNode:
         sim, robot = self.sim, self.robot
         cfg = robot.state.topics()[slot]
         if slot == "joint_state":
-            self.states.publish(slot, joint_state_message(robot, sim.state(), stamp, self.publish_order))
+            d, w = sim.data, self._joint_state
+            np.take(d.qpos, self._qpos_adr, out=w.position)
+            np.take(d.qvel, self._dof_adr, out=w.velocity)
+            np.take(d.qfrc_actuator, self._dof_adr, out=w.effort)
+            self.states.publish(slot, w.stamp(stamp))
         elif slot == "imu":
             self.states.publish(slot, imu_message(sim.imu_state(), stamp, cfg.frame_id))
         elif slot == "odometry":
@@ -181,44 +212,88 @@ class SimRobotNode:
         elif slot == "image" and self.image_worker is not None:
             self.image_worker.request(sim.data, stamp)
 
+    def _new_targets(self, now: float) -> np.ndarray | None:
+        """Take the waiting commands; the targets to apply if they differ from the ones applied last, else None."""
+        self.commands.poll()
+        targets = self._targets(now)
+        last = self._applied
+        if targets is None or targets is last or (last is not None and np.array_equal(targets, last)):
+            return None
+        return targets
+
     def run(self, duration: float | None = None) -> dict[str, Any]:
+        """Publish until :attr:`stop_event` is set or for ``duration`` seconds; returns :meth:`summary`.
+
+        Each tick of the fastest state topic takes two wake-ups: :data:`PREPARE_LEAD_S` before it, the newest
+        command is applied and the physics stepped to the tick; at the tick, the state is published at once. A
+        command that arrives in between is not lost: the physics goes back to its snapshot and steps again with
+        it (``physics_redone``), so the state always reflects every command that arrived before its tick.
+        """
         sim, rtf, ts = self.sim, self.realtime_factor, self.sim.timestep
         if self.image_worker is not None:  # the GL context takes a moment: start the clock after it
             self.image_worker.start()
             self.image_worker.ready.wait(timeout=30.0)
-        wall0, ros0, sim0 = time.monotonic(), self.session.now(), sim.time
-        next_due = {slot: sim0 for slot in self.periods}
-        last_targets: np.ndarray | None = None
-        try:
-            while not self.stop_event.is_set():
-                now = time.monotonic()
-                if duration is not None and now - wall0 >= duration:
-                    break
-                goal = sim0 + (now - wall0) * rtf
-                if goal - sim.time > MAX_LAG_S:  # could not keep up: skip ahead instead of bursting old states
-                    self.lag_resets += 1
-                    wall0, ros0, sim0 = now, self.session.now(), sim.time
-                    next_due = {slot: sim.time for slot in self.periods}
-                    goal = sim.time
-                targets = self._targets(now)
-                if targets is not None and (last_targets is None or not np.array_equal(targets, last_targets)):
+        _tight_timer_slack()
+        periods = self.periods
+        lead = min(PREPARE_LEAD_S, 0.25 * min(periods.values()) / rtf)
+        start = time.monotonic()
+        wall0, sim0 = start, sim.time
+        ros_offset, next_resync = self.session.now() - time.monotonic(), start + 1.0
+        next_due = {slot: sim0 for slot in periods}
+        while not self.stop_event.is_set():
+            due = min(next_due.values())
+            wake = wall0 + (due - sim0) / rtf
+            now = time.monotonic()
+            if duration is not None and min(now, wake) - start >= duration:
+                break
+            snapshot = None
+            if wake - lead > now:  # prepare: the newest command, and the physics up to the tick
+                time.sleep(wake - lead - now)  # absolute deadlines: sleeping late never shifts the ticks after it
+                targets = self._new_targets(time.monotonic())
+                if targets is not None:
                     sim.apply(targets)
-                    last_targets = targets
-                while sim.time + 0.5 * ts <= goal:
-                    # Whole physics steps up to the next publication (or to now): one call, not one per step.
-                    until = min(goal, min(next_due.values(), default=goal))
-                    sim.step(max(1, int(round((until - sim.time) / ts))) * ts)
-                    for slot, due in next_due.items():
-                        if sim.time + 0.5 * ts >= due:
-                            self._publish(slot, ros0 + (sim.time - sim0) / rtf)
-                            next_due[slot] = due + self.periods[slot]
-                # Wait for commands until the next thing is due (at least one physics step away).
-                wait = max(ts, min(next_due.values(), default=sim.time + ts) - sim.time) / rtf
-                self.session.executor.spin_once(timeout_sec=min(wait, 0.01))
-        finally:
-            if self.image_worker is not None:
-                self.image_worker.stop()
-                self.image_worker.join(timeout=5.0)
+                    self._applied = targets
+                snapshot = sim.snapshot()
+                sim.advance_to(due)
+                now = time.monotonic()
+            if wake > now:
+                time.sleep(wake - now)
+                now = time.monotonic()
+            goal = sim0 + (now - wall0) * rtf  # the sim time it is now
+            if goal - due > MAX_LAG_S:  # could not keep up: skip ahead instead of publishing old states
+                self.lag_resets += 1
+                wall0, sim0 = now, sim.time
+                next_due = {slot: sim0 + p for slot, p in periods.items()}
+                continue
+            # Each due topic publishes once, its newest tick: ticks that passed while the loop was late are
+            # skipped (counted), never sent in a burst of states that are already old.
+            tick, publish = due, []
+            for slot, slot_due in next_due.items():
+                if slot_due <= goal + 0.5 * ts:
+                    period = periods[slot]
+                    passed = int((goal + 0.5 * ts - slot_due) / period)
+                    if passed:
+                        self.ticks_skipped[slot] += passed
+                        slot_due += passed * period
+                    next_due[slot] = slot_due + period
+                    publish.append(slot)
+                    tick = max(tick, slot_due)
+            targets = self._new_targets(now)  # a command that came after the preparation: step again with it
+            if targets is not None:
+                if snapshot is not None:
+                    sim.restore(snapshot)
+                    self.physics_redone += 1
+                sim.apply(targets)
+                self._applied = targets
+            sim.advance_to(tick)
+            if now >= next_resync:  # stamps follow the ROS clock, even if it is slewed against the monotonic one
+                ros_offset, next_resync = self.session.now() - time.monotonic(), now + 1.0
+            stamp = ros_offset + wall0 + (sim.time - sim0) / rtf
+            for slot in publish:
+                self._publish(slot, stamp)
+        if self.image_worker is not None:
+            self.image_worker.stop()
+            self.image_worker.join(timeout=5.0)
         return self.summary()
 
     def summary(self) -> dict[str, Any]:
@@ -227,6 +302,8 @@ class SimRobotNode:
             "commands_received": self.commands.received,
             "commands_rejected": self.commands.rejected,
             "lag_resets": self.lag_resets,
+            "ticks_skipped": dict(self.ticks_skipped),
+            "physics_redone": self.physics_redone,
             "sim_time": round(self.sim.time, 3),
         }
         if self.commands.rejected:

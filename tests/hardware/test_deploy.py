@@ -636,3 +636,38 @@ def test_action_to_command_matches_the_robot_mapping():
         for _ in range(20):
             a = rng.uniform(-2, 2, robot.action_space.shape[0])
             np.testing.assert_allclose(fast(a), robot.command_from_action(a), rtol=1e-12, atol=1e-12)
+
+
+def test_a_command_from_a_state_older_than_a_period_is_a_missed_deadline(domain_id):
+    """The deadline runs from the state's stamp when the robot stamps on this machine's clock (sim-robot, a driver
+    on this computer): time the state spent reaching the callback counts. Stamps on another clock: in-process only."""
+    import sys as _sys
+
+    from roboreward.hardware.deploy import DeployConfig, DeployNode
+
+    robot = load_robot_config("franka")  # 50 Hz: a 20 ms period
+    node = DeployNode(robot, ConstantPolicy(robot, np.zeros(7)), DeployConfig(), domain_id=domain_id)
+    try:
+        interval = _sys.getswitchinterval()
+        node.start()
+        assert _sys.getswitchinterval() < interval  # a state callback waits at most that long for the GIL
+        home = robot.home_position
+        stamp = time.time() - 0.002
+        node._on_state(fake_state(robot, home, time.monotonic(), stamp=stamp))  # 2 ms old: on time
+        time.sleep(0.045)
+        # The next period's state, handed to the callback 45 ms after the first: > 20 ms old, though the callback
+        # itself is quick.
+        node._on_state(fake_state(robot, home, time.monotonic(), stamp=stamp + 0.020))
+        assert node.timings.count == 2 and node.counts["state_gaps"] == 0
+        assert node.counts["late_commands"] == 1 and node.counts["missed_deadlines"] == 1
+        ages = node.timings.ages_since(0)
+        assert 0.002 <= ages[0] < 0.02 and ages[1] > 0.02
+        # A robot whose clock is elsewhere (stamps far from ours): judged on the in-process latency alone.
+        elsewhere = time.time() + 5000.0
+        node._on_state(fake_state(robot, home, time.monotonic(), stamp=elsewhere))
+        node._on_state(fake_state(robot, home, time.monotonic(), stamp=elsewhere + 0.02))
+        assert node.counts["late_commands"] == 1 and node.timings.count == 4
+        assert node.summary()["late_commands"] == 1
+    finally:
+        node.close()
+    assert _sys.getswitchinterval() == interval

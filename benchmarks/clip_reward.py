@@ -40,7 +40,8 @@ import torch
 
 from _vec_timing import RenderOnly, vec_steps_per_second
 
-from roboreward.envs.make import make_env, make_vec_env
+from roboreward.envs.humanoid_pose import random_action_frames
+from roboreward.envs.make import make_vec_env
 from roboreward.experiment import EnvConfig, RenderConfig
 from roboreward.rewards import ClipReward, ClipRewardConfig, RewardBatch
 from roboreward.rewards.clip import cpu_has_native_bf16
@@ -56,20 +57,6 @@ def build(args, precision: str) -> ClipReward:
             model=args.model, weights="random", goal_prompts=GOAL, baseline_prompts=BASELINE,
             batch_size=args.batch, precision=precision, device="cpu",
         ))
-
-
-def humanoid_frames(n: int, size: int) -> np.ndarray:
-    render = RenderConfig(width=size, height=size)
-    config = EnvConfig(id="roboreward/HumanoidPose-v0", kwargs={"task": "kneeling"}, render=render)
-    env = make_env(config)
-    env.reset(seed=0)
-    rng = np.random.default_rng(0)
-    frames = []
-    for _ in range(n):
-        env.step(rng.uniform(-0.4, 0.4, size=env.action_space.shape).astype(np.float32))
-        frames.append(env.render())
-    env.close()
-    return np.stack(frames)
 
 
 def interleaved(modes: dict, rounds: int) -> dict[str, list[float]]:
@@ -107,7 +94,7 @@ def main() -> None:
           f"torch {torch.__version__}, "
           f"torch threads {torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f} at start")
 
-    frames = humanoid_frames(2 * args.batch, size)
+    frames = random_action_frames(2 * args.batch, size)
     batches = [frames[: args.batch], frames[args.batch :]]
     print(f"frames: {len(frames)} HumanoidPose-v0 (kneeling) renders at {size}x{size}, batches of {args.batch}\n")
 

@@ -39,20 +39,11 @@ from roboreward.rewards import ClipReward, ClipRewardConfig, RewardBatch
 GOAL, BASELINE = ["a humanoid robot kneeling"], ["a humanoid robot"]
 
 
-def humanoid_frames(n: int, size: int) -> np.ndarray:
-    from roboreward.envs.make import make_env
-    from roboreward.experiment import EnvConfig, RenderConfig
+def frames_from_mujoco() -> np.ndarray:
+    """64 HumanoidPose-v0 frames at 224 px; MuJoCo is imported only here (a GPU box may lack it: --frames)."""
+    from roboreward.envs.humanoid_pose import random_action_frames
 
-    env = make_env(EnvConfig(id="roboreward/HumanoidPose-v0", kwargs={"task": "kneeling"},
-                             render=RenderConfig(width=size, height=size)))
-    env.reset(seed=0)
-    rng = np.random.default_rng(0)
-    frames = []
-    for _ in range(n):
-        env.step(rng.uniform(-0.4, 0.4, size=env.action_space.shape).astype(np.float32))
-        frames.append(env.render())
-    env.close()
-    return np.stack(frames)
+    return random_action_frames(64, 224)
 
 
 def build(model: str, precision: str, batch: int, device: str) -> ClipReward:
@@ -94,14 +85,14 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.save_frames:
-        np.save(args.save_frames, humanoid_frames(64, 224))
+        np.save(args.save_frames, frames_from_mujoco())
         print(f"wrote {args.save_frames}")
         return
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("no CUDA device: this benchmark is for GPUs; benchmarks/clip_reward.py measures the CPU")
     torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32 (the exact reference)
     torch.backends.cudnn.allow_tf32 = False
-    base = np.load(args.frames) if args.frames else humanoid_frames(64, 224)
+    base = np.load(args.frames) if args.frames else frames_from_mujoco()
     name = torch.cuda.get_device_name() if args.device == "cuda" else "none (smoke test on the CPU)"
     print(f"GPU {name}, torch {torch.__version__}; {len(base)} HumanoidPose-v0 frames "
           f"{base.shape[1]}x{base.shape[2]} tiled to each batch; CLIP with RANDOM weights")

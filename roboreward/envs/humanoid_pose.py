@@ -595,3 +595,26 @@ class HumanoidPoseEnv(gym.Env):
             "torso_height": float(self.data.qpos[2]),
             "is_success": bool(success) if self.task is not None else False,
         }
+
+
+def random_action_frames(n: int, size: int, task: str = "kneeling", seed: int = 0) -> np.ndarray:
+    """``uint8 [n, size, size, 3]``: the humanoid rendered after each of ``n`` small random actions.
+
+    Realistic frames for CLIP benchmarks and tests, the same for the same arguments (reset with
+    ``seed``, actions uniform in ±0.4 from ``numpy.random.default_rng(seed)``).
+    """
+    from roboreward.envs.make import make_env
+    from roboreward.experiment import EnvConfig, RenderConfig
+
+    env = make_env(EnvConfig(id="roboreward/HumanoidPose-v0", kwargs={"task": task},
+                             render=RenderConfig(width=size, height=size)))
+    try:
+        env.reset(seed=seed)
+        rng = np.random.default_rng(seed)
+        frames = []
+        for _ in range(n):
+            env.step(rng.uniform(-0.4, 0.4, size=env.action_space.shape).astype(np.float32))
+            frames.append(env.render())
+    finally:
+        env.close()
+    return np.stack(frames)

@@ -490,10 +490,10 @@ class ProgressReward(RewardModel):
 
             failures = None
             if config.failures is not None:
-                failures = DatasetReader(_dataset_dir(config.failures, "failures"))
+                failures = DatasetReader(_dataset_dir(config.failures, "failures", config.cameras))
             init = ProgressReward.from_file(config.init_path, device=config.device) if config.init_path else None
             self.fit(
-                DatasetReader(_dataset_dir(config.demos, "demos")),
+                DatasetReader(_dataset_dir(config.demos, "demos", config.cameras)),
                 episodes=config.episodes or None,
                 failures=failures,
                 init=init,
@@ -797,10 +797,10 @@ def _model_file(path: str | Path) -> Path:
     return path
 
 
-def _dataset_dir(path: str, key: str) -> str:
+def _dataset_dir(path: str, key: str, cameras: Sequence[str]) -> str:
     if not Path(path).is_dir():
         raise FileNotFoundError(
-            f"reward.{key}={path!r} is not a folder; record demonstrations first, e.g. "
-            f"`roboreward demos record drawer-open --episodes 5 --cameras corner3 topview --size 64 --out {path}`"
+            f"reward.{key}={path!r} is not a folder; record demonstrations first, e.g. `roboreward demos record "
+            f"drawer-open --episodes 20 --cameras {' '.join(cameras or ['corner3'])} --size 64 --out {path}`"
         )
     return path

@@ -17,7 +17,14 @@ from PIL import Image
 
 from roboreward.config import ConfigError, from_dict
 from roboreward.rewards import ClipReward, ClipRewardConfig, RewardBatch, RewardConfig, make_reward_model
-from roboreward.rewards.clip import Int8Linear, Int8SelfAttention, find_cached_weights, preprocess_frames
+from roboreward.rewards.clip import (
+    ClassTokenBlock,
+    Int8Linear,
+    Int8PatchEmbedding,
+    Int8SelfAttention,
+    find_cached_weights,
+    preprocess_frames,
+)
 
 ARCH = "roboreward-test-tiny"
 TINY_CONFIG = {
@@ -331,8 +338,13 @@ def test_int8_mode_quantises_the_image_tower_only_and_stays_close_to_exact():
     batch = frames(5, seed=9)
     exact, fast = build(seed=5, precision="fp32"), build(seed=5, precision="int8")
     assert fast.precision == "int8" and fast.input_dtype == torch.float32
-    blocks = fast.model.visual.transformer.resblocks
+    blocks = list(fast.model.visual.transformer.resblocks)
+    assert isinstance(blocks[-1], ClassTokenBlock)  # the last block computes the class token only
     assert all(isinstance(b.attn, Int8SelfAttention) and isinstance(b.mlp.c_fc, Int8Linear) for b in blocks)
+    assert isinstance(fast.model.visual.conv1, Int8PatchEmbedding)
+    assert isinstance(exact.model.visual.conv1, torch.nn.Conv2d)  # the exact mode stays in fp32
+    assert isinstance(exact.model.visual.transformer.resblocks[-1], ClassTokenBlock)  # every mode: exact saving
+    assert not any(isinstance(m, (Int8Linear, Int8SelfAttention)) for m in exact.model.modules())
     assert not any(isinstance(m, (Int8Linear, Int8SelfAttention)) for m in fast.model.transformer.modules())  # text
     np.testing.assert_array_equal(fast.goal, exact.goal)  # prompts are embedded in fp32 before quantising
     np.testing.assert_array_equal(fast.projection, exact.projection)

@@ -13,11 +13,7 @@ The decimation, NaN hold and watchdog-stop logic are also checked on a real node
 from __future__ import annotations
 
 import json
-import os
-import random
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -28,75 +24,12 @@ import yaml
 
 from roboreward.hardware.robot import ROBOTS_DIR, RobotState, load_robot_config
 
-PYTHON = sys.executable
-_used_domains: set[int] = set()
+from .conftest import RoborewardProcess as Process
+
 
 
 # --------------------------------------------------------------------------------------------
 # Processes, domains, observer
-
-
-@pytest.fixture
-def domain_id(monkeypatch):
-    """A ROS domain (1..100) no other test of this session uses."""
-    rng = random.SystemRandom()
-    while True:
-        d = rng.randint(1, 100)
-        if d not in _used_domains:
-            _used_domains.add(d)
-            break
-    monkeypatch.setenv("ROS_DOMAIN_ID", str(d))
-    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    return d
-
-
-class Process:
-    """A ``roboreward`` command in a subprocess; a thread collects its output lines."""
-
-    def __init__(self, domain: int, *args: str):
-        env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", ROS_DOMAIN_ID=str(domain),
-                   PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
-        env.setdefault("MUJOCO_GL", "egl")
-        self.args = args
-        self.proc = subprocess.Popen([PYTHON, "-m", "roboreward.cli", *args], stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, env=env)
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        for line in self.proc.stdout:  # type: ignore[union-attr]
-            self.lines.append(line.rstrip("\n"))
-
-    @property
-    def output(self) -> str:
-        return "\n".join(self.lines)
-
-    def wait_for(self, text: str, timeout: float = 90.0) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = [line for line in self.lines if text in line]
-            if found:
-                return found[0]
-            if self.proc.poll() is not None:
-                time.sleep(0.3)
-                pytest.fail(f"`roboreward {self.args[0]}` exited with {self.proc.returncode}:\n{self.output}")
-            time.sleep(0.05)
-        pytest.fail(f"`roboreward {self.args[0]}` did not print {text!r} within {timeout} s:\n{self.output}")
-
-    def wait(self, timeout: float = 60.0) -> int:
-        rc = self.proc.wait(timeout=timeout)
-        self._reader.join(timeout=5.0)
-        return rc
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 @pytest.fixture

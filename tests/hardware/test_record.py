@@ -3,11 +3,7 @@ frames with the state and camera, in the LeRobot v3 layout, episodes split by le
 
 from __future__ import annotations
 
-import os
-import random
 import signal
-import subprocess
-import sys
 import threading
 import time
 
@@ -20,58 +16,9 @@ from roboreward.datasets.lerobot_v3 import DatasetReader
 from roboreward.hardware.record import RosRecorder, action_names, state_names
 from roboreward.hardware.robot import ROBOTS_DIR, load_robot_config
 
+from .conftest import RoborewardProcess as Process
+
 SMALL_CAMERA = ["state.image.width=64", "state.image.height=64"]
-_used_domains: set[int] = set()
-
-
-@pytest.fixture
-def domain_id(monkeypatch):
-    rng = random.SystemRandom()
-    while True:
-        d = rng.randint(1, 100)
-        if d not in _used_domains:
-            _used_domains.add(d)
-            break
-    monkeypatch.setenv("ROS_DOMAIN_ID", str(d))
-    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    return d
-
-
-class Process:
-    def __init__(self, domain: int, *args: str):
-        env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", ROS_DOMAIN_ID=str(domain),
-                   PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
-        env.setdefault("MUJOCO_GL", "egl")
-        self.args = args
-        self.proc = subprocess.Popen([sys.executable, "-m", "roboreward.cli", *args], stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, env=env)
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        for line in self.proc.stdout:  # type: ignore[union-attr]
-            self.lines.append(line.rstrip("\n"))
-
-    @property
-    def output(self) -> str:
-        return "\n".join(self.lines)
-
-    def wait_for(self, text: str, timeout: float = 90.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if any(text in line for line in self.lines):
-                return
-            if self.proc.poll() is not None:
-                time.sleep(0.3)
-                pytest.fail(f"`roboreward {self.args[0]}` exited with {self.proc.returncode}:\n{self.output}")
-            time.sleep(0.05)
-        pytest.fail(f"`roboreward {self.args[0]}` did not print {text!r} within {timeout} s:\n{self.output}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
 
 
 class CommandSource:
@@ -114,7 +61,7 @@ def ros_parts():
     made = []
     yield made
     for part in reversed(made):
-        part.stop() if isinstance(part, Process) else part.close()
+        part.stop(signal.SIGKILL) if isinstance(part, Process) else part.close()
 
 
 @pytest.mark.slow
@@ -157,7 +104,8 @@ def test_record_episodes_from_sim_robot(tmp_path, domain_id, ros_parts):
     # The state is the robot following those commands: once it caught up with the jump after the pause, its joint
     # positions track the commanded ones (a joint-order mix-up would be off by tenths of a radian).
     commanded = np.stack([robot.command_from_action(a) for a in second.action])
-    assert np.abs(second.state[25:, :7] - commanded[25:]).max() < 0.1
+    error = np.abs(second.state[25:, :7] - commanded[25:]).max()
+    assert error < 0.1, f"state off the commands by {error:.3f} rad; sim-robot said:\n{sim.output}"
     frames = reader.frames(1, "front")
     assert frames.shape == (50, 64, 64, 3) and frames.std() > 5.0  # a rendered scene, not a blank image
 

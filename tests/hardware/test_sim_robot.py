@@ -3,8 +3,6 @@ here. Discovery stays on loopback and every test has a ROS domain of its own."""
 
 from __future__ import annotations
 
-import os
-import random
 import re
 import signal
 import subprocess
@@ -18,27 +16,8 @@ import yaml
 
 from roboreward.hardware.robot import ROBOTS_DIR, load_robot_config
 
-_used_domains: set[int] = set()
+from .conftest import ros_child_env
 
-
-@pytest.fixture
-def domain_id(monkeypatch):
-    """A ROS domain no other test in this session uses (1..100); ROS_DOMAIN_ID is restored afterwards."""
-    rng = random.SystemRandom()
-    while True:
-        d = rng.randint(1, 100)
-        if d not in _used_domains:
-            _used_domains.add(d)
-            break
-    monkeypatch.setenv("ROS_DOMAIN_ID", str(d))
-    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    return d
-
-
-def _child_env(domain: int) -> dict[str, str]:
-    env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", ROS_DOMAIN_ID=str(domain), PYTHONUNBUFFERED="1")
-    env.setdefault("MUJOCO_GL", "egl")
-    return env
 
 
 class SimRobotProcess:
@@ -48,7 +27,7 @@ class SimRobotProcess:
         # The command on its own (python -m roboreward.hardware.sim_robot): the full CLI's start-up imports torch.
         cmd = [sys.executable, "-m", "roboreward.hardware.sim_robot", str(robot), "--domain-id", str(domain), *extra]
         self.proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_child_env(domain)
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ros_child_env(domain)
         )
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -298,7 +277,7 @@ def test_ros_environment_and_cli_errors(tmp_path, domain_id, monkeypatch):
             [sys.executable, "-m", *args],
             capture_output=True,
             text=True,
-            env=_child_env(domain_id),
+            env=ros_child_env(domain_id),
             timeout=60,
         )
         assert run.returncode == 2 and "roboreward sim-robot: error:" in run.stderr and message in run.stderr, (

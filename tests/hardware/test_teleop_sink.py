@@ -8,8 +8,6 @@ sink. Discovery stays on loopback and every test has a ROS domain of its own.
 
 from __future__ import annotations
 
-import os
-import random
 import subprocess
 import sys
 import threading
@@ -22,19 +20,8 @@ import yaml
 from roboreward.config import ConfigError, from_dict
 from roboreward.hardware.robot import ROBOTS_DIR, load_robot_config
 
-_used_domains: set[int] = set()
+from .conftest import ros_child_env
 
-
-@pytest.fixture
-def domain_id(monkeypatch):
-    """A ROS domain (1..100) no other test of this module uses; ROS_DOMAIN_ID is restored afterwards."""
-    rng = random.SystemRandom()
-    while (d := rng.randint(1, 100)) in _used_domains:
-        pass
-    _used_domains.add(d)
-    monkeypatch.setenv("ROS_DOMAIN_ID", str(d))
-    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    return d
 
 
 @pytest.fixture(scope="module")
@@ -62,9 +49,7 @@ class SimRobot:
     """``python -m roboreward.hardware.sim_robot`` in a subprocess (the CLI's start-up would import torch)."""
 
     def __init__(self, robot: str, domain: int):
-        env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", ROS_DOMAIN_ID=str(domain),
-                   PYTHONUNBUFFERED="1")
-        env.setdefault("MUJOCO_GL", "egl")
+        env = ros_child_env(domain)
         cmd = [sys.executable, "-m", "roboreward.hardware.sim_robot", robot, "--domain-id", str(domain)]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         self.lines: list[str] = []

@@ -50,6 +50,14 @@ class CommandSource:
             self.publisher.publish(targets)
             self.sent.append(targets)
 
+    def wait_until_matched(self, subscribers: int, timeout: float = 30.0) -> None:
+        """Wait until ``subscribers`` command subscriptions have matched this publisher (discovery can take seconds)."""
+        deadline = time.monotonic() + timeout
+        while self.publisher.publisher.get_subscription_count() < subscribers:
+            if time.monotonic() > deadline:
+                pytest.fail(f"no {subscribers} command subscriber(s) matched within {timeout} s")
+            time.sleep(0.05)
+
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=2.0)
@@ -73,6 +81,7 @@ def test_record_episodes_from_sim_robot(tmp_path, domain_id, ros_parts):
     source = CommandSource(robot, domain_id)
     ros_parts.append(source)
     sim.wait_for(": ready;")
+    source.wait_until_matched(subscribers=1)  # sim-robot takes the commands (DDS discovery done) before recording
 
     # Episode 0 ends at a pause in the commands, episode 1 at its length (1 s = 50 frames).
     record = Process(domain_id, "record", *SMALL_CAMERA, "--robot", "franka", "--out", str(out), "--task",

@@ -221,6 +221,22 @@ class SimRobotNode:
             return None
         return targets
 
+    def _ros_clock_offset(self, previous: float | None, tries: int = 5) -> float:
+        """ROS time minus monotonic time, from the tightest of a few bracketed readings.
+
+        A reading preempted between the two clocks would shift every following stamp by the preemption (off the
+        robot's tick grid), so a bracket wider than 50 us is not trusted: the previous offset is kept instead.
+        """
+        best: tuple[float, float] | None = None
+        for _ in range(tries):
+            before = time.monotonic()
+            ros = self.session.now()
+            after = time.monotonic()
+            if best is None or after - before < best[0]:
+                best = (after - before, ros - 0.5 * (before + after))
+        width, offset = best  # type: ignore[misc]
+        return offset if previous is None or width < 50e-6 else previous
+
     def run(self, duration: float | None = None) -> dict[str, Any]:
         """Publish until :attr:`stop_event` is set or for ``duration`` seconds; returns :meth:`summary`.
 
@@ -238,7 +254,7 @@ class SimRobotNode:
         lead = min(PREPARE_LEAD_S, 0.25 * min(periods.values()) / rtf)
         start = time.monotonic()
         wall0, sim0 = start, sim.time
-        ros_offset, next_resync = self.session.now() - time.monotonic(), start + 1.0
+        ros_offset, next_resync = self._ros_clock_offset(None), start + 1.0
         next_due = {slot: sim0 for slot in periods}
         while not self.stop_event.is_set():
             due = min(next_due.values())
@@ -287,7 +303,7 @@ class SimRobotNode:
                 self._applied = targets
             sim.advance_to(tick)
             if now >= next_resync:  # stamps follow the ROS clock, even if it is slewed against the monotonic one
-                ros_offset, next_resync = self.session.now() - time.monotonic(), now + 1.0
+                ros_offset, next_resync = self._ros_clock_offset(ros_offset), now + 1.0
             stamp = ros_offset + wall0 + (sim.time - sim0) / rtf
             for slot in publish:
                 self._publish(slot, stamp)

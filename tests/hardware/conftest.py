@@ -36,13 +36,12 @@ def ros_child_env(domain: int, **extra: str) -> dict[str, str]:
     return env
 
 
-class RoborewardProcess:
-    """A ``roboreward`` command in a subprocess; a thread collects its output lines."""
+class CollectedProcess:
+    """A command in a subprocess; a thread collects its output lines. ``name`` is what failures call it."""
 
-    def __init__(self, domain: int, *args: str):
-        self.args = args
-        self.proc = subprocess.Popen([sys.executable, "-m", "roboreward.cli", *args], stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, env=ros_child_env(domain, OMP_NUM_THREADS="1"))
+    def __init__(self, cmd: list[str], env: dict[str, str], name: str):
+        self.name = name
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -64,9 +63,9 @@ class RoborewardProcess:
                 return found[0]
             if self.proc.poll() is not None:
                 time.sleep(0.3)
-                pytest.fail(f"`roboreward {self.args[0]}` exited with {self.proc.returncode}:\n{self.output}")
+                pytest.fail(f"{self.name} exited with {self.proc.returncode}:\n{self.output}")
             time.sleep(0.05)
-        pytest.fail(f"`roboreward {self.args[0]}` did not print {text!r} within {timeout} s:\n{self.output}")
+        pytest.fail(f"{self.name} did not print {text!r} within {timeout} s:\n{self.output}")
 
     def wait(self, timeout: float = 60.0) -> int:
         rc = self.proc.wait(timeout=timeout)
@@ -82,3 +81,12 @@ class RoborewardProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+class RoborewardProcess(CollectedProcess):
+    """A ``roboreward`` command (the full CLI) in a subprocess."""
+
+    def __init__(self, domain: int, *args: str):
+        self.args = args
+        super().__init__([sys.executable, "-m", "roboreward.cli", *args],
+                         ros_child_env(domain, OMP_NUM_THREADS="1"), f"`roboreward {args[0]}`")

@@ -16,42 +16,20 @@ import yaml
 
 from roboreward.hardware.robot import ROBOTS_DIR, load_robot_config
 
-from .conftest import ros_child_env
+from .conftest import CollectedProcess, ros_child_env
 
 
 
-class SimRobotProcess:
+class SimRobotProcess(CollectedProcess):
     """``roboreward sim-robot`` in a subprocess; its output lines are collected by a thread."""
 
     def __init__(self, robot, domain: int, *extra: str):
         # The command on its own (python -m roboreward.hardware.sim_robot): the full CLI's start-up imports torch.
         cmd = [sys.executable, "-m", "roboreward.hardware.sim_robot", str(robot), "--domain-id", str(domain), *extra]
-        self.proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ros_child_env(domain)
-        )
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        for line in self.proc.stdout:  # type: ignore[union-attr]
-            self.lines.append(line.rstrip("\n"))
-
-    @property
-    def output(self) -> str:
-        return "\n".join(self.lines)
+        super().__init__(cmd, ros_child_env(domain), "sim-robot")
 
     def wait_ready(self, timeout: float = 60.0) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            ready = [line for line in self.lines if ": ready;" in line]
-            if ready:
-                return ready[0]
-            if self.proc.poll() is not None:
-                time.sleep(0.2)
-                pytest.fail(f"sim-robot exited with {self.proc.returncode} before it was ready:\n{self.output}")
-            time.sleep(0.05)
-        pytest.fail(f"sim-robot not ready after {timeout} s:\n{self.output}")
+        return self.wait_for(": ready;", timeout)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
         if self.proc.poll() is None:

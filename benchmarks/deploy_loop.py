@@ -10,8 +10,14 @@ machine's clock). A *missed deadline* is a 2 ms control slot (on the stamps' gri
 than one period after the state's stamp.
 Goal (issue 4): p99 latency < 2 ms and < 0.1 % missed deadlines.
 
+Before the ROS run, the *timer floor*: two bare processes (as many as the ROS run has) that only sleep to absolute
+deadlines one period apart, with sim-robot's timer slack and the same priority, for ``--floor-seconds``. Their
+wake-ups more than a period late are slots that no control loop on this machine could have met, whatever its
+code: the floor of the missed-deadline figure. CPU time stolen by the hypervisor (``/proc/stat``) is printed for
+both runs.
+
     python benchmarks/deploy_loop.py [--seconds 60] [--rate 500] [--warmup 3] [--run-dir RUN] [--policy onnx|sb3]
-                                     [--realtime 10] [--stale-after-periods 10]
+                                     [--realtime 10] [--stale-after-periods 10] [--floor-seconds 20]
 
 ``--realtime PRIO`` runs deploy's threads and the whole sim-robot process with SCHED_FIFO (``chrt``), which is
 what a robot computer does; without it both compete with every other process for the CPUs.
@@ -25,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import random
 import re
@@ -36,6 +43,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from roboreward.hardware.sim_robot import tight_timer_slack
 
 GOAL_P99_MS = 2.0
 GOAL_MISSED = 0.001
@@ -112,6 +121,53 @@ def analyse(stamp: np.ndarray, arrival: np.ndarray, published: np.ndarray, publi
     }
 
 
+def steal_counter() -> tuple[int, int] | None:
+    """(stolen, total) CPU ticks of all CPUs so far, from ``/proc/stat``; None where the kernel does not say."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    return (fields[7], sum(fields)) if len(fields) == 8 else None
+
+
+def stolen_percent(before: tuple[int, int] | None) -> str:
+    after = steal_counter()
+    if before is None or after is None or after[1] == before[1]:
+        return "n/a"
+    return f"{100 * (after[0] - before[0]) / (after[1] - before[1]):.2f} %"
+
+
+def wake_up_lateness(seconds: float, period: float, realtime: int | None) -> np.ndarray:
+    """Seconds each wake-up of a bare loop came after its deadline, sleeping to absolute deadlines ``period``
+    apart for ``seconds``: what the scheduler alone costs a control loop, with no ROS, DDS or policy."""
+    if realtime:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(realtime))
+    tight_timer_slack()
+    lateness = np.empty(int(seconds / period))
+    start = time.monotonic() + period
+    for i in range(len(lateness)):
+        deadline = start + i * period
+        now = time.monotonic()
+        if deadline > now:
+            time.sleep(deadline - now)
+        lateness[i] = time.monotonic() - deadline
+    return lateness
+
+
+def timer_floor(seconds: float, period: float, realtime: int | None, loops: int = 2) -> None:
+    """Print the timer floor: ``loops`` bare sleeping loops in processes of their own, at the same time."""
+    steal = steal_counter()
+    with multiprocessing.get_context("spawn").Pool(loops) as pool:
+        lateness = np.concatenate(pool.starmap(wake_up_lateness, [(seconds, period, realtime)] * loops)) * 1e3
+    p50, p99, p999 = np.percentile(lateness, [50, 99, 99.9])
+    missed = (lateness > period * 1e3).mean()
+    print(f"timer floor, {loops} bare loops sleeping to {period * 1e3:g} ms deadlines for {seconds:g} s "
+          f"({'SCHED_FIFO ' + str(realtime) if realtime else 'normal priority'}): wake-up lateness p50 / p99 / "
+          f"p99.9 / max {p50:.3f} / {p99:.3f} / {p999:.3f} / {lateness.max():.1f} ms; "
+          f"{100 * missed:.3f} % of wake-ups more than a period late (no control loop here can miss fewer); "
+          f"CPU time stolen by the hypervisor {stolen_percent(steal)}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0, help="measured time after the warm-up")
@@ -124,6 +180,8 @@ def main() -> None:
                         help="joint-state QoS depth on both sides (default: the robot file's, 1)")
     parser.add_argument("--executor", choices=["events", "single"], default="events", help="deploy's rclpy executor")
     parser.add_argument("--realtime", type=int, default=None, metavar="PRIO", help="SCHED_FIFO priority for both")
+    parser.add_argument("--floor-seconds", type=float, default=20.0,
+                        help="seconds of the timer floor measured first (0: skip it)")
     parser.add_argument("--stale-after-periods", type=float, default=10.0,
                         help="deploy's watchdog: control periods without state before it holds (default 10 = 20 ms)")
     args = parser.parse_args()
@@ -141,6 +199,8 @@ def main() -> None:
     print(f"load average before: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} "
           f"({os.cpu_count()} CPUs)", flush=True)
 
+    if args.floor_seconds > 0:
+        timer_floor(args.floor_seconds, 1.0 / args.rate, args.realtime)
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = args.run_dir or make_run(Path(tmp) / "run")
         meta = json.loads((run_dir / "export" / "policy.json").read_text()) if args.policy == "onnx" else None
@@ -151,6 +211,7 @@ def main() -> None:
         try:
             sim.wait_for(": ready;")
             stats, timings = Path(tmp) / "stats.json", Path(tmp) / "timings.npz"
+            steal = steal_counter()
             deploy = Process(["deploy", str(run_dir), *overrides, "--robot", "franka", "--policy", args.policy,
                               "--domain-id", str(domain), "--duration", f"{args.seconds + args.warmup + 2:g}",
                               "--stale-after-periods", f"{args.stale_after_periods:g}", "--stats", str(stats),
@@ -159,6 +220,7 @@ def main() -> None:
                              env)
             deploy.wait_for(": ready;")
             rc = deploy.proc.wait()
+            stolen = stolen_percent(steal)
             if rc != 0:
                 raise RuntimeError("deploy failed:\n" + "\n".join(deploy.lines))
         finally:
@@ -204,6 +266,7 @@ def main() -> None:
         print(f"  sim-robot               {lag.group(1)} lag resets (fell > 0.25 s behind real time), "
               f"{skipped.group(1) if skipped else '?'} joint-state ticks skipped (woke more than a period late), "
               "over the whole run")
+    print(f"  CPU stolen              {stolen} of both CPUs' time by the hypervisor during deploy's run")
     if summary.get("last_error"):
         print(f"  deploy reported         {summary['last_error']}")
     met = figures["p99"] < GOAL_P99_MS and figures["missed_fraction"] < GOAL_MISSED

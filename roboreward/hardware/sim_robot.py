@@ -65,7 +65,7 @@ PR_SET_TIMERSLACK = 29  # prctl option (linux/prctl.h)
 PREPARE_LEAD_S = 0.0005
 
 
-def _tight_timer_slack(nanoseconds: int = 1000) -> None:
+def tight_timer_slack(nanoseconds: int = 1000) -> None:
     """Let this thread's sleeps end within ~``nanoseconds`` of their deadline (Linux's default slack is 50 us,
     a fortieth of a 500 Hz period); a no-op where ``prctl`` is not available."""
     try:
@@ -249,7 +249,7 @@ class SimRobotNode:
         if self.image_worker is not None:  # the GL context takes a moment: start the clock after it
             self.image_worker.start()
             self.image_worker.ready.wait(timeout=30.0)
-        _tight_timer_slack()
+        tight_timer_slack()
         periods = self.periods
         lead = min(PREPARE_LEAD_S, 0.25 * min(periods.values()) / rtf)
         start = time.monotonic()

@@ -48,7 +48,7 @@ def make_env(config: EnvConfig, render: bool = True, **overrides) -> gym.Env:
     except TypeError as e:
         raise ValueError(f"env {config.id!r} rejected its arguments {sorted(kwargs)}: {e}; check env.kwargs") from e
     if render and config.render.cameras:
-        from roboreward.rewards.progress import MultiViewRender
+        from roboreward.envs.views import MultiViewRender
 
         env = MultiViewRender(env, config.render.cameras)
     return env

@@ -70,14 +70,14 @@ class Demonstrations:
 def load_demonstrations(config: BehaviourCloningConfig, env: EnvConfig) -> Demonstrations:
     """Read ``config.demos``' episodes (every successful one when ``config.episodes`` is empty)."""
     from roboreward.datasets.lerobot_v3 import DatasetReader
-    from roboreward.rewards.progress import tile_views
+    from roboreward.envs.views import tile_views
 
     path = Path(config.demos or "")
     if not (path / "meta" / "info.json").is_file():
+        cameras = f"--cameras {' '.join(_cameras(env))} " if _cameras(env) else ""
         raise ConfigError(
             f"bc.demos: {str(path)!r} is not a demonstration dataset (no meta/info.json); record one with "
-            f"`roboreward demos record TASK --episodes 20 --cameras {' '.join(_cameras(env))} "
-            f"--size {env.render.width} --out {path}`"
+            f"`roboreward demos record TASK --episodes 20 {cameras}--size {env.render.width} --out {path}`"
         )
     reader = DatasetReader(path)
     episodes = list(config.episodes) or [e.index for e in reader.episodes if e.success]

@@ -3,15 +3,13 @@ import pytest
 import torch
 
 from roboreward.config import ConfigError, from_dict
+from roboreward.envs.views import MultiViewRender, split_views, tile_views
 from roboreward.rewards import (
-    MultiViewRender,
     ProgressReward,
     ProgressRewardConfig,
     RewardBatch,
     RewardConfig,
     make_reward_model,
-    split_views,
-    tile_views,
 )
 from roboreward.rewards.progress import (
     HeadSettings,

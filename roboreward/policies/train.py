@@ -19,6 +19,7 @@ discount (``rollout/ep_rew_mean`` is then the shaped return; the unshaped reward
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from datetime import datetime
 from pathlib import Path
@@ -95,9 +96,17 @@ def train(config: ExperimentConfig, run_dir: Path | None = None) -> Path:
     run_dir = Path(run_dir) if run_dir is not None else new_run_dir(config)
     if (run_dir / CONFIG_FILE).exists():
         raise FileExistsError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or pick a new folder")
+    created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(config, run_dir / CONFIG_FILE)
-    return _learn(config, run_dir, checkpoint=None)
+    try:
+        return _learn(config, run_dir, checkpoint=None)
+    except Exception:
+        # Failed before writing anything (bad demos folder, env id, reward weights): leave no folder that looks
+        # like a run but holds only its config. Anything more (logs, checkpoints) stays, to resume or inspect.
+        if created and [p.name for p in run_dir.iterdir()] == [CONFIG_FILE]:
+            shutil.rmtree(run_dir)
+        raise
 
 
 def resume(run_dir: Path) -> Path:

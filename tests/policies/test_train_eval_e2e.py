@@ -84,3 +84,12 @@ def test_resume_and_eval_reject_a_folder_that_is_not_a_run(tmp_path):
         proc = cli(*args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         out, _ = proc.communicate(timeout=120)
         assert proc.returncode == 2 and "is not a run folder" in out
+
+
+def test_a_train_that_fails_before_training_leaves_no_run_folder(tmp_path, repo_root):
+    runs = tmp_path / "runs"
+    proc = cli("train", str(repo_root / "configs" / "arm_reach.yaml"), f"runs_dir={runs}", f"bc.demos={tmp_path / 'none'}",
+               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 2 and "bc.demos" in out and "roboreward demos record" in out and "--cameras  " not in out
+    assert not runs.exists() or list(runs.iterdir()) == [], "a failed start left a run folder behind"

@@ -6,7 +6,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import imageio.v2 as imageio
 import imageio.v3 as iio

@@ -19,8 +19,9 @@ both runs.
     python benchmarks/deploy_loop.py [--seconds 60] [--rate 500] [--warmup 3] [--run-dir RUN] [--policy onnx|sb3]
                                      [--realtime 10] [--stale-after-periods 10] [--floor-seconds 20]
 
-``--realtime PRIO`` runs deploy's threads and the whole sim-robot process with SCHED_FIFO (``chrt``), which is
-what a robot computer does; without it both compete with every other process for the CPUs.
+``--realtime PRIO`` runs deploy's and sim-robot's loops (and their DDS threads) with SCHED_FIFO, each through its
+own ``--realtime`` option, which is what a robot computer does; without it both compete with every other process
+for the CPUs.
 
 Without ``--run-dir`` a PPO policy is trained for a few hundred steps on ``roboreward/RobotSim-v0`` (franka) and
 exported first: training quality does not change the cost of a forward pass. The machine's load average is
@@ -44,15 +45,15 @@ from pathlib import Path
 
 import numpy as np
 
-from roboreward.hardware.sim_robot import tight_timer_slack
+from roboreward.hardware.realtime import tight_timer_slack
 
 GOAL_P99_MS = 2.0
 GOAL_MISSED = 0.001
 
 
 class Process:
-    def __init__(self, args: list[str], env: dict[str, str], prefix: tuple[str, ...] = ()):
-        self.proc = subprocess.Popen([*prefix, sys.executable, "-m", "roboreward.cli", *args], stdout=subprocess.PIPE,
+    def __init__(self, args: list[str], env: dict[str, str]):
+        self.proc = subprocess.Popen([sys.executable, "-m", "roboreward.cli", *args], stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True, env=env)
         self.lines: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
@@ -206,8 +207,8 @@ def main() -> None:
         meta = json.loads((run_dir / "export" / "policy.json").read_text()) if args.policy == "onnx" else None
         if meta is not None:
             print(f"policy: {run_dir} ({meta['algo']}, ONNX), robot {meta['robot']}", flush=True)
-        chrt = ("chrt", "-f", str(args.realtime)) if args.realtime else ()
-        sim = Process(["sim-robot", "franka", *overrides, "--no-images", "--domain-id", str(domain)], env, chrt)
+        realtime = ["--realtime", str(args.realtime)] if args.realtime else []
+        sim = Process(["sim-robot", "franka", *overrides, "--no-images", "--domain-id", str(domain), *realtime], env)
         try:
             sim.wait_for(": ready;")
             stats, timings = Path(tmp) / "stats.json", Path(tmp) / "timings.npz"
@@ -215,8 +216,7 @@ def main() -> None:
             deploy = Process(["deploy", str(run_dir), *overrides, "--robot", "franka", "--policy", args.policy,
                               "--domain-id", str(domain), "--duration", f"{args.seconds + args.warmup + 2:g}",
                               "--stale-after-periods", f"{args.stale_after_periods:g}", "--stats", str(stats),
-                              "--timings", str(timings), "--executor", args.executor,
-                              *(["--realtime", str(args.realtime)] if args.realtime else [])],
+                              "--timings", str(timings), "--executor", args.executor, *realtime],
                              env)
             deploy.wait_for(": ready;")
             rc = deploy.proc.wait()

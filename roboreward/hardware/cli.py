@@ -36,6 +36,9 @@ def _add_sim_robot(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-images", action="store_true", help="do not render or publish the camera topic")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: until stopped)")
     p.add_argument("--realtime-factor", type=float, default=1.0, help="sim seconds per wall second (default 1)")
+    p.add_argument("--realtime", type=int, default=None, metavar="PRIO",
+                   help="run the tick loop and DDS's threads with SCHED_FIFO at this priority (1-99; needs "
+                   "CAP_SYS_NICE; the render thread stays at normal priority)")
 
     def run(args: argparse.Namespace) -> int:
         from roboreward.hardware.robot import load_robot_config

@@ -61,6 +61,7 @@ from typing import Any, Literal
 import numpy as np
 
 from roboreward.config import ConfigError, bounded, from_dict
+from roboreward.hardware.realtime import set_fifo_priority, set_fifo_priority_for_process
 from roboreward.hardware.robot import RobotConfig, RobotState, load_robot_config
 from roboreward.hardware.safety import EStop, SafetyConfig, SafetyLayer, Watchdog
 from roboreward.policies.export import PolicyRunner
@@ -307,25 +308,15 @@ class DeployNode:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def _realtime(self, thread_id: int = 0) -> None:
-        if self.config.realtime_priority is None:
-            return
-        try:  # 0: the calling thread only
-            os.sched_setscheduler(thread_id, os.SCHED_FIFO, os.sched_param(self.config.realtime_priority))
-        except (OSError, AttributeError) as e:
-            self.last_error = f"real-time priority refused ({e}); running at normal priority"
+    def _realtime(self) -> None:
+        """SCHED_FIFO for the calling thread (the node's own threads call it when they start)."""
+        if self.config.realtime_priority is not None:
+            self.last_error = set_fifo_priority(self.config.realtime_priority) or self.last_error
 
     def _realtime_process(self) -> None:
-        """SCHED_FIFO for the threads that exist now: DDS's receive threads, which hand each state to the callback,
-        wait behind every other process otherwise. The node's own threads set it when they start."""
-        if self.config.realtime_priority is None:
-            return
-        try:
-            threads = [int(t) for t in os.listdir("/proc/self/task")]
-        except OSError:
-            threads = [0]
-        for tid in threads:
-            self._realtime(tid)
+        """SCHED_FIFO for the threads that exist now: DDS's receive threads, which hand each state to the callback."""
+        if self.config.realtime_priority is not None:
+            self.last_error = set_fifo_priority_for_process(self.config.realtime_priority) or self.last_error
 
     def _spin(self) -> None:
         from rclpy.executors import ExternalShutdownException, ShutdownException

@@ -8,6 +8,7 @@ robot uses::
     roboreward sim-robot g1 --domain-id 7 --no-images --duration 30
     roboreward sim-robot my_robot.yaml control.rate_hz=200 --realtime-factor 0.5
     roboreward sim-robot franka --discovery subnet       # visible to other machines on the LAN
+    roboreward sim-robot franka --realtime 10            # SCHED_FIFO loop (needs CAP_SYS_NICE)
     python -m roboreward.hardware.sim_robot franka       # the same, without the CLI's torch import
 
 What the node does, in one thread plus a render thread:
@@ -35,7 +36,6 @@ A ``ready`` line on stdout says when the topics exist; a summary line follows on
 from __future__ import annotations
 
 import argparse
-import ctypes
 import signal
 import sys
 import threading
@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from roboreward.envs.rendering import FrameRenderer, RenderOptions, mujoco
+from roboreward.hardware.realtime import set_fifo_priority_for_process, set_normal_priority, tight_timer_slack
 from roboreward.hardware.robot import RobotConfig, load_robot_config
 from roboreward.hardware.ros import (
     CommandSubscriber,
@@ -59,20 +60,9 @@ from roboreward.hardware.ros import (
 from roboreward.hardware.sim import RobotSimulation
 
 MAX_LAG_S = 0.25  # sim seconds behind wall time before skipping ahead
-PR_SET_TIMERSLACK = 29  # prctl option (linux/prctl.h)
 # Wall seconds before a tick at which the command is taken and the physics stepped (a quarter period at most), so
 # that at the tick only the publication is left: the state leaves ~0.1 ms after its stamp instead of ~0.4 ms.
 PREPARE_LEAD_S = 0.0005
-
-
-def tight_timer_slack(nanoseconds: int = 1000) -> None:
-    """Let this thread's sleeps end within ~``nanoseconds`` of their deadline (Linux's default slack is 50 us,
-    a fortieth of a 500 Hz period); a no-op where ``prctl`` is not available."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_TIMERSLACK, ctypes.c_ulong(nanoseconds), 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
 
 
 class _ImageWorker(threading.Thread):
@@ -105,6 +95,10 @@ class _ImageWorker(threading.Thread):
             self._cond.notify()
 
     def run(self) -> None:
+        # Normal priority even when the loop runs SCHED_FIFO (this thread would inherit it): a frame takes
+        # milliseconds on the CPU, and the renderer's own threads, started from here, must not hold a CPU the
+        # loop needs at its next tick.
+        set_normal_priority()
         renderer = None
         try:
             options = RenderOptions(width=self.cfg.width, height=self.cfg.height, camera=self.cfg.camera or "front")
@@ -139,6 +133,8 @@ class SimRobotNode:
 
     :param images: publish the camera topic (if the robot has one).
     :param realtime_factor: sim seconds per wall second (rates are in sim time).
+    :param realtime_priority: SCHED_FIFO priority (1-99) of the tick loop and DDS's threads; the render thread
+        stays at normal priority, so a slow frame cannot hold a CPU from the loop. None: normal priority.
     """
 
     def __init__(
@@ -149,9 +145,14 @@ class SimRobotNode:
         discovery: str = "localhost",
         images: bool = True,
         realtime_factor: float = 1.0,
+        realtime_priority: int | None = None,
     ):
         if not realtime_factor > 0:
             raise ValueError(f"--realtime-factor {realtime_factor} must be > 0 (1 = real time)")
+        if realtime_priority is not None and not 1 <= realtime_priority <= 99:
+            raise ValueError(f"--realtime {realtime_priority} must be a SCHED_FIFO priority, 1..99")
+        self.realtime_priority = realtime_priority
+        self.realtime_refused: str | None = None
         self.robot = load_robot_config(robot)
         self.sim = RobotSimulation(self.robot)
         self.realtime_factor = realtime_factor
@@ -246,6 +247,8 @@ class SimRobotNode:
         it (``physics_redone``), so the state always reflects every command that arrived before its tick.
         """
         sim, rtf, ts = self.sim, self.realtime_factor, self.sim.timestep
+        if self.realtime_priority is not None:  # this loop and DDS's threads (the render thread resets itself)
+            self.realtime_refused = set_fifo_priority_for_process(self.realtime_priority)
         if self.image_worker is not None:  # the GL context takes a moment: start the clock after it
             self.image_worker.start()
             self.image_worker.ready.wait(timeout=30.0)
@@ -324,6 +327,8 @@ class SimRobotNode:
         }
         if self.commands.rejected:
             out["last_rejected_because"] = self.commands.last_error
+        if self.realtime_refused:
+            out["realtime"] = self.realtime_refused
         if self.image_worker is not None:
             out["images_skipped"] = self.image_worker.skipped
             if self.image_worker.error is not None:
@@ -346,6 +351,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         discovery=args.discovery,
         images=not args.no_images,
         realtime_factor=args.realtime_factor,
+        realtime_priority=args.realtime,
     )
     previous = {}
 

@@ -3,6 +3,7 @@ here. Discovery stays on loopback and every test has a ROS domain of its own."""
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -361,3 +362,39 @@ def test_sim_robot_at_500_hz_publishes_on_its_clock_without_bursts(tmp_path, dom
     missing = int(np.rint(steps).sum()) - len(steps)  # ticks the grid has and this window lacks
     assert missing <= skipped + 5 or missing < 0.1 * len(window), (missing, skipped)
     assert "'physics_redone':" in summary[0] and published > 1000
+
+
+def _policies(pid: int) -> dict[int, int]:
+    """The scheduling policy of each thread of process ``pid``."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            out[int(tid)] = os.sched_getscheduler(int(tid))
+        except OSError:  # the thread ended meanwhile
+            pass
+    return out
+
+
+def test_realtime_runs_the_loop_and_dds_threads_fifo_and_the_renderer_at_normal_priority(domain_id, sim_robot):
+    may_fifo = subprocess.run(
+        [sys.executable, "-c", "import os; os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))"],
+        capture_output=True,
+    )
+    if may_fifo.returncode != 0:
+        pytest.skip("SCHED_FIFO needs CAP_SYS_NICE, which this process lacks")
+    for images in (False, True):
+        process = sim_robot("diff_drive", domain_id, "--realtime", "3", *([] if images else ["--no-images"]))
+        pid = process.proc.pid
+        deadline = time.monotonic() + 10.0
+        while os.sched_getscheduler(pid) != os.SCHED_FIFO and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.0)  # the render thread and its renderer's threads start after the loop's priority is set
+        policies = _policies(pid)
+        assert policies[pid] == os.SCHED_FIFO, "the tick loop (main thread) is not SCHED_FIFO"
+        normal = [tid for tid, policy in policies.items() if policy == os.SCHED_OTHER]
+        if images:  # the render thread (and the GL threads it starts) must not compete with the loop
+            assert normal, f"no thread runs at normal priority, the render thread neither: {policies}"
+        else:  # the loop and DDS's threads
+            assert not normal, f"threads {normal} of {sorted(policies)} run at normal priority, not SCHED_FIFO"
+        assert process.stop() == 0
+        assert "'realtime'" not in process.output, process.output

@@ -257,7 +257,8 @@ def main() -> None:
     print(f"  longest gap             {figures['gap_max_ms']:8.1f} ms between two commands")
     js = summary["states"]["joint_state"]
     print(f"  joint states            {js['received']} received, {js['dropped']} missing from the stamp sequence "
-          f"(superseded in a queue of depth 1, or never published), {summary['skipped_states']} skipped as early")
+          f"(superseded in a queue of depth 1, or never published), {summary['skipped_states']} skipped as early; "
+          f"the first {summary['first_state_after_s']} s after deploy started (DDS discovery)")
     print(f"  safety                  {summary['safety']['step_limited']} step-limited, "
           f"{summary['safety']['nonfinite']} non-finite, {summary['watchdog_trips']} watchdog trips")
     lag = re.search(r"'lag_resets': (\d+)", sim_summary)

@@ -246,6 +246,7 @@ class DeployNode:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._started_at: float | None = None
+        self._first_state_at: float | None = None  # DDS discovery takes from ms (loopback) to seconds (a busy LAN)
         self._switch_interval: float | None = None
         self.last_error = ""
 
@@ -342,6 +343,8 @@ class DeployNode:
         """A joint state arrived (executor thread): compute, check and publish the command for it."""
         arrival = state.received_at
         self.watchdog.feed(arrival)
+        if self._first_state_at is None:
+            self._first_state_at = arrival
         if self.estop.engaged or self._mode.startswith("hold"):
             return  # the supervisor sends the holds; a stale spell ends on its next tick
         last = self._last_stamp
@@ -505,6 +508,10 @@ class DeployNode:
             "estop_triggers": self.estop.triggers,
             "estop_reason": self.estop.reason,
             "states": states,
+            "first_state_after_s": (
+                None if self._first_state_at is None or self._started_at is None
+                else round(self._first_state_at - self._started_at, 3)
+            ),
             "commands_published": self.commands.published,
             "last_error": self.last_error,
         }

@@ -33,6 +33,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -87,8 +88,16 @@ class StaleStateError(RuntimeError):
 # Joining the graph
 
 
+# Fast DDS defaults for discovery on this machine: announce every 0.5 s instead of 3 s (the file says why).
+LOCALHOST_PROFILE = Path(__file__).with_name("fastdds_localhost.xml")
+PROFILE_VARIABLES = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE")
+
+
 def ros_environment(domain_id: int | None = None, discovery: str = "localhost") -> dict[str, str]:
     """Set ``ROS_DOMAIN_ID`` and ``ROS_AUTOMATIC_DISCOVERY_RANGE`` for this process (before ``rclpy.init``).
+
+    With ``discovery="localhost"`` and Fast DDS (ROS's default RMW), also point Fast DDS at
+    ``fastdds_localhost.xml`` (quicker participant announcements) unless a profile file is set already.
 
     :param domain_id: 0..232; None keeps the environment's (ROS's default: 0).
     :param discovery: ``"localhost"`` keeps DDS discovery on this machine (tests, CI, sim-robot);
@@ -107,7 +116,14 @@ def ros_environment(domain_id: int | None = None, discovery: str = "localhost") 
             )
         os.environ["ROS_DOMAIN_ID"] = str(domain_id)
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = DISCOVERY_RANGES[discovery]
-    return {k: os.environ[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE") if k in os.environ}
+    if discovery == "localhost" and (os.environ.get("RMW_IMPLEMENTATION") or "rmw_fastrtps_cpp") == "rmw_fastrtps_cpp":
+        # Quicker discovery on this machine (see the file); a profile of the user's own always wins.
+        if not any(os.environ.get(k) for k in PROFILE_VARIABLES):
+            os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(LOCALHOST_PROFILE)
+    return {
+        k: os.environ[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", *PROFILE_VARIABLES)
+        if os.environ.get(k)
+    }
 
 
 def node_name_for(text: str) -> str:

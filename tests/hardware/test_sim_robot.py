@@ -233,10 +233,20 @@ def test_drops_and_stalls_are_reported_in_info(domain_id, envs):
 
 
 def test_ros_environment_and_cli_errors(tmp_path, domain_id, monkeypatch):
-    from roboreward.hardware.ros import ros_environment
+    from roboreward.hardware.ros import LOCALHOST_PROFILE, ros_environment
 
-    assert ros_environment(domain_id) == {"ROS_DOMAIN_ID": str(domain_id), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
-    assert ros_environment(None, "subnet")["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "SUBNET"
+    for name in ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE", "RMW_IMPLEMENTATION"):
+        monkeypatch.setenv(name, "")  # unset for ros_environment; monkeypatch restores the real values after
+    assert ros_environment(domain_id) == {
+        "ROS_DOMAIN_ID": str(domain_id), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
+        "FASTDDS_DEFAULT_PROFILES_FILE": str(LOCALHOST_PROFILE),  # quicker discovery on this machine
+    }
+    assert "leaseAnnouncement" in LOCALHOST_PROFILE.read_text()
+    monkeypatch.setenv("FASTDDS_DEFAULT_PROFILES_FILE", "/etc/site_dds.xml")
+    assert ros_environment(domain_id)["FASTDDS_DEFAULT_PROFILES_FILE"] == "/etc/site_dds.xml"  # the user's wins
+    monkeypatch.setenv("FASTDDS_DEFAULT_PROFILES_FILE", "")
+    subnet = ros_environment(None, "subnet")  # a real robot's network: Fast DDS's own defaults
+    assert subnet["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "SUBNET" and not subnet.get("FASTDDS_DEFAULT_PROFILES_FILE")
     monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     with pytest.raises(ValueError, match="discovery='everywhere' is not allowed"):
         ros_environment(1, "everywhere")

@@ -27,7 +27,6 @@ from roboreward.hardware.robot import ROBOTS_DIR, RobotState, load_robot_config
 from .conftest import RoborewardProcess as Process
 
 
-
 # --------------------------------------------------------------------------------------------
 # Processes, domains, observer
 
@@ -140,6 +139,16 @@ def observers():
     yield make
     for o in made:
         o.close()
+
+
+@pytest.fixture
+def observed_franka(domain_id, processes, observers):
+    """The stock Franka: its robot file, and an observer of ``sim-robot franka`` (no camera), ready on the test's
+    domain."""
+    robot = load_robot_config("franka")
+    sim = processes(domain_id, "sim-robot", "franka", "--domain-id", str(domain_id), "--no-images")
+    sim.wait_for(": ready;")
+    return robot, observers(robot, domain_id)
 
 
 # --------------------------------------------------------------------------------------------
@@ -349,14 +358,11 @@ class BadPolicy:
 
 
 @pytest.mark.slow
-def test_out_of_limit_and_nan_actions_never_reach_the_robot(domain_id, processes, observers):
+def test_out_of_limit_and_nan_actions_never_reach_the_robot(domain_id, observed_franka):
     from roboreward.hardware.deploy import DeployConfig, DeployNode
     from roboreward.hardware.safety import SafetyConfig
 
-    robot = load_robot_config("franka")
-    sim = processes(domain_id, "sim-robot", "franka", "--domain-id", str(domain_id), "--no-images")
-    sim.wait_for(": ready;")
-    observer = observers(robot, domain_id)
+    robot, observer = observed_franka
     policy = BadPolicy(robot)
     config = DeployConfig(safety=SafetyConfig(max_step=0.02))
     with DeployNode(robot, policy, config, domain_id=domain_id) as node:
@@ -396,15 +402,12 @@ class SweepPolicy:
 
 
 @pytest.mark.slow
-def test_estop_latches_until_reset(domain_id, processes, observers):
+def test_estop_latches_until_reset(domain_id, observed_franka):
     from std_msgs.msg import Bool
 
     from roboreward.hardware.deploy import DeployNode
 
-    robot = load_robot_config("franka")
-    sim = processes(domain_id, "sim-robot", "franka", "--domain-id", str(domain_id), "--no-images")
-    sim.wait_for(": ready;")
-    observer = observers(robot, domain_id)
+    robot, observer = observed_franka
     estop_topic = observer.session.node.create_publisher(Bool, "/roboreward_deploy/estop", 10)
 
     def varying(since: float) -> bool:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pytest
@@ -14,7 +16,7 @@ import yaml
 from roboreward.config import ConfigError
 from roboreward.datasets.lerobot_v3 import DatasetReader
 from roboreward.hardware.record import RosRecorder, action_names, state_names
-from roboreward.hardware.robot import ROBOTS_DIR, load_robot_config
+from roboreward.hardware.robot import ROBOTS_DIR, RobotConfig, load_robot_config
 
 from .conftest import RoborewardProcess as Process
 
@@ -72,22 +74,41 @@ def ros_parts():
         part.stop(signal.SIGKILL) if isinstance(part, Process) else part.close()
 
 
-@pytest.mark.slow
-def test_record_episodes_from_sim_robot(tmp_path, domain_id, ros_parts):
-    robot = load_robot_config("franka", SMALL_CAMERA)
-    out = tmp_path / "demos"
-    sim = Process(domain_id, "sim-robot", "franka", *SMALL_CAMERA, "--domain-id", str(domain_id))
-    ros_parts.append(sim)
-    source = CommandSource(robot, domain_id)
-    ros_parts.append(source)
-    sim.wait_for(": ready;")
-    source.wait_until_matched(subscribers=1)  # sim-robot takes the commands (DDS discovery done) before recording
+class Rig(NamedTuple):
+    robot: RobotConfig  # franka's robot file, with SMALL_CAMERA
+    sim: Process  # sim-robot franka
+    source: CommandSource  # the commands, from this process
+    record: Process  # roboreward record
+    out: Path  # where record writes the dataset
 
+
+@pytest.fixture
+def record_from_sim_robot(tmp_path, domain_id, ros_parts):
+    """Starts sim-robot franka and a command source, waits until sim-robot takes the commands, then starts
+    ``roboreward record`` with the given arguments (robot, output folder and domain are filled in)."""
+
+    def start(*record_args: str) -> Rig:
+        robot = load_robot_config("franka", SMALL_CAMERA)
+        out = tmp_path / "demos"
+        sim = Process(domain_id, "sim-robot", "franka", *SMALL_CAMERA, "--domain-id", str(domain_id))
+        ros_parts.append(sim)
+        source = CommandSource(robot, domain_id)
+        ros_parts.append(source)
+        sim.wait_for(": ready;")
+        source.wait_until_matched(subscribers=1)  # sim-robot takes the commands (DDS discovery done) before recording
+        record = Process(domain_id, "record", *SMALL_CAMERA, "--robot", "franka", "--out", str(out), *record_args,
+                         "--domain-id", str(domain_id))
+        ros_parts.append(record)
+        return Rig(robot, sim, source, record, out)
+
+    return start
+
+
+@pytest.mark.slow
+def test_record_episodes_from_sim_robot(record_from_sim_robot):
     # Episode 0 ends at a pause in the commands, episode 1 at its length (1 s = 50 frames).
-    record = Process(domain_id, "record", *SMALL_CAMERA, "--robot", "franka", "--out", str(out), "--task",
-                     "hold the arm near home", "--episodes", "2", "--episode-seconds", "1", "--idle-seconds", "0.5",
-                     "--domain-id", str(domain_id))
-    ros_parts.append(record)
+    robot, sim, source, record, out = record_from_sim_robot(
+        "--task", "hold the arm near home", "--episodes", "2", "--episode-seconds", "1", "--idle-seconds", "0.5")
     record.wait_for("receiving state, camera and commands")
     time.sleep(0.4)
     source.paused.set()
@@ -120,22 +141,13 @@ def test_record_episodes_from_sim_robot(tmp_path, domain_id, ros_parts):
 
 
 @pytest.mark.slow
-def test_record_killed_mid_episode_keeps_finished_episodes(tmp_path, domain_id, ros_parts):
-    robot = load_robot_config("franka", SMALL_CAMERA)
-    out = tmp_path / "demos"
-    sim = Process(domain_id, "sim-robot", "franka", *SMALL_CAMERA, "--domain-id", str(domain_id))
-    ros_parts.append(sim)
-    source = CommandSource(robot, domain_id)
-    ros_parts.append(source)
-    sim.wait_for(": ready;")
-    record = Process(domain_id, "record", *SMALL_CAMERA, "--robot", "franka", "--out", str(out), "--episode-seconds",
-                     "0.5", "--domain-id", str(domain_id))
-    ros_parts.append(record)
-    record.wait_for("saved episode 1", timeout=60)
+def test_record_killed_mid_episode_keeps_finished_episodes(record_from_sim_robot):
+    rig = record_from_sim_robot("--episode-seconds", "0.5")
+    rig.record.wait_for("saved episode 1", timeout=60)
     time.sleep(0.3)  # inside episode 2
-    record.proc.send_signal(signal.SIGKILL)
-    record.proc.wait()
-    reader = DatasetReader(out)
+    rig.record.proc.send_signal(signal.SIGKILL)
+    rig.record.proc.wait()
+    reader = DatasetReader(rig.out)
     assert reader.num_episodes >= 2
     assert all(e.length == 25 for e in reader.episodes)
     assert reader.episodes[0].task == "franka: recorded from ROS 2"

@@ -8,7 +8,6 @@ sink. Discovery stays on loopback and every test has a ROS domain of its own.
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import threading
 import time
@@ -20,8 +19,7 @@ import yaml
 from roboreward.config import ConfigError, from_dict
 from roboreward.hardware.robot import ROBOTS_DIR, load_robot_config
 
-from .conftest import ros_child_env
-
+from .conftest import CollectedProcess, ros_child_env
 
 
 @pytest.fixture(scope="module")
@@ -45,33 +43,18 @@ def _franka_file(tmp_path, joint1_limits=(-0.3, 0.3), **changes) -> str:
     return str(path)
 
 
-class SimRobot:
-    """``python -m roboreward.hardware.sim_robot`` in a subprocess (the CLI's start-up would import torch)."""
+class SimRobot(CollectedProcess):
+    """``python -m roboreward.hardware.sim_robot`` in a subprocess (the CLI's start-up would import torch), ready when
+    constructed: one that does not become ready is stopped before the test fails with its output."""
 
     def __init__(self, robot: str, domain: int):
-        env = ros_child_env(domain)
         cmd = [sys.executable, "-m", "roboreward.hardware.sim_robot", robot, "--domain-id", str(domain)]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=lambda: self.lines.extend(line.rstrip() for line in self.proc.stdout),
-                                        daemon=True)
-        self._reader.start()
-        deadline = time.monotonic() + 60
-        while not any(": ready;" in line for line in self.lines):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                pytest.fail("sim-robot did not become ready:\n" + "\n".join(self.lines))
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        self._reader.join(timeout=5)
+        super().__init__(cmd, ros_child_env(domain), "sim-robot")
+        try:
+            self.wait_for(": ready;", timeout=60.0)
+        except BaseException:  # pytest.fail's exception included: nothing outlives the test
+            self.stop()
+            raise
 
 
 class Probe:

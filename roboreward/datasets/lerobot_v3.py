@@ -72,6 +72,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from roboreward.io import atomic_write, fsync_dir
+
 CODEBASE_VERSION = "v3.0"
 CHUNKS_SIZE = 1000  # files per chunk folder, as LeRobot
 EPISODES_PER_META_FILE = 1000  # rows per meta/episodes file: bounds what each save rewrites
@@ -124,33 +126,13 @@ def _chunk_file(number: int) -> tuple[int, int]:
     return number // CHUNKS_SIZE, number % CHUNKS_SIZE
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``path`` so that readers see the old content or the new, never a mix (temp + fsync + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
 def _move_into_place(src: Path, dst: Path) -> None:
     """Rename a finished staging file to its final name (atomic: same filesystem)."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     with open(src, "rb") as f:
         os.fsync(f.fileno())
     os.replace(src, dst)
-    _fsync_dir(dst.parent)
+    fsync_dir(dst.parent)
 
 
 def _parquet_bytes(table: pa.Table) -> bytes:

@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import warnings
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 from gymnasium import spaces
+
+from roboreward.io import atomic_write
 
 EXPORT_DIR = "export"
 ONNX_FILE = "policy.onnx"
@@ -200,15 +201,6 @@ def _sample_observations(space: spaces.Box, n: int, seed: int = 0) -> np.ndarray
     return out.astype(np.float32)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def export_policy(run_dir: str | Path, checkpoint: str | None = None, out_dir: str | Path | None = None) -> Path:
     """Write ``policy.onnx`` and ``policy.json`` for a run (into ``RUN_DIR/export`` by default); returns the ONNX path.
 
@@ -263,8 +255,8 @@ def export_policy(run_dir: str | Path, checkpoint: str | None = None, out_dir: s
     }
     out = Path(out_dir) if out_dir is not None else run_dir / EXPORT_DIR
     out.mkdir(parents=True, exist_ok=True)
-    _write_atomic(out / ONNX_FILE, onnx_bytes)
-    _write_atomic(out / META_FILE, (json.dumps(meta, indent=2) + "\n").encode())
+    atomic_write(out / ONNX_FILE, onnx_bytes)
+    atomic_write(out / META_FILE, (json.dumps(meta, indent=2) + "\n").encode())
     return out / ONNX_FILE
 
 

@@ -102,6 +102,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from roboreward.io import atomic_write
 from roboreward.rewards.base import RewardBatch, RewardModel
 
 ROLLOUT_SEED_OFFSET = 2_000_000  # random rollouts never replay a demo's (or an evaluation's) seed
@@ -914,7 +915,8 @@ def evaluate_reward_model(
         if keep and any(r.frames is not None for r in records):
             write_reward_video(records, out / "rewards.mp4", result.reward, size=video_size, fps=fps)
             result.files.append("rewards.mp4")
-        _write_json(out / "metrics.json", result.to_dict())  # last: its presence means the folder is complete
+        # last: its presence means the folder is complete
+        atomic_write(out / "metrics.json", json.dumps(result.to_dict(), indent=2).encode())
         result.files.insert(0, "metrics.json")
     return result
 
@@ -959,15 +961,6 @@ def _starc(records: list[EpisodeRecord], gamma: float, max_transitions: int, sam
 
 # ============================================================================================
 # Files
-
-
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 COLOURS = {DEMOS: "tab:blue", ROLLOUTS: "tab:red"}

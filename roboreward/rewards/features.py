@@ -11,12 +11,19 @@ that away.
 :class:`FeatureCache` memoises features by the frame's bytes. Goal images are looked up every step
 for every env, so they are computed once; identical frames (a robot at rest, re-evaluated episodes,
 demonstration frames) are free after the first time.
+
+The reward models built on these features (goal image, perceptual, progress) share the helpers at the
+end: :func:`features_for` builds the extractor a reward config describes, and the
+``feature_settings_*`` functions store, read back and compare the settings that fix what a feature
+vector means, so a fitted model is never used on features other than those it was fitted on.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -148,3 +155,54 @@ def cached_features(
         device = "cuda" if torch.cuda.is_available() else "cpu"
     extractor = EfficientNetLite0Features(blocks=blocks, grid=grid, input_size=input_size, weights=weights).to(device)
     return FeatureCache(extractor, max_entries=cache_size)
+
+
+class FeatureSettings(Protocol):
+    """The feature fields of a reward config (``GoalImageRewardConfig``, ``PerceptualRewardConfig``, ...)."""
+
+    blocks: int
+    grid: int
+    input_size: int | None
+    weights: str
+    device: str
+    cache_size: int
+
+
+# The settings that change what a feature vector means (device and cache size do not).
+FEATURE_SETTINGS = ("blocks", "grid", "input_size", "weights")
+
+
+def features_for(config: FeatureSettings) -> FeatureCache:
+    """The memoised feature extractor a reward config's feature fields describe (:func:`cached_features`)."""
+    return cached_features(
+        config.blocks, config.grid, config.input_size, config.weights, config.device, config.cache_size
+    )
+
+
+def feature_settings_arrays(config: FeatureSettings) -> dict[str, np.ndarray]:
+    """The :data:`FEATURE_SETTINGS` of ``config`` as plain arrays for a model's ``.npz`` (``input_size`` None as -1)."""
+    return {
+        "blocks": np.array(config.blocks),
+        "grid": np.array(config.grid),
+        "input_size": np.array(-1 if config.input_size is None else config.input_size),
+        "weights_name": np.array(config.weights),
+    }
+
+
+def feature_settings_from_arrays(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Read back :func:`feature_settings_arrays` (e.g. from ``np.load``): keyword arguments for a reward config."""
+    input_size = int(data["input_size"])
+    return {
+        "blocks": int(data["blocks"]),
+        "grid": int(data["grid"]),
+        "input_size": None if input_size < 0 else input_size,
+        "weights": str(data["weights_name"]),
+    }
+
+
+def feature_settings_mismatch(config: FeatureSettings, settings: Mapping[str, Any]) -> str:
+    """``"reward.grid=4, ..."``: the settings a model was fitted with that ``config`` differs from; ``""`` if none.
+
+    The text is the fix a "fitted on other features" error gives.
+    """
+    return ", ".join(f"reward.{k}={v}" for k, v in settings.items() if getattr(config, k) != v)

@@ -26,7 +26,7 @@ import numpy as np
 
 from roboreward.config import bounded
 from roboreward.rewards.base import RewardBatch, RewardConfig, RewardModel
-from roboreward.rewards.features import cached_features
+from roboreward.rewards.features import features_for
 
 
 @RewardConfig.register_subclass("goal_image")
@@ -54,9 +54,7 @@ class GoalImageReward(RewardModel):
 
     def __init__(self, config: GoalImageRewardConfig):
         super().__init__(config)
-        self.features = cached_features(
-            config.blocks, config.grid, config.input_size, config.weights, config.device, config.cache_size
-        )
+        self.features = features_for(config)
         self._fixed_goal: np.ndarray | None = None
         if config.goal_source == "images":
             self.set_goal_images(load_goal_images(config.goal_images, config.demo_last_frames))

@@ -68,7 +68,6 @@ Example::
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,8 +76,14 @@ from typing import Literal
 import numpy as np
 
 from roboreward.config import bounded
+from roboreward.io import atomic_write_npz
 from roboreward.rewards.base import RewardBatch, RewardConfig, RewardModel
-from roboreward.rewards.features import cached_features
+from roboreward.rewards.features import (
+    feature_settings_arrays,
+    feature_settings_from_arrays,
+    feature_settings_mismatch,
+    features_for,
+)
 
 FORMAT_VERSION = 1
 
@@ -339,9 +344,7 @@ class PerceptualReward(RewardModel):
 
     def __init__(self, config: PerceptualRewardConfig):
         super().__init__(config)
-        self.features = cached_features(
-            config.blocks, config.grid, config.input_size, config.weights, config.device, config.cache_size
-        )
+        self.features = features_for(config)
         self.model: StepModels | None = None
         self.boundaries: list[np.ndarray] = []  # each demo's step boundaries, from the last fit
         self.frame_size: tuple[int, int] | None = None  # (H, W) of the demo frames
@@ -362,7 +365,7 @@ class PerceptualReward(RewardModel):
     def from_file(cls, path: str | Path, device: str = "auto", cache_size: int = 4096) -> PerceptualReward:
         """A model loaded from ``path``, with the feature settings it was fitted with."""
         with np.load(path, allow_pickle=False) as data:
-            settings = _settings_from_file(data)
+            settings = feature_settings_from_arrays(data)
         return cls(PerceptualRewardConfig(model_path=str(path), device=device, cache_size=cache_size, **settings))
 
     # ---------------------------------------------------------------------------------- fit
@@ -471,8 +474,6 @@ class PerceptualReward(RewardModel):
     def save(self, path: str | Path) -> Path:
         """Write the fitted model as plain arrays to ``path`` (an ``.npz``; written atomically)."""
         model = self._fitted()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         bounds = self.boundaries
         arrays = {
             "format_version": np.array(FORMAT_VERSION),
@@ -484,15 +485,10 @@ class PerceptualReward(RewardModel):
             "weights": model.weights,
             "frame_size": np.array(self.frame_size if self.frame_size is not None else (-1, -1), dtype=np.int64),
             "boundaries": np.stack(bounds) if bounds else np.zeros((0, model.steps + 1), dtype=np.int64),
-            "blocks": np.array(self.config.blocks),
-            "grid": np.array(self.config.grid),
-            "input_size": np.array(-1 if self.config.input_size is None else self.config.input_size),
-            "weights_name": np.array(self.config.weights),
+            **feature_settings_arrays(self.config),
         }
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
+        path = Path(path)
+        atomic_write_npz(path, arrays)
         return path
 
     def load(self, path: str | Path) -> PerceptualReward:
@@ -507,10 +503,8 @@ class PerceptualReward(RewardModel):
             version = int(data["format_version"]) if "format_version" in data else -1
             if version != FORMAT_VERSION:
                 raise ValueError(f"{path}: format version {version}, this roboreward reads {FORMAT_VERSION}")
-            settings = _settings_from_file(data)
-            mismatched = {k: v for k, v in settings.items() if getattr(self.config, k) != v}
-            if mismatched:
-                wanted = ", ".join(f"reward.{k}={v}" for k, v in mismatched.items())
+            wanted = feature_settings_mismatch(self.config, feature_settings_from_arrays(data))
+            if wanted:
                 raise ValueError(
                     f"{path} was fitted on other features; set {wanted} (or use PerceptualReward.from_file)"
                 )
@@ -526,16 +520,6 @@ class PerceptualReward(RewardModel):
             self.frame_size = None if size[0] < 0 else size  # type: ignore[assignment]
             self.boundaries = list(data["boundaries"].astype(np.int64))
         return self
-
-
-def _settings_from_file(data) -> dict:
-    input_size = int(data["input_size"])
-    return {
-        "blocks": int(data["blocks"]),
-        "grid": int(data["grid"]),
-        "input_size": None if input_size < 0 else input_size,
-        "weights": str(data["weights_name"]),
-    }
 
 
 def _as_sequence(features: np.ndarray) -> np.ndarray:

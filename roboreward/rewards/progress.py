@@ -71,20 +71,26 @@ Example::
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import torch
 
 from roboreward.config import bounded
 from roboreward.envs.views import split_views
+from roboreward.io import atomic_write_npz
 from roboreward.rewards.base import RewardBatch, RewardConfig, RewardModel
-from roboreward.rewards.features import cached_features
+from roboreward.rewards.features import (
+    FEATURE_SETTINGS,
+    feature_settings_arrays,
+    feature_settings_from_arrays,
+    feature_settings_mismatch,
+    features_for,
+)
 
 FORMAT_VERSION = 1
 
@@ -425,9 +431,7 @@ class ProgressReward(RewardModel):
     def __init__(self, config: ProgressRewardConfig):
         super().__init__(config)
         self.config: ProgressRewardConfig = config
-        self.features = cached_features(
-            config.blocks, config.grid, config.input_size, config.weights, config.device, config.cache_size
-        )
+        self.features = features_for(config)
         self.head: ProgressHead | None = None
         self.cameras: list[str] = list(config.cameras)  # the views, in the order frames tile them
         self.frame_size: tuple[int, int] | None = None  # (H, W) of one view
@@ -459,7 +463,7 @@ class ProgressReward(RewardModel):
         """A model loaded from ``path``, with the feature settings it was fitted with."""
         path = _model_file(path)
         with np.load(path, allow_pickle=False) as data:
-            settings = _feature_settings(data)
+            settings = feature_settings_from_arrays(data)
         return cls(ProgressRewardConfig(model_path=str(path), device=device, cache_size=cache_size, **settings))
 
     # ---------------------------------------------------------------------------------- fit
@@ -494,10 +498,8 @@ class ProgressReward(RewardModel):
                 raise ValueError(
                     f"the initial model reads cameras {init.cameras}, this fit {self.cameras}; use the same views"
                 )
-            other = {k: getattr(init.config, k) for k in ("blocks", "grid", "input_size", "weights")}
-            mismatched = {k: v for k, v in other.items() if getattr(self.config, k) != v}
-            if mismatched:
-                wanted = ", ".join(f"reward.{k}={v}" for k, v in mismatched.items())
+            wanted = feature_settings_mismatch(self.config, {k: getattr(init.config, k) for k in FEATURE_SETTINGS})
+            if wanted:
                 raise ValueError(f"the initial model was fitted on other features; set {wanted}")
             init = init._fitted()
         features_started = time.perf_counter()
@@ -670,8 +672,6 @@ class ProgressReward(RewardModel):
     def save(self, path: str | Path) -> Path:
         """Write the fitted head and its settings as plain arrays to ``path`` (an ``.npz``, atomically)."""
         head = self._fitted()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         arrays: dict[str, np.ndarray] = {
             "format_version": np.array(FORMAT_VERSION),
             "cameras": np.array(self.cameras, dtype=np.str_),
@@ -681,19 +681,12 @@ class ProgressReward(RewardModel):
             "bins": np.array(head.bins),
             "hidden": np.array(head.hidden),
             "fusion": np.array(head.fusion),
-            "blocks": np.array(self.config.blocks),
-            "grid": np.array(self.config.grid),
-            "input_size": np.array(-1 if self.config.input_size is None else self.config.input_size),
-            "weights_name": np.array(self.config.weights),
+            **feature_settings_arrays(self.config),
         }
         for key, value in head.state_dict().items():
             arrays[f"head.{key}"] = value.cpu().numpy()
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        path = Path(path)
+        atomic_write_npz(path, arrays)
         return path
 
     def load(self, path: str | Path) -> ProgressReward:
@@ -705,10 +698,8 @@ class ProgressReward(RewardModel):
                 raise ValueError(
                     f"{path}: format version {version}, this roboreward reads progress heads of {FORMAT_VERSION}"
                 )
-            settings = _feature_settings(data)
-            mismatched = {k: v for k, v in settings.items() if getattr(self.config, k) != v}
-            if mismatched:
-                wanted = ", ".join(f"reward.{k}={v}" for k, v in mismatched.items())
+            wanted = feature_settings_mismatch(self.config, feature_settings_from_arrays(data))
+            if wanted:
                 raise ValueError(f"{path} was fitted on other features; set {wanted} (or use ProgressReward.from_file)")
             cameras = [str(c) for c in data["cameras"]]
             if self.config.cameras and self.config.cameras != cameras:
@@ -725,16 +716,6 @@ class ProgressReward(RewardModel):
         self.cameras = cameras
         self.frame_size = None if size == (-1, -1) else size  # type: ignore[assignment]
         return self
-
-
-def _feature_settings(data: Any) -> dict[str, Any]:
-    input_size = int(data["input_size"])
-    return {
-        "blocks": int(data["blocks"]),
-        "grid": int(data["grid"]),
-        "input_size": None if input_size < 0 else input_size,
-        "weights": str(data["weights_name"]),
-    }
 
 
 def _model_file(path: str | Path) -> Path:

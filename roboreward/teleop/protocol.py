@@ -232,6 +232,11 @@ class _Layout:
 _ARM_HEAD = struct.Struct("<QBB")  # t_us, side, joints
 _GLOVE_HEAD = struct.Struct("<QBB")  # t_us, side, channels
 _PEDAL_HEAD = struct.Struct("<QHB")  # t_us, buttons, axes
+# The device types whose payload head is (t_us, side, n): its struct and the reading it decodes to.
+_SIDED: dict[int, tuple[struct.Struct, type[ArmReading] | type[GloveReading]]] = {
+    DeviceType.EXOSKELETON_ARM: (_ARM_HEAD, ArmReading),
+    DeviceType.GLOVE: (_GLOVE_HEAD, GloveReading),
+}
 _HEADER = struct.Struct("<2sBBH")  # sync, type, length, seq
 _CRC = struct.Struct("<H")
 
@@ -256,25 +261,19 @@ def _t_us(t_device: float) -> int:
 
 def encode_payload(reading: Reading) -> bytes:
     """The payload bytes of ``reading`` (see the module docstring)."""
+    # Every payload is a head (t_us, then the side or the buttons, then the count n) and n items.
     if isinstance(reading, ArmReading):
-        layout = LAYOUTS[DeviceType.EXOSKELETON_ARM]
-        n = len(reading.angles)
-        layout.length(n)
-        head = _ARM_HEAD.pack(_t_us(reading.t_device), int(reading.side), n)
-        return head + layout.items_struct(n).pack(*reading.angles)
-    if isinstance(reading, GloveReading):
-        layout = LAYOUTS[DeviceType.GLOVE]
-        n = len(reading.channels)
-        layout.length(n)
-        head = _GLOVE_HEAD.pack(_t_us(reading.t_device), int(reading.side), n)
-        return head + layout.items_struct(n).pack(*reading.channels)
-    if isinstance(reading, PedalReading):
-        layout = LAYOUTS[DeviceType.PEDAL]
-        n = len(reading.axes)
-        layout.length(n)
-        head = _PEDAL_HEAD.pack(_t_us(reading.t_device), reading.buttons, n)
-        return head + layout.items_struct(n).pack(*reading.axes)
-    raise TypeError(f"cannot encode {type(reading).__name__}; expected an ArmReading, GloveReading or PedalReading")
+        head, tag, items = _ARM_HEAD, int(reading.side), reading.angles
+    elif isinstance(reading, GloveReading):
+        head, tag, items = _GLOVE_HEAD, int(reading.side), reading.channels
+    elif isinstance(reading, PedalReading):
+        head, tag, items = _PEDAL_HEAD, reading.buttons, reading.axes
+    else:
+        raise TypeError(f"cannot encode {type(reading).__name__}; expected an ArmReading, GloveReading or PedalReading")
+    layout = LAYOUTS[reading.device_type]
+    n = len(items)
+    layout.length(n)
+    return head.pack(_t_us(reading.t_device), tag, n) + layout.items_struct(n).pack(*items)
 
 
 def encode_raw_frame(device_type: int, seq: int, payload: bytes) -> bytes:
@@ -293,24 +292,18 @@ def encode_frame(reading: Reading, seq: int | None = None) -> bytes:
 def decode_payload(device_type: int, payload: bytes | bytearray | memoryview, offset: int, length: int, seq: int,
                    t_received: float) -> Reading | None:
     """Decode a payload whose CRC already checked out; None if it is malformed (count mismatch, bad side)."""
-    if device_type == DeviceType.EXOSKELETON_ARM:
-        t_us, side, n = _ARM_HEAD.unpack_from(payload, offset)
+    if device_type in _SIDED:  # arm and glove: one layout, items of their own type
+        head, reading_class = _SIDED[device_type]
+        t_us, side, n = head.unpack_from(payload, offset)
         layout = LAYOUTS[device_type]
-        if side > 1 or n == 0 or length != layout.fixed + 4 * n:
+        if side > 1 or n == 0 or length != layout.fixed + layout.item_size * n:
             return None
-        angles = layout.items_struct(n).unpack_from(payload, offset + layout.fixed)
-        return ArmReading(seq, t_us * 1e-6, t_received, _SIDES[side], angles)
-    if device_type == DeviceType.GLOVE:
-        t_us, side, n = _GLOVE_HEAD.unpack_from(payload, offset)
-        layout = LAYOUTS[device_type]
-        if side > 1 or n == 0 or length != layout.fixed + 2 * n:
-            return None
-        channels = layout.items_struct(n).unpack_from(payload, offset + layout.fixed)
-        return GloveReading(seq, t_us * 1e-6, t_received, _SIDES[side], channels)
+        items = layout.items_struct(n).unpack_from(payload, offset + layout.fixed)
+        return reading_class(seq, t_us * 1e-6, t_received, _SIDES[side], items)
     if device_type == DeviceType.PEDAL:
         t_us, buttons, n = _PEDAL_HEAD.unpack_from(payload, offset)
         layout = LAYOUTS[device_type]
-        if n == 0 or length != layout.fixed + 2 * n:
+        if n == 0 or length != layout.fixed + layout.item_size * n:
             return None
         axes = layout.items_struct(n).unpack_from(payload, offset + layout.fixed)
         return PedalReading(seq, t_us * 1e-6, t_received, axes, buttons)

@@ -113,23 +113,32 @@ def joint_limits_from_mjcf(model: str | Path, names: Sequence[str]) -> np.ndarra
 
 
 def _joint_id(model: mujoco.MjModel, name: str) -> int:
-    jid = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, name)
-    if jid < 0:
-        names = [model.joint(i).name for i in range(model.njnt)]
-        close = difflib.get_close_matches(name, names, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ConfigError(f"joint {name!r} is not in the model{hint}; its joints: {names}")
-    return jid
+    return _named_id(model, "joint", name, list_all=True)
 
 
 def _body_id(model: mujoco.MjModel, name: str, key: str) -> int:
-    bid = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, name)
-    if bid < 0:
-        names = [model.body(i).name for i in range(model.nbody)]
+    return _named_id(model, "body", name, where=f"{key}: ")
+
+
+# kind -> (MuJoCo object type, the model's count of them)
+_NAMED_KINDS = {"joint": (mujoco.mjtObj.mjOBJ_JOINT, "njnt"), "body": (mujoco.mjtObj.mjOBJ_BODY, "nbody")}
+
+
+def _named_id(model: mujoco.MjModel, kind: str, name: str, *, where: str = "", list_all: bool = False) -> int:
+    """The id of the ``kind`` (``"joint"`` or ``"body"``) called ``name`` in a compiled model.
+
+    A missing name is a config typo, so the error suggests the closest name there is (and, with
+    ``list_all``, lists them all); ``where`` prefixes the message with the config key that named it.
+    """
+    obj, count = _NAMED_KINDS[kind]
+    idx = mujoco.mj_name2id(model, obj, name)
+    if idx < 0:
+        names = [getattr(model, kind)(i).name for i in range(getattr(model, count))]
         close = difflib.get_close_matches(name, names, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ConfigError(f"{key}: body {name!r} is not in the model{hint}")
-    return bid
+        listing = f"; its {kind}s: {names}" if list_all else ""
+        raise ConfigError(f"{where}{kind} {name!r} is not in the model{hint}{listing}")
+    return idx
 
 
 # --------------------------------------------------------------------------------------------

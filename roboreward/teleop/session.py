@@ -94,7 +94,7 @@ from typing import Any, Literal
 import numpy as np
 
 from roboreward.config import ConfigError, bounded
-from roboreward.datasets.lerobot_v3 import atomic_write
+from roboreward.io import atomic_write
 from roboreward.teleop.calibration import LocoCommand, PedalMapper, PedalMappingConfig
 from roboreward.teleop.devices import (
     ExoskeletonArmConfig,

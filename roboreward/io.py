@@ -1,0 +1,58 @@
+"""Writing files so that a crash leaves them readable: a reader sees the old content or the new, never a mix.
+
+Datasets, teleop sidecar files, exported policies, fitted reward models and reports are all read
+back by a later process, possibly after this one was killed mid-write (``kill -9``, a power cut).
+Every such file goes through :func:`atomic_write`: the bytes go to ``NAME.tmp``, are flushed to disk,
+and ``os.replace`` puts them in place in one step; the folder is then synced so the rename itself
+survives a crash. One implementation, so every writer gets the same guarantee.
+
+Example::
+
+    atomic_write(Path("export/policy.json"), json.dumps(meta).encode())
+    atomic_write_npz(Path("reward.npz"), {"weights": w, "format_version": np.array(1)})
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+
+def fsync_dir(path: Path) -> None:
+    """Flush a folder's entries (a rename into it) to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``path`` so that readers see the old content or the new, never a mix (temp + fsync + rename).
+
+    Missing parent folders are made; a leftover ``NAME.tmp`` from a killed writer is overwritten.
+    """
+    _write_and_replace(path, lambda f: f.write(data))
+
+
+def atomic_write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    """:func:`atomic_write` of ``np.savez(arrays)``: plain arrays, read back with ``allow_pickle=False``.
+
+    The archive is streamed into the temp file, not built in memory first.
+    """
+    _write_and_replace(path, lambda f: np.savez(f, **arrays))
+
+
+def _write_and_replace(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)

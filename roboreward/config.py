@@ -30,6 +30,8 @@ from typing import Any, ClassVar, Literal, TypeVar
 
 import yaml
 
+from roboreward.io import atomic_write
+
 T = TypeVar("T")
 
 
@@ -150,10 +152,7 @@ def apply_override(data: dict, override: str) -> None:
 
 def save_config(config: Any, path: str | Path) -> None:
     """Write the resolved config as YAML; :func:`load_config` reads it back to an equal object."""
-    path = Path(path)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
-    tmp.replace(path)
+    atomic_write(Path(path), yaml.safe_dump(to_dict(config), sort_keys=False).encode())
 
 
 def to_dict(config: Any) -> Any:

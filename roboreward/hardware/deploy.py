@@ -49,7 +49,6 @@ import argparse
 import gc
 import json
 import math
-import os
 import signal
 import sys
 import threading
@@ -64,6 +63,7 @@ from roboreward.config import ConfigError, bounded, from_dict
 from roboreward.hardware.realtime import set_fifo_priority, set_fifo_priority_for_process
 from roboreward.hardware.robot import RobotConfig, RobotState, load_robot_config
 from roboreward.hardware.safety import EStop, SafetyConfig, SafetyLayer, Watchdog
+from roboreward.io import atomic_write, atomic_write_npz
 from roboreward.policies.export import PolicyRunner
 
 NODE_NAME = "roboreward_deploy"
@@ -581,13 +581,6 @@ def check_policy_fits_robot(policy: PolicyRunner, robot: RobotConfig) -> None:
         )
 
 
-def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
 def run_from_args(args: argparse.Namespace) -> int:
     """The ``deploy`` command's handler (see :mod:`roboreward.hardware.cli`)."""
     from roboreward.policies.export import load_policy
@@ -623,14 +616,13 @@ def run_from_args(args: argparse.Namespace) -> int:
             signal.signal(sig, handler)
         node.close()
     if args.stats is not None:
-        _write_json_atomic(Path(args.stats), summary)
+        atomic_write(Path(args.stats), (json.dumps(summary, indent=2) + "\n").encode())
     if args.timings is not None:  # per-command arrival and publish times (time.monotonic), for offline analysis
         arrival, published = node.timings.since(0)
-        path = Path(args.timings)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, stamp=node.timings.stamps_since(0), arrival=arrival, published=published,
-                 published_wall=node.timings.published_wall_since(0), period=node.period)
-        os.replace(tmp, path)
+        atomic_write_npz(Path(args.timings), {
+            "stamp": node.timings.stamps_since(0), "arrival": arrival, "published": published,
+            "published_wall": node.timings.published_wall_since(0), "period": np.array(node.period),
+        })
     brief = {k: summary.get(k) for k in ("commands", "rate_hz", "latency_p50_ms", "latency_p99_ms", "latency_max_ms",
                                           "missed_deadlines", "watchdog_trips", "estop_triggers", "mode")}
     brief["nonfinite"] = summary["safety"]["nonfinite"]

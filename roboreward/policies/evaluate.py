@@ -23,6 +23,7 @@ from roboreward.config import load_config
 from roboreward.envs.make import make_env
 from roboreward.envs.rendering import FrameRenderer, RenderOptions
 from roboreward.experiment import ExperimentConfig
+from roboreward.io import atomic_write
 from roboreward.policies.checkpoints import list_checkpoints, load_weights, read_state, restore_reward_normalizer
 from roboreward.policies.train import CONFIG_FILE, FINAL_MODEL, build_algorithm
 from roboreward.rewards.base import make_reward_model
@@ -160,9 +161,7 @@ def _ranks(x: np.ndarray) -> np.ndarray:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    tmp.replace(path)
+    atomic_write(path, json.dumps(data, indent=2).encode())
 
 
 def plot_rewards(episodes: list[Episode], path: Path, learned_name: str) -> None:

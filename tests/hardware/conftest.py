@@ -72,8 +72,9 @@ class CollectedProcess:
         self._reader.join(timeout=5.0)
         return rc
 
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        """Send ``sig`` (SIGKILL: no clean-up at all) and wait; a process that ignores it for 20 s is killed."""
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        """Send ``sig`` (SIGKILL: no clean-up at all) and wait; a process that ignores it for 20 s is killed.
+        Returns the exit status (negative: the signal that ended it)."""
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
@@ -81,6 +82,38 @@ class CollectedProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self._reader.join(timeout=5.0)
+        return self.proc.returncode
+
+
+class SimRobotProcess(CollectedProcess):
+    """``python -m roboreward.hardware.sim_robot ROBOT`` in a subprocess (the full CLI's start-up would import
+    torch); :meth:`wait_ready` waits for its ready line."""
+
+    def __init__(self, robot, domain: int, *extra: str):
+        cmd = [sys.executable, "-m", "roboreward.hardware.sim_robot", str(robot), "--domain-id", str(domain), *extra]
+        super().__init__(cmd, ros_child_env(domain), "sim-robot")
+
+    def wait_ready(self, timeout: float = 60.0) -> str:
+        return self.wait_for(": ready;", timeout)
+
+
+@pytest.fixture
+def sim_robot():
+    """``sim_robot(robot, domain, *options)``: a ready :class:`SimRobotProcess`; killed after the test if still up."""
+    started: list[SimRobotProcess] = []
+
+    def start(robot, domain: int, *extra: str) -> SimRobotProcess:
+        process = SimRobotProcess(robot, domain, *extra)
+        started.append(process)
+        process.wait_ready()
+        return process
+
+    yield start
+    for process in started:
+        if process.proc.poll() is None:
+            process.proc.kill()
+            process.proc.wait(timeout=10)
 
 
 class RoborewardProcess(CollectedProcess):

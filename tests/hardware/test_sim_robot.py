@@ -17,44 +17,7 @@ import yaml
 
 from roboreward.hardware.robot import ROBOTS_DIR, load_robot_config
 
-from .conftest import CollectedProcess, ros_child_env
-
-
-
-class SimRobotProcess(CollectedProcess):
-    """``roboreward sim-robot`` in a subprocess; its output lines are collected by a thread."""
-
-    def __init__(self, robot, domain: int, *extra: str):
-        # The command on its own (python -m roboreward.hardware.sim_robot): the full CLI's start-up imports torch.
-        cmd = [sys.executable, "-m", "roboreward.hardware.sim_robot", str(robot), "--domain-id", str(domain), *extra]
-        super().__init__(cmd, ros_child_env(domain), "sim-robot")
-
-    def wait_ready(self, timeout: float = 60.0) -> str:
-        return self.wait_for(": ready;", timeout)
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        rc = self.proc.wait(timeout=timeout)
-        self._reader.join(timeout=5.0)
-        return rc
-
-
-@pytest.fixture
-def sim_robot():
-    started: list[SimRobotProcess] = []
-
-    def start(robot, domain: int, *extra: str) -> SimRobotProcess:
-        process = SimRobotProcess(robot, domain, *extra)
-        started.append(process)
-        process.wait_ready()
-        return process
-
-    yield start
-    for process in started:
-        if process.proc.poll() is None:
-            process.proc.kill()
-            process.proc.wait(timeout=10)
+from .conftest import ros_child_env
 
 
 @pytest.fixture

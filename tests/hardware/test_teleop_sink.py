@@ -8,7 +8,6 @@ sink. Discovery stays on loopback and every test has a ROS domain of its own.
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 
@@ -18,8 +17,6 @@ import yaml
 
 from roboreward.config import ConfigError, from_dict
 from roboreward.hardware.robot import ROBOTS_DIR, load_robot_config
-
-from .conftest import CollectedProcess, ros_child_env
 
 
 @pytest.fixture(scope="module")
@@ -41,20 +38,6 @@ def _franka_file(tmp_path, joint1_limits=(-0.3, 0.3), **changes) -> str:
     path = tmp_path / "franka_test.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return str(path)
-
-
-class SimRobot(CollectedProcess):
-    """``python -m roboreward.hardware.sim_robot`` in a subprocess (the CLI's start-up would import torch), ready when
-    constructed: one that does not become ready is stopped before the test fails with its output."""
-
-    def __init__(self, robot: str, domain: int):
-        cmd = [sys.executable, "-m", "roboreward.hardware.sim_robot", robot, "--domain-id", str(domain)]
-        super().__init__(cmd, ros_child_env(domain), "sim-robot")
-        try:
-            self.wait_for(": ready;", timeout=60.0)
-        except BaseException:  # pytest.fail's exception included: nothing outlives the test
-            self.stop()
-            raise
 
 
 class Probe:
@@ -95,7 +78,7 @@ class Probe:
 # --------------------------------------------------------------------------------------------
 
 
-def test_sim_robot_follows_the_exoskeleton_within_limits_holds_on_unplug_and_records(tmp_path, domain_id, franka):
+def test_sim_robot_follows_the_exoskeleton_within_limits_holds_on_unplug_and_records(tmp_path, domain_id, franka, sim_robot):
     from roboreward.datasets.lerobot_v3 import DatasetReader
     from roboreward.hardware.teleop_sink import RosCommandSink
     from roboreward.teleop.calibration import ArmCalibration, JointCalibration, save_calibration
@@ -104,7 +87,7 @@ def test_sim_robot_follows_the_exoskeleton_within_limits_holds_on_unplug_and_rec
 
     path = _franka_file(tmp_path)
     robot_file = load_robot_config(path)
-    sim = SimRobot(path, domain_id)
+    sim = sim_robot(path, domain_id)
     probe = Probe(robot_file, domain_id)
     franka.reset()
     # A calibration that is not the identity: raw = sign * q + offset; the session must undo it.

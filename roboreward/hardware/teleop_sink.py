@@ -351,6 +351,15 @@ class RosCommandSink(CommandSink):
         image = self.robot.state.image
         return [] if image is None else [image.camera or "image"]
 
+    def recording_metadata(self) -> dict[str, Any]:
+        """The robot file and the renaming: ``teleop replay`` maps the recorded columns back to the teleop robot."""
+        m = self.mapping
+        joint_map: dict[str, str | None] = {
+            m.teleop_names[t]: m.robot_names[r] for t, r in zip(m.teleop_index, m.robot_index)
+        }
+        joint_map.update({name: None for name in m.unsent})
+        return {"robot_file": self.robot.name, "joint_map": joint_map, "held": list(m.held)}
+
     @property
     def state_names(self) -> list[str]:
         return [f"{n}.pos" for n in self.robot.joint_names]

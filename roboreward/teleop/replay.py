@@ -22,6 +22,10 @@ frame time. Two errors are reported per joint group (each arm, each hand):
 
 A walking robot's base is compared relative to its first pose (the replay starts the base at the
 robot's start pose): position error in metres and heading error in radians.
+
+Episodes recorded through the ROS 2 sink hold the robot *file's* joints (``panda_joint1.pos``); the
+sink's renaming, kept in each episode's sidecar, maps them back to the teleop robot's joints, and
+joints the sink did not send (a gripper with its own controller) stay at the start pose, uncompared.
 """
 
 from __future__ import annotations
@@ -159,6 +163,28 @@ def replay_episode(
             robot.close()
 
 
+def recorded_joint_columns(
+    names: Sequence[str], state_names: Sequence[str], action_names: Sequence[str], joint_map: dict[str, str | None],
+) -> tuple[list[int], list[int], list[int]]:
+    """Where each of the robot's joints is in a recording: ``(joints, state columns, action columns)``.
+
+    A session on the simulation records the robot's own joint names (``joint1.pos``, ``joint1.target``); one
+    through the ROS 2 sink records the robot *file's* names, renamed by ``joint_map`` (teleop joint -> recorded
+    joint; None: not sent, so not recorded). Joints the recording lacks are left out of all three lists.
+    """
+    state_index = {name: i for i, name in enumerate(state_names)}
+    action_index = {name: i for i, name in enumerate(action_names)}
+    joints, state_cols, action_cols = [], [], []
+    for j, name in enumerate(names):
+        recorded = joint_map.get(name, name)
+        if recorded is None or f"{recorded}.pos" not in state_index or f"{recorded}.target" not in action_index:
+            continue
+        joints.append(j)
+        state_cols.append(state_index[f"{recorded}.pos"])
+        action_cols.append(action_index[f"{recorded}.target"])
+    return joints, state_cols, action_cols
+
+
 def _replay(ds, episode, ep, teleop, robot, LocoCommand, base_command_names, base_pose_names) -> ReplayResult:
     import mujoco
 
@@ -169,15 +195,18 @@ def _replay(ds, episode, ep, teleop, robot, LocoCommand, base_command_names, bas
     features = ds.reader.features
     state_names = list(features["observation.state"]["names"])
     action_names = list(features["action"]["names"])
-    want_state = [f"{j}.pos" for j in names]
-    want_action = [f"{j}.target" for j in names]
-    if state_names[:n] != want_state or action_names[:n] != want_action:
+    try:
+        joint_map = dict((ds.meta(episode).get("sink") or {}).get("joint_map") or {})
+    except DatasetError:
+        joint_map = {}  # not recorded by the session: the robot's own joint names
+    sent, state_cols, action_cols = recorded_joint_columns(names, state_names, action_names, joint_map)
+    if not sent:
         raise DatasetError(
             f"{ds.root} was not recorded with {robot.name}'s joints ({n} joints: {names[:3]}...): its state starts "
             f"{state_names[:3]}, its action {action_names[:3]}; replay it on the robot it was recorded with"
         )
     has_base = robot_has_base(robot)
-    base_columns = action_names[n:n + 3] == list(base_command_names) and state_names[n:n + 4] == list(base_pose_names)
+    base_columns = set(base_command_names) <= set(action_names) and set(base_pose_names) <= set(state_names)
     if has_base and not base_columns:
         raise DatasetError(f"{ds.root} has no base command and pose columns, but {robot.name} walks")
     T = len(ep)
@@ -185,20 +214,31 @@ def _replay(ds, episode, ep, teleop, robot, LocoCommand, base_command_names, bas
     times = teleop.frame_time if teleop is not None else np.arange(T) / fps
     state = ep.state.astype(np.float64)
     action = ep.action.astype(np.float64)
+    recorded = state[:, state_cols]
+    command_cols = action_cols + ([action_names.index(c) for c in base_command_names] if has_base else [])
+    commands = action[:, command_cols]
+    k_sent = len(sent)
 
-    # Start at the recorded first state: the commanded joints' positions, zero velocity.
+    # Start at the recorded first state: the recorded joints' positions, zero velocity; joints the recording
+    # lacks (a gripper the ROS 2 sink did not send) stay at the robot's start pose and are not compared.
     m, d = robot.model, robot.data
-    for j, name in enumerate(names):
-        jid = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, name)
-        d.qpos[m.jnt_qposadr[jid]] = state[0, j]
+    for j, q in zip(sent, recorded[0]):
+        jid = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, names[j])
+        d.qpos[m.jnt_qposadr[jid]] = q
         d.qvel[m.jnt_dofadr[jid]] = 0.0
     mujoco.mj_forward(m, d)
-    robot.set_targets(np.clip(state[0, :n], robot.lower, robot.upper))
+    held = np.asarray(robot.joint_positions(), dtype=np.float64).copy()
+
+    def full_targets(values: np.ndarray) -> np.ndarray:
+        targets = held.copy()
+        targets[sent] = values
+        return np.clip(targets, robot.lower, robot.upper)
+
+    robot.set_targets(full_targets(recorded[0]))
 
     dt = float(robot.dt)
-    replayed = np.empty((T, n))
+    replayed = np.empty((T, k_sent))
     poses = np.empty((T, 4)) if has_base else None
-    commands = action[:, : n + 3] if has_base else action[:, :n]
 
     def command_at(t: float) -> np.ndarray:
         """The recorded command at time ``t``, linear between frames (the robot got ~250 a second)."""
@@ -216,19 +256,22 @@ def _replay(ds, episode, ep, teleop, robot, LocoCommand, base_command_names, bas
     for k in range(T):
         while step_start <= times[k] + 1e-9:
             c = command_at(step_start)
-            robot.set_targets(np.clip(c[:n], robot.lower, robot.upper))
+            robot.set_targets(full_targets(c[:k_sent]))
             if has_base:
-                robot.set_base_command(LocoCommand(float(c[n]), float(c[n + 1]), float(c[n + 2])), dt)
+                vx, yaw_rate, height = (float(v) for v in c[k_sent:k_sent + 3])
+                robot.set_base_command(LocoCommand(vx, yaw_rate, height), dt)
             robot.step()
             step_start += dt
-        replayed[k] = robot.joint_positions()
+        replayed[k] = np.asarray(robot.joint_positions())[sent]
         if poses is not None:
             poses[k] = robot.base_pose()
 
-    recorded = state[:, :n]
-    commanded = np.clip(action[:, :n], robot.lower, robot.upper)
+    compared = [names[j] for j in sent]
+    commanded = np.clip(commands[:, :k_sent], robot.lower[sent], robot.upper[sent])
     groups = {f"{s} arm": robot.arm_joints[s] for s in robot.arm_joints}
     groups.update({f"{s} hand": robot.hand_joints[s] for s in robot.hand_joints})
+    groups = {label: [j for j in joints if j in compared] for label, joints in groups.items()}
+    groups = {label: joints for label, joints in groups.items() if joints}  # a hand that was not recorded
     result = ReplayResult(
         episode=episode,
         robot=robot.name,
@@ -237,15 +280,15 @@ def _replay(ds, episode, ep, teleop, robot, LocoCommand, base_command_names, bas
         success=bool(teleop.success if teleop is not None else ds.reader.episodes[episode].success),
         interrupted=bool(teleop.interrupted) if teleop is not None else False,
         reason=teleop.reason if teleop is not None else None,
-        joint_names=names,
+        joint_names=compared,
         replayed=replayed,
         recorded=recorded,
         commanded=commanded,
-        groups=_group_errors(replayed - recorded, names, groups),
-        command_groups=_group_errors(replayed - commanded, names, groups),
+        groups=_group_errors(replayed - recorded, compared, groups),
+        command_groups=_group_errors(replayed - commanded, compared, groups),
     )
     if poses is not None:
-        rec = _relative(state[:, n:n + 4])
+        rec = _relative(state[:, [state_names.index(c) for c in base_pose_names]])
         rep = _relative(poses)
         result.base_position_error = float(np.max(np.hypot(rec[:, 0] - rep[:, 0], rec[:, 1] - rep[:, 1])))
         result.base_yaw_error = float(np.max(np.abs(_wrap(rec[:, 2] - rep[:, 2]))))

@@ -367,6 +367,11 @@ class CommandSink(abc.ABC):
     def applied_action(self) -> tuple[np.ndarray, TeleopCommand | None]:
         """The command the robot is executing, as a vector (``action_names``), and the command itself."""
 
+    def recording_metadata(self) -> dict[str, Any]:
+        """What reading this sink's recordings back needs (each episode's teleop sidecar keeps it as ``sink``):
+        e.g. the ROS 2 sink's joint renaming, so that ``teleop replay`` finds each joint's columns."""
+        return {}
+
     def close(self) -> None:
         """Release the robot connection."""
 
@@ -1568,7 +1573,8 @@ class TeleopSession:
                 rec.root, fps=rec.fps, cameras=self.cameras, image_size=(rec.height, rec.width),
                 state_names=self.sink.state_names, action_names=self.sink.action_names, robot_type=robot.name,
                 task=rec.task,
-                metadata={"robot": robot.name, "devices": devices_meta, "joint_names": robot.joint_names},
+                metadata={"robot": robot.name, "devices": devices_meta, "joint_names": robot.joint_names,
+                          "sink": {"type": config.sink, **self.sink.recording_metadata()}},
             )
             self._episode = self.recorder.num_episodes
             for entry in self.recorder.lost_on_open:

@@ -15,7 +15,7 @@ import pytest
 from roboreward.cli import main
 from roboreward.datasets.lerobot_v3 import DatasetError
 from roboreward.teleop.calibration import LocoCommand
-from roboreward.teleop.replay import replay_dataset, replay_episode
+from roboreward.teleop.replay import recorded_joint_columns, replay_dataset, replay_episode
 from roboreward.teleop.session import EpisodeRecorder, SimulatedRobotSink, TeleopDataset
 
 
@@ -127,3 +127,17 @@ def test_replay_dataset_replays_every_episode(tmp_path, franka):
         replay_dataset(tmp_path / "empty")
     results = replay_dataset(tmp_path / "ds")
     assert [r.episode for r in results] == [0] and results[0].frames == 10
+
+
+def test_recorded_joint_columns_follow_the_sinks_renaming():
+    names = ["joint1", "joint2", "finger"]
+    # A simulation session: the robot's own names, in its order.
+    own = recorded_joint_columns(names, [f"{n}.pos" for n in names], [f"{n}.target" for n in names], {})
+    assert own == ([0, 1, 2], [0, 1, 2], [0, 1, 2])
+    # Through the ROS 2 sink: the robot file's names in the file's order; the finger was not sent.
+    state = ["arm_b.pos", "arm_a.pos"]
+    action = ["arm_b.target", "arm_a.target"]
+    mapped = recorded_joint_columns(names, state, action, {"joint1": "arm_a", "joint2": "arm_b", "finger": None})
+    assert mapped == ([0, 1], [1, 0], [1, 0])
+    # A joint whose columns are missing is left out, not matched to a neighbour.
+    assert recorded_joint_columns(names, state, action, {"joint1": "arm_c"}) == ([], [], [])

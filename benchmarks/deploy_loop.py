@@ -17,7 +17,7 @@ code: the floor of the missed-deadline figure. CPU time stolen by the hypervisor
 both runs.
 
     python benchmarks/deploy_loop.py [--seconds 60] [--rate 500] [--warmup 3] [--run-dir RUN] [--policy onnx|sb3]
-                                     [--realtime 10] [--stale-after-periods 10] [--floor-seconds 20]
+                                     [--realtime 10] [--stale-after-periods 10] [--floor-seconds 20] [--save-timings F.npz]
 
 ``--realtime PRIO`` runs deploy's and sim-robot's loops (and their DDS threads) with SCHED_FIFO, each through its
 own ``--realtime`` option, which is what a robot computer does; without it both compete with every other process
@@ -36,6 +36,7 @@ import multiprocessing
 import os
 import random
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -181,6 +182,8 @@ def main() -> None:
                         help="joint-state QoS depth on both sides (default: the robot file's, 1)")
     parser.add_argument("--executor", choices=["events", "single"], default="events", help="deploy's rclpy executor")
     parser.add_argument("--realtime", type=int, default=None, metavar="PRIO", help="SCHED_FIFO priority for both")
+    parser.add_argument("--save-timings", type=Path, default=None, metavar="FILE.npz",
+                        help="keep deploy's per-command timings (state stamp, arrival, publish) in this file")
     parser.add_argument("--floor-seconds", type=float, default=20.0,
                         help="seconds of the timer floor measured first (0: skip it)")
     parser.add_argument("--stale-after-periods", type=float, default=10.0,
@@ -230,6 +233,8 @@ def main() -> None:
             time.sleep(0.2)
         sim_summary = next((line for line in sim.lines if ": stopped;" in line), "")
         summary = json.loads(stats.read_text())
+        if args.save_timings is not None:  # per-command stamps and times, for a closer look
+            shutil.copyfile(timings, args.save_timings)
         with np.load(timings) as data:
             stamp, arrival, published = data["stamp"], data["arrival"], data["published"]
             published_wall, period = data["published_wall"], float(data["period"])

@@ -40,6 +40,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -249,6 +250,8 @@ class SimRobotNode:
         sim, rtf, ts = self.sim, self.realtime_factor, self.sim.timestep
         if self.realtime_priority is not None:  # this loop and DDS's threads (the render thread resets itself)
             self.realtime_refused = set_fifo_priority_for_process(self.realtime_priority)
+            if self.realtime_refused:
+                warnings.warn(f"sim-robot {self.robot.name}: {self.realtime_refused}", RuntimeWarning, stacklevel=2)
         if self.image_worker is not None:  # the GL context takes a moment: start the clock after it
             self.image_worker.start()
             self.image_worker.ready.wait(timeout=30.0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -371,3 +372,18 @@ def test_realtime_runs_the_loop_and_dds_threads_fifo_and_the_renderer_at_normal_
             assert not normal, f"threads {normal} of {sorted(policies)} run at normal priority, not SCHED_FIFO"
         assert process.stop() == 0
         assert "'realtime'" not in process.output, process.output
+
+
+def test_realtime_refused_is_said_and_the_robot_runs_on(domain_id):
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("needs util-linux's setpriv to drop CAP_SYS_NICE")
+    run = subprocess.run(
+        [setpriv, "--inh-caps=-sys_nice", "--bounding-set=-sys_nice", sys.executable, "-m",
+         "roboreward.hardware.sim_robot", "diff_drive", "--domain-id", str(domain_id), "--no-images", "--realtime", "3",
+         "--duration", "1"],
+        capture_output=True, text=True, env=ros_child_env(domain_id), timeout=60,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "real-time priority refused" in run.stderr, run.stderr  # said at once, not only in the summary
+    assert ": stopped;" in run.stdout and "'realtime': 'real-time priority refused" in run.stdout, run.stdout

@@ -55,6 +55,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import io
 import json
@@ -62,6 +63,7 @@ import math
 import os
 import re
 import shutil
+import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -264,12 +266,74 @@ def _read_tasks(root: Path) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------- writer
+class VideoEncoder:
+    """One camera's frames streamed to ffmpeg as they arrive and encoded to H.264 (``VIDEO_*`` settings).
+
+    ffmpeg runs in a session of its own, so a Ctrl-C in the terminal reaches the recording program (which
+    saves the episode it was recording) and not the encoder mid-file. The session is made by ``Popen`` itself
+    (``start_new_session``), not by Python code in the child (imageio's ``preexec_fn``): that lets CPython
+    start ffmpeg with vfork in ~1 ms, where forking a process with torch loaded took ~90 ms and held every
+    other thread — a teleop session's 250 Hz command loop included — for up to ~60 ms at each episode start.
+    ffmpeg's messages go to ``PATH.log``; a failed encode is an error that quotes them.
+    """
+
+    def __init__(self, path: Path, width: int, height: int, fps: int):
+        import imageio_ffmpeg  # ships the ffmpeg binary
+
+        self.path = Path(path)
+        self.log = self.path.with_name(self.path.name + ".log")
+        self.frames = 0
+        cmd = [
+            imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error",
+            "-f", "rawvideo", "-vcodec", "rawvideo", "-s", f"{width}x{height}", "-pix_fmt", "rgb24", "-r", str(fps),
+            "-i", "-", "-an", "-vcodec", VIDEO_CODEC, "-pix_fmt", VIDEO_PIX_FMT, *VIDEO_OUTPUT_PARAMS, str(self.path),
+        ]
+        with open(self.log, "wb") as log:
+            self._proc = subprocess.Popen(
+                cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True
+            )
+
+    def write(self, frame: np.ndarray) -> None:
+        """Send one ``uint8 [height, width, 3]`` frame (C-contiguous)."""
+        try:
+            self._proc.stdin.write(memoryview(frame).cast("B"))  # type: ignore[union-attr]
+        except (BrokenPipeError, OSError) as e:
+            raise DatasetError(f"ffmpeg stopped while encoding {self.path}: {self._messages()}") from e
+        self.frames += 1
+
+    def close(self) -> None:
+        """Finish the file: ffmpeg encodes the frames it holds and exits; a DatasetError if it failed."""
+        try:
+            self._proc.stdin.close()  # type: ignore[union-attr]
+        except (BrokenPipeError, OSError):
+            pass  # ffmpeg already exited: its status says why
+        if self._proc.wait() != 0:
+            raise DatasetError(
+                f"ffmpeg failed to encode {self.path} (exit status {self._proc.returncode}): {self._messages()}"
+            )
+
+    def kill(self) -> None:
+        """Stop ffmpeg without finishing the file (an episode that is thrown away)."""
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._proc.wait()
+        with contextlib.suppress(OSError):
+            self._proc.stdin.close()  # type: ignore[union-attr]
+
+    def _messages(self) -> str:
+        try:
+            text = self.log.read_text(errors="replace").strip()
+        except OSError:
+            text = ""
+        return text[-2000:] or "no message"
+
+
 @dataclass
 class _EpisodeBuffer:
     """Frames of the episode being recorded: numbers in lists, images already streaming to ffmpeg."""
 
     staging: Path
-    encoders: dict[str, Any]  # camera -> imageio_ffmpeg write_frames generator
+    encoders: dict[str, VideoEncoder]  # camera -> its ffmpeg
     states: list[np.ndarray]
     actions: list[np.ndarray]
     rewards: list[float]
@@ -499,7 +563,7 @@ class DatasetWriter:
             self._buffer = self._start_episode()
         buffer = self._buffer
         for camera, frame in frames.items():
-            buffer.encoders[camera].send(frame)
+            buffer.encoders[camera].write(frame)
             pixels = frame.reshape(-1, 3)
             buffer.image_sums[camera] += pixels.sum(axis=0, dtype=np.int64)
             buffer.image_sq_sums[camera] += np.einsum("ij,ij->j", pixels, pixels, dtype=np.int64)
@@ -623,10 +687,7 @@ class DatasetWriter:
         if self._buffer is None:
             return
         for encoder in self._buffer.encoders.values():
-            try:
-                encoder.close()
-            except Exception:  # the file is thrown away anyway
-                pass
+            encoder.kill()  # the file is thrown away anyway
         shutil.rmtree(self._buffer.staging, ignore_errors=True)
         self._buffer = None
 
@@ -725,28 +786,11 @@ class DatasetWriter:
         return frames
 
     def _start_episode(self) -> _EpisodeBuffer:
-        import imageio_ffmpeg
-
         staging = self.root / STAGING_DIR / f"episode-{len(self._rows):06d}-{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         height, width = self.image_size
-        encoders: dict[str, Any] = {}
-        for camera in self.cameras:
-            encoder = imageio_ffmpeg.write_frames(
-                str(staging / f"{camera}.mp4"),
-                (width, height),
-                fps=self.fps,
-                codec=VIDEO_CODEC,
-                pix_fmt_in="rgb24",
-                pix_fmt_out=VIDEO_PIX_FMT,
-                quality=None,
-                macro_block_size=1,
-                ffmpeg_log_level="error",
-                output_params=list(VIDEO_OUTPUT_PARAMS),
-            )
-            encoder.send(None)  # start ffmpeg
-            encoders[camera] = encoder
+        encoders = {camera: VideoEncoder(staging / f"{camera}.mp4", width, height, self.fps) for camera in self.cameras}
         zeros = {c: np.zeros(3, dtype=np.int64) for c in self.cameras}
         return _EpisodeBuffer(
             staging=staging,

@@ -428,3 +428,23 @@ def test_cli_task_names_match_the_registered_tasks():
     assert set(TASK_TEXT) == {f"{name}-v3" for name in TASK_NAMES}
     door = "roboreward/MetaWorld-DoorOpen-v3"
     assert resolve_env_id("door-open") == resolve_env_id("door-open-v3") == resolve_env_id(door) == door
+
+
+def test_video_encoder_runs_ffmpeg_in_its_own_session_and_reports_its_failure(tmp_path):
+    from roboreward.datasets.lerobot_v3 import VideoEncoder
+
+    frame = np.full((16, 32, 3), 200, dtype=np.uint8)
+    encoder = VideoEncoder(tmp_path / "ok.mp4", 32, 16, 10)
+    # A Ctrl-C in the terminal goes to the foreground process group: ffmpeg is not in it.
+    assert os.getsid(encoder._proc.pid) != os.getsid(0)
+    for _ in range(5):
+        encoder.write(frame)
+    encoder.close()
+    frames = list(imageio_ffmpeg.read_frames(str(tmp_path / "ok.mp4")))
+    assert len(frames) == 1 + 5  # read_frames yields its metadata first
+
+    broken = VideoEncoder(tmp_path / "clip.notavideoformat", 32, 16, 10)  # ffmpeg cannot pick a muxer
+    with pytest.raises(DatasetError, match="ffmpeg .*Unable to choose an output format"):
+        for _ in range(50):
+            broken.write(frame)
+        broken.close()

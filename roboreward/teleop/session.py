@@ -1372,9 +1372,6 @@ def _percentiles_ms(values: Sequence[float] | np.ndarray) -> tuple[float, float,
     return float(p50 * 1e3), float(p99 * 1e3), float(v.max() * 1e3)
 
 
-_ENCODER_ENV = "IMAGEIO_FFMPEG_NO_PREVENT_SIGINT"
-
-
 class _Worker:
     """One thread that runs submitted functions in order: the recorder and the frame renderers live in it.
 
@@ -1481,7 +1478,6 @@ class TeleopSession:
         self.keyboard: KeyboardControl | None = None
         self._viewer: Any = None
         self._saved_switch: float | None = None
-        self._set_encoder_env = False
         self.robot = robot
         self.sink: CommandSink | None = None
         self.slots: list[_Slot] = []
@@ -1605,7 +1601,6 @@ class TeleopSession:
         if self.config.gil_switch_interval_s is not None:
             self._saved_switch = sys.getswitchinterval()
             sys.setswitchinterval(self.config.gil_switch_interval_s)
-        self._fast_encoder_start()
         self._open_viewer()
         self._t_start = time.monotonic()
         self.reset_stats()
@@ -1715,8 +1710,6 @@ class TeleopSession:
             attempt(self._viewer.close)
         if self._saved_switch is not None:
             sys.setswitchinterval(self._saved_switch)
-        if self._set_encoder_env:
-            os.environ.pop(_ENCODER_ENV, None)
         if self.sink is not None and not isinstance(self.sink, SimulatedRobotSink):
             attempt(self.sink.close)  # a connection of the sink's own (ROS 2), whoever built the robot
         if self._own_robot and self.robot is not None:
@@ -1852,27 +1845,6 @@ class TeleopSession:
 
         self._worker.submit(record)
         self._frames_recorded += 1
-
-    def _fast_encoder_start(self) -> None:
-        """Let imageio start ffmpeg with vfork (0.3 ms) instead of fork + setpgrp (~200 ms with the GIL held).
-
-        imageio-ffmpeg puts ffmpeg in its own process group so that a Ctrl-C in the terminal does not
-        reach it; that needs a full fork of this large process, which stalls every thread, device
-        readers included, long enough to look like an unplug. The protection is not needed when no
-        terminal can send the group a SIGINT: the keyboard control owns the terminal (Ctrl-C is a
-        key), or the process has no controlling terminal. Then the variable imageio-ffmpeg reads is set.
-        """
-        if self._worker is None or _ENCODER_ENV in os.environ:
-            return
-        terminal_signals_off = self.keyboard is not None and self.keyboard.active
-        if not terminal_signals_off:
-            try:
-                os.close(os.open("/dev/tty", os.O_RDONLY | os.O_NOCTTY))
-                return  # a controlling terminal whose Ctrl-C would stop the encoders: keep the slow start
-            except OSError:
-                pass
-        os.environ[_ENCODER_ENV] = "1"
-        self._set_encoder_env = True
 
     def _open_viewer(self) -> None:
         mode = self.config.viewer

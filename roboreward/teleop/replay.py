@@ -195,10 +195,8 @@ def _replay(ds, episode, ep, teleop, robot, LocoCommand, base_command_names, bas
     features = ds.reader.features
     state_names = list(features["observation.state"]["names"])
     action_names = list(features["action"]["names"])
-    try:
-        joint_map = dict((ds.meta(episode).get("sink") or {}).get("joint_map") or {})
-    except DatasetError:
-        joint_map = {}  # not recorded by the session: the robot's own joint names
+    # Recorded through the ROS 2 sink: its renaming is in the sidecar. Otherwise the robot's own joint names.
+    joint_map = dict(((teleop.meta.get("sink") or {}).get("joint_map") or {}) if teleop is not None else {})
     sent, state_cols, action_cols = recorded_joint_columns(names, state_names, action_names, joint_map)
     if not sent:
         raise DatasetError(

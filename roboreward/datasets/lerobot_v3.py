@@ -282,7 +282,6 @@ class VideoEncoder:
 
         self.path = Path(path)
         self.log = self.path.with_name(self.path.name + ".log")
-        self.frames = 0
         cmd = [
             imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error",
             "-f", "rawvideo", "-vcodec", "rawvideo", "-s", f"{width}x{height}", "-pix_fmt", "rgb24", "-r", str(fps),
@@ -297,15 +296,14 @@ class VideoEncoder:
         """Send one ``uint8 [height, width, 3]`` frame (C-contiguous)."""
         try:
             self._proc.stdin.write(memoryview(frame).cast("B"))  # type: ignore[union-attr]
-        except (BrokenPipeError, OSError) as e:
+        except OSError as e:  # a broken pipe: ffmpeg exited
             raise DatasetError(f"ffmpeg stopped while encoding {self.path}: {self._messages()}") from e
-        self.frames += 1
 
     def close(self) -> None:
         """Finish the file: ffmpeg encodes the frames it holds and exits; a DatasetError if it failed."""
         try:
             self._proc.stdin.close()  # type: ignore[union-attr]
-        except (BrokenPipeError, OSError):
+        except OSError:
             pass  # ffmpeg already exited: its status says why
         if self._proc.wait() != 0:
             raise DatasetError(

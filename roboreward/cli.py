@@ -23,7 +23,8 @@ from pathlib import Path
 
 import importlib
 
-from roboreward.config import ConfigError
+from roboreward.config import ConfigError, arg_number
+from roboreward.errors import RoborewardError
 
 # Modules that add their own subcommands (see the module docstring).
 COMMAND_MODULES = (
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("eval", help="evaluate a run: metrics.json, video, reward plot", description="Evaluate a run.")
     p.add_argument("run_dir", type=Path)
-    p.add_argument("--episodes", type=int, help="episodes to run (default: the config's eval.episodes)")
+    p.add_argument("--episodes", type=arg_number(int, ge=1), help="episodes to run (default: the config's eval.episodes)")
     p.add_argument("--checkpoint", help="a checkpoint folder name or path (default: the final model)")
     p.add_argument("--out", type=Path, help="output folder (default: RUN_DIR/eval)")
     p.add_argument("--no-video", action="store_true", help="skip the video")
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     for module in COMMAND_MODULES:
         importlib.import_module(module).add_parsers(sub)
 
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     try:
         if args.command == "train":
             return _train(args)
@@ -72,12 +73,33 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if hasattr(args, "run"):
             return int(args.run(args))
-    except (ConfigError, FileNotFoundError, FileExistsError, ValueError) as e:
+    except (RoborewardError, FileExistsError, ValueError) as e:
         print(f"roboreward {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as e:
+        # A path the user gave that cannot be used: one line naming it, not a traceback.
+        where = f": {e.filename}" if e.filename else ""
+        print(f"roboreward {args.command}: error: {e.strerror or e}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
     return 1
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """``parser.parse_args``, except that ``key=value`` overrides may also follow the options.
+
+    argparse fills a command's ``overrides`` positional only before its first option, so
+    ``deploy RUN --robot franka control.rate_hz=200`` would be refused; the overrides after the options
+    are added to the ones before.
+    """
+    args, extra = parser.parse_known_args(argv)
+    overrides = [item for item in extra if "=" in item and not item.startswith("-")]
+    if extra and (overrides != extra or not hasattr(args, "overrides")):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if overrides:
+        args.overrides = [*(args.overrides or []), *overrides]
+    return args
 
 
 def _train(args: argparse.Namespace) -> int:

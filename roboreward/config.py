@@ -20,16 +20,22 @@ Example::
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import dataclasses
+import math
+import operator
 import re
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, Callable, ClassVar, Literal, TypeVar
 
+import numpy as np
 import yaml
 
+from roboreward.errors import ConfigError
 from roboreward.io import atomic_write
 
 T = TypeVar("T")
@@ -48,10 +54,6 @@ _Loader.add_implicit_resolver(
 
 def _yaml_load(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)  # a SafeLoader: no Python objects are ever built
-
-
-class ConfigError(ValueError):
-    """A config value is unknown, of the wrong type or out of range. The message says how to fix it."""
 
 
 class ChoiceConfig:
@@ -118,9 +120,7 @@ class ChoiceConfig:
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = (), cls: type[T] | None = None) -> T:
     """Read a YAML experiment file, apply ``key.sub=value`` overrides, and build the typed config."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {str(path)!r} does not exist; pass a YAML file such as configs/arm_reach.yaml")
-    data = _yaml_load(path.read_text()) or {}
+    data = read_yaml(path, "config file", example="configs/arm_reach.yaml") or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of keys to values, got {type(data).__name__}")
     for override in overrides:
@@ -129,7 +129,52 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = (), c
         from roboreward.experiment import ExperimentConfig
 
         cls = ExperimentConfig  # type: ignore[assignment]
-    return from_dict(cls, data)
+    try:
+        return from_dict(cls, data)
+    except ConfigError as e:
+        # A value typed on the command line is named by its key alone; one from the file, by the file too.
+        typed = [o.partition("=")[0] for o in overrides]
+        if any(str(e).startswith((f"{key}:", f"{key}.", f"{key}[")) for key in typed):
+            raise
+        raise ConfigError(f"{path}: {e}") from None
+
+
+def read_yaml(path: str | Path, what: str = "YAML file", example: str | None = None) -> Any:
+    """The plain data of a YAML file; every way it can fail is a :class:`ConfigError` that names the file.
+
+    A missing file, a folder, an unreadable or binary file, a syntax error (with its line and column) and
+    a Python tag such as ``!!python/object`` (never executed: only plain YAML is read) each get a one-line
+    message that says what to fix. ``what`` names the file's role in the message (``robot file``).
+    """
+    path = Path(path)
+    hint = f"; pass a YAML file such as {example}" if example else ""
+    if not path.exists():
+        raise ConfigError(f"{what} {str(path)!r} does not exist{hint}")
+    if path.is_dir():
+        raise ConfigError(f"{what} {str(path)!r} is a folder, not a file{hint}")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what} {str(path)!r} is not a text file (not UTF-8); pass a YAML file") from None
+    except OSError as e:
+        raise ConfigError(f"{what} {str(path)!r} cannot be read: {e.strerror or e}") from None
+    if "\0" in text:
+        raise ConfigError(f"{what} {str(path)!r} is a binary file, not YAML; pass a YAML file")
+    try:
+        return _yaml_load(text)
+    except yaml.constructor.ConstructorError as e:
+        raise ConfigError(
+            f"{path}{_yaml_position(e)}: {e.problem}; config files hold plain YAML (mappings, lists, numbers, "
+            "strings), never Python objects"
+        ) from None
+    except yaml.YAMLError as e:
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{path}{_yaml_position(e)}: invalid YAML: {problem}") from None
+
+
+def _yaml_position(e: yaml.YAMLError) -> str:
+    mark = getattr(e, "problem_mark", None)
+    return f": line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
 
 
 def apply_override(data: dict, override: str) -> None:
@@ -137,7 +182,11 @@ def apply_override(data: dict, override: str) -> None:
     key, sep, raw = override.partition("=")
     if not sep or not key:
         raise ConfigError(f"override {override!r} must look like key.sub=value, e.g. train.total_timesteps=5000")
-    value = _yaml_load(raw) if raw.strip() else None
+    try:
+        value = _yaml_load(raw) if raw.strip() else None
+    except yaml.YAMLError as e:
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"override {override!r}: the value is not valid YAML ({problem})") from None
     node = data
     parts = key.split(".")
     for part in parts[:-1]:
@@ -231,8 +280,12 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
             try:
                 return _coerce(arg, value, key)
             except ConfigError as e:
-                errors.append(str(e))
-        raise ConfigError(errors[0] if len(errors) == 1 else f"{key}: {value!r} matches none of {_type_name(hint)}")
+                errors.append((arg, str(e)))
+        # A list given to `int | tuple[int, str]` failed inside the tuple: that arm's message says what is wrong.
+        same_shape = [message for arg, message in errors if _same_shape(arg, value)]
+        if len(errors) == 1 or len(same_shape) == 1:
+            raise ConfigError(same_shape[0] if len(same_shape) == 1 else errors[0][1])
+        raise ConfigError(f"{key}: {value!r} matches none of {_type_name(hint)}")
     if origin is Literal:
         if value not in args:
             raise ConfigError(f"{key}: {value!r} is not allowed; choose one of {list(args)}")
@@ -240,6 +293,10 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{key}: expected a list ({_type_name(hint)}), got {value!r}")
+        if origin is tuple and args and args[-1] is not Ellipsis:  # tuple[int, str]: one type per position
+            if len(value) != len(args):
+                raise ConfigError(f"{key}: expected {len(args)} items ({_type_name(hint)}), got {value!r}")
+            return tuple(_coerce(a, v, f"{key}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
         item = args[0] if args else Any
         items = [_coerce(item, v, f"{key}[{i}]") for i, v in enumerate(value)]
         return tuple(items) if origin is tuple else items
@@ -256,24 +313,23 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
     if hint is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)  # 1e5 in YAML
+        as_float = value
         if isinstance(value, str):
-            try:
+            with contextlib.suppress(ValueError):
                 as_float = float(value)
-                if as_float.is_integer():
-                    return int(as_float)
-            except ValueError:
-                pass
+        # 1e5 in YAML is a float; above 2**53 a float no longer holds an exact integer.
+        if isinstance(as_float, float) and as_float.is_integer() and abs(as_float) <= 2**53:
+            return int(as_float)
         raise ConfigError(f"{key}: expected an integer, got {value!r}")
     if hint is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # PyYAML reads 3e-4 (no dot) as a string
-            try:
+        try:
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
                 return float(value)
-            except ValueError:
-                pass
+            if isinstance(value, str):  # PyYAML reads 3e-4 (no dot) as a string
+                with contextlib.suppress(ValueError):
+                    return float(value)
+        except OverflowError:
+            raise ConfigError(f"{key}: {value!r} is too large for a number") from None
         raise ConfigError(f"{key}: expected a number, got {value!r}")
     if hint is str:
         if isinstance(value, str):
@@ -282,19 +338,103 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
     raise ConfigError(f"{key}: unsupported config type {hint!r}")  # a bug in a config class, not in the YAML
 
 
+def _same_shape(hint: Any, value: Any) -> bool:
+    """Whether ``value`` is a container of the kind ``hint`` describes (a list for a list or tuple type)."""
+    origin = typing.get_origin(hint) or hint
+    if isinstance(value, (list, tuple)):
+        return origin in (list, tuple)
+    if isinstance(value, dict):
+        return origin is dict or dataclasses.is_dataclass(hint)
+    return False
+
+
 def _check_bounds(meta: typing.Mapping[str, Any], value: Any, key: str) -> None:
-    if value is None:
+    """The one rule for every number in a config: finite, and within the field's bounds.
+
+    NaN fails no comparison (``nan < 0`` and ``nan >= 0`` are both false), so finiteness is checked
+    first and explicitly; a field that really takes ``inf`` says ``finite=False``. Bounds and choices
+    apply to each item of a list; values inside a mapping (``env.kwargs``, ``algo.hyperparams``) are
+    checked for finiteness.
+    """
+    if value is None or dataclasses.is_dataclass(value):
+        return  # a nested config checked its own fields
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _check_bounds(meta, item, f"{key}[{i}]")
         return
-    if "ge" in meta and value < meta["ge"]:
-        raise ConfigError(f"{key}: {value!r} is too small; it must be >= {meta['ge']}")
-    if "gt" in meta and value <= meta["gt"]:
-        raise ConfigError(f"{key}: {value!r} is too small; it must be > {meta['gt']}")
-    if "le" in meta and value > meta["le"]:
-        raise ConfigError(f"{key}: {value!r} is too large; it must be <= {meta['le']}")
-    if "lt" in meta and value >= meta["lt"]:
-        raise ConfigError(f"{key}: {value!r} is too large; it must be < {meta['lt']}")
+    if isinstance(value, dict):
+        finite_only = {"finite": meta.get("finite", True)}
+        for name, item in value.items():
+            _check_bounds(finite_only, item, f"{key}.{name}")
+        return
+    if isinstance(value, (int, float, np.number)) and not isinstance(value, (bool, np.bool_)):
+        problem = _number_problem(meta, value)
+        if problem:
+            raise ConfigError(f"{key}: {problem}")
     if "choices" in meta and value not in meta["choices"]:
         raise ConfigError(f"{key}: {value!r} is not allowed; choose one of {list(meta['choices'])}")
+
+
+def _number_problem(meta: typing.Mapping[str, Any], value: float) -> str | None:
+    """What is wrong with a number under a field's rule (non-finite, out of bounds), or None."""
+    if meta.get("finite", True) and not math.isfinite(value):
+        return f"{value!r} is not a finite number; it must be {_allowed(meta)}"
+    for bound, (holds, word) in _BOUNDS.items():
+        if bound in meta and not holds(value, meta[bound]):
+            size = "small" if bound in ("ge", "gt") else "large"
+            return f"{value!r} is too {size}; it must be {word} {meta[bound]}"
+    return None
+
+
+_BOUNDS: dict[str, tuple[Callable[[Any, Any], bool], str]] = {
+    "ge": (operator.ge, ">="),
+    "gt": (operator.gt, ">"),
+    "le": (operator.le, "<="),
+    "lt": (operator.lt, "<"),
+}
+
+
+def _allowed(meta: typing.Mapping[str, Any]) -> str:
+    """``a number > 0 and <= 1``: what a field's bounds allow, for messages."""
+    parts = [f"{word} {meta[bound]}" for bound, (_, word) in _BOUNDS.items() if bound in meta]
+    return "a finite number" + (" " + " and ".join(parts) if parts else "")
+
+
+def arg_number(kind: type = float, **bounds: Any) -> Callable[[str], Any]:
+    """An argparse ``type=`` for a flag that takes a number, checked by the rule of every config field.
+
+    ``p.add_argument("--max-step", type=arg_number(gt=0))``: ``--max-step nan`` (or ``inf``, or ``-1``)
+    stops at the command line with a message that names the flag and what it allows.
+    """
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except (TypeError, ValueError):
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        problem = _number_problem(bounds, value)
+        if problem:
+            raise argparse.ArgumentTypeError(problem)
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in some messages
+    return parse
+
+
+def check_fields(config: Any, key: str = "") -> None:
+    """Check every field of a config dataclass by the rule of :func:`from_dict` (finite, within bounds).
+
+    :func:`from_dict` checks values as it reads them; this is for a config built in Python
+    (``SafetyConfig(max_step=...)``), whose ``__post_init__`` calls it, and for code that must not
+    trust an object it was handed (the safety layer re-checks its settings when it is built).
+    """
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        sub = _join(key, f.name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            check_fields(value, sub)
+        else:
+            _check_bounds(f.metadata, value, sub)
 
 
 def _type_name(hint: Any) -> str:
@@ -310,12 +450,15 @@ def bounded(default: Any, help: str = "", **bounds: Any) -> Any:
 
 __all__ = [
     "ChoiceConfig",
+    "arg_number",
     "ConfigError",
     "apply_override",
     "bounded",
+    "check_fields",
     "dataclass",
     "from_dict",
     "load_config",
+    "read_yaml",
     "save_config",
     "to_dict",
 ]

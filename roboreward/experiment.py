@@ -8,17 +8,22 @@ default job (``roboreward train`` with no file) is :data:`DEFAULT_JOB`, a file i
 
 from __future__ import annotations
 
-import inspect
+import dataclasses
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
-from roboreward.config import ConfigError, bounded
+from roboreward.config import ConfigError, bounded, from_dict
 from roboreward.rewards.base import RewardConfig
 from roboreward.rewards.goal_image import GoalImageRewardConfig
 
 # `roboreward train` with no file: Meta-World drawer-open learned from demonstrations only.
 DEFAULT_JOB = Path(__file__).with_name("default_job.yaml")
+# The longest training a config may ask for: far beyond any run (HEIGHT trains 2e8 steps), and a typo
+# such as 1e30 stops at once instead of looking like a job that never ends.
+MAX_TIMESTEPS = 10**11
 
 
 @dataclass(kw_only=True)
@@ -70,39 +75,159 @@ DEFAULT_HYPERPARAMS: dict[str, dict[str, Any]] = {
 }
 
 
+# Hyperparameters an experiment file may set, with the checks SB3 itself leaves to a crash (or to NaN losses)
+# mid-training. Defaults are SB3's own; a test keeps these fields equal to the constructors' arguments.
+# A rate is a number or ``lin_<number>``: linear decay from that number to 0 over training (rl-zoo's notation).
+_SCHEDULE = re.compile(r"^lin_(.+)$")
+
+
+def _check_rate(key: str, value: float | str) -> None:
+    """A positive number, or ``lin_<positive number>``."""
+    if isinstance(value, str):
+        m = _SCHEDULE.match(value)
+        try:
+            start = float(m.group(1)) if m else math.nan
+        except ValueError:
+            start = math.nan
+        if not (math.isfinite(start) and start > 0):
+            raise ConfigError(
+                f"{key}: {value!r} is not a rate; give a number > 0 (e.g. 3e-4) or lin_<number> for a linear decay "
+                "to 0 over training (e.g. lin_1e-3)"
+            )
+
+
+def _check_entropy(key: str, value: float | str, *, auto: bool) -> None:
+    if isinstance(value, str):
+        m = re.match(r"^auto(?:_(.+))?$", value) if auto else None
+        ok = m is not None
+        if m is not None and m.group(1) is not None:
+            try:
+                ok = math.isfinite(float(m.group(1))) and float(m.group(1)) > 0
+            except ValueError:
+                ok = False
+        if not ok:
+            raise ConfigError(
+                f"{key}: {value!r} is not allowed; give a number >= 0"
+                + (", auto, or auto_<initial value> (e.g. auto_0.1)" if auto else "")
+            )
+
+
+def schedule(value: float | str) -> float | Callable[[float], float]:
+    """What SB3 takes for a rate: the number itself, or for ``lin_X`` a function of the progress left (1 -> 0)."""
+    if isinstance(value, str):
+        start = float(_SCHEDULE.match(value).group(1))  # type: ignore[union-attr]  # checked when loaded
+        return lambda progress_remaining: progress_remaining * start
+    return value
+
+
+@dataclass(kw_only=True)
+class SACHyperparams:
+    """``algo.hyperparams`` of SAC (stable-baselines3's ``SAC`` arguments that a config can hold)."""
+
+    learning_rate: float | str = bounded(3e-4, "Adam step size, or lin_<number>", gt=0)
+    buffer_size: int = bounded(1_000_000, "replay buffer capacity (transitions)", ge=1, le=10**9)
+    learning_starts: int = bounded(100, "env steps of random actions before learning", ge=0)
+    batch_size: int = bounded(256, "minibatch per gradient step", ge=1, le=10**6)
+    tau: float = bounded(0.005, "soft target-network update coefficient", gt=0, le=1)
+    gamma: float = bounded(0.99, "discount", gt=0, le=1)
+    # An int (env steps), or [N, step] / [N, episode].
+    train_freq: int | tuple[int, Literal["step", "episode"]] = bounded(1, "update the model every N steps", ge=1)
+    gradient_steps: int = bounded(1, "gradient steps per update; -1 = as many as env steps collected", ge=-1)
+    optimize_memory_usage: bool = False
+    n_steps: int = bounded(1, "n-step returns", ge=1, le=1000)
+    ent_coef: float | str = bounded("auto", "entropy coefficient: a number, auto or auto_<initial>", ge=0)
+    target_update_interval: int = bounded(1, "gradient steps between target-network updates", ge=1)
+    target_entropy: float | str = "auto"
+    use_sde: bool = False
+    sde_sample_freq: int = bounded(-1, "resample the gSDE noise every N steps; -1 = at rollout start", ge=-1)
+    use_sde_at_warmup: bool = False
+    stats_window_size: int = bounded(100, "episodes averaged in rollout/ logs", ge=1)
+
+    def __post_init__(self) -> None:
+        _check_rate("algo.hyperparams.learning_rate", self.learning_rate)
+        _check_entropy("algo.hyperparams.ent_coef", self.ent_coef, auto=True)
+        if isinstance(self.target_entropy, str) and self.target_entropy != "auto":
+            raise ConfigError(f"algo.hyperparams.target_entropy: {self.target_entropy!r} is not allowed; give a number or auto")
+        if self.gradient_steps == 0:
+            raise ConfigError("algo.hyperparams.gradient_steps: 0 never trains; give a number >= 1, or -1 for as many "
+                              "as env steps collected")
+
+
+@dataclass(kw_only=True)
+class PPOHyperparams:
+    """``algo.hyperparams`` of PPO (stable-baselines3's ``PPO`` arguments that a config can hold)."""
+
+    learning_rate: float | str = bounded(3e-4, "Adam step size, or lin_<number>", gt=0)
+    n_steps: int = bounded(2048, "env steps per env per rollout", ge=1, le=10**7)
+    batch_size: int = bounded(64, "minibatch size", ge=1, le=10**7)
+    n_epochs: int = bounded(10, "passes over each rollout", ge=1, le=10**4)
+    gamma: float = bounded(0.99, "discount", gt=0, le=1)
+    gae_lambda: float = bounded(0.95, "GAE lambda", ge=0, le=1)
+    clip_range: float | str = bounded(0.2, "policy ratio clip, or lin_<number>", gt=0)
+    clip_range_vf: float | str | None = bounded(None, "value clip; null = no clipping", gt=0)
+    normalize_advantage: bool = True
+    ent_coef: float = bounded(0.0, "entropy bonus", ge=0)
+    vf_coef: float = bounded(0.5, "value loss weight", ge=0)
+    max_grad_norm: float = bounded(0.5, "gradient clipping norm", gt=0)
+    use_sde: bool = False
+    sde_sample_freq: int = bounded(-1, "resample the gSDE noise every N steps; -1 = at rollout start", ge=-1)
+    target_kl: float | None = bounded(None, "stop an update's epochs early past this KL; null = never", gt=0)
+    stats_window_size: int = bounded(100, "episodes averaged in rollout/ logs", ge=1)
+
+    def __post_init__(self) -> None:
+        _check_rate("algo.hyperparams.learning_rate", self.learning_rate)
+        _check_rate("algo.hyperparams.clip_range", self.clip_range)
+        if self.clip_range_vf is not None:
+            _check_rate("algo.hyperparams.clip_range_vf", self.clip_range_vf)
+        if self.normalize_advantage and self.batch_size < 2:
+            raise ConfigError("algo.hyperparams.batch_size: 1 cannot normalise advantages; use >= 2 or set "
+                              "algo.hyperparams.normalize_advantage: false")
+
+
+HYPERPARAMS: dict[str, type] = {"sac": SACHyperparams, "ppo": PPOHyperparams}
+
+
 @dataclass(kw_only=True)
 class AlgoConfig:
     name: Literal["sac", "ppo"] = "sac"
     policy: str = "MlpPolicy"
-    net_arch: list[int] = bounded([256, 256], "hidden layer sizes of actor and critic")
-    # Keyword arguments of the SB3 algorithm's constructor, over DEFAULT_HYPERPARAMS[name];
-    # checked against the constructor's signature.
+    net_arch: list[int] = bounded([256, 256], "hidden layer sizes of actor and critic", ge=1, le=100_000)
+    # Keyword arguments of the SB3 algorithm's constructor, over DEFAULT_HYPERPARAMS[name], each checked for
+    # type and range by SACHyperparams / PPOHyperparams.
     hyperparams: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.hyperparams = {**DEFAULT_HYPERPARAMS[self.name], **self.hyperparams}
-        allowed = set(inspect.signature(self.algorithm_class().__init__).parameters)
-        reserved = {"self", "policy", "env", "seed", "device", "tensorboard_log", "verbose", "policy_kwargs", "_init_setup_model"}
-        for key in self.hyperparams:
-            if key in reserved or key not in allowed:
-                raise ConfigError(
-                    f"algo.hyperparams.{key}: not a {self.name.upper()} hyperparameter roboreward passes through; "
-                    f"allowed: {sorted(allowed - reserved)}"
-                )
+        merged = {**DEFAULT_HYPERPARAMS[self.name], **self.hyperparams}
+        schema = HYPERPARAMS[self.name]
+        unknown = sorted(set(merged) - {f.name for f in dataclasses.fields(schema)})
+        if unknown:
+            raise ConfigError(
+                f"algo.hyperparams.{unknown[0]}: not a {self.name.upper()} hyperparameter roboreward passes through; "
+                f"allowed: {sorted(f.name for f in dataclasses.fields(schema))}"
+            )
+        checked = from_dict(schema, merged, "algo.hyperparams")
+        # Keep what the file said, typed (3e-4 read as text becomes a number), so config.yaml records it.
+        self.hyperparams = {key: getattr(checked, key) for key in merged}
 
     def algorithm_class(self):
         import stable_baselines3 as sb3
 
         return {"sac": sb3.SAC, "ppo": sb3.PPO}[self.name]
 
+    def sb3_kwargs(self) -> dict[str, Any]:
+        """``hyperparams`` as the SB3 constructor takes them (``lin_X`` rates become schedules)."""
+        rates = ("learning_rate", "clip_range", "clip_range_vf")
+        return {key: schedule(value) if key in rates and value is not None else value
+                for key, value in self.hyperparams.items()}
+
 
 @dataclass(kw_only=True)
 class TrainConfig:
-    total_timesteps: int = bounded(30_000, "env steps over all parallel envs", ge=1)
-    checkpoint_every: int = bounded(5_000, "env steps between checkpoints", ge=1)
-    keep_checkpoints: int = bounded(2, "newest checkpoints kept on disk", ge=1)
+    total_timesteps: int = bounded(30_000, "env steps over all parallel envs", ge=1, le=MAX_TIMESTEPS)
+    checkpoint_every: int = bounded(5_000, "env steps between checkpoints", ge=1, le=MAX_TIMESTEPS)
+    keep_checkpoints: int = bounded(2, "newest checkpoints kept on disk", ge=1, le=1000)
     device: str = "auto"  # auto = CUDA when present
-    torch_threads: int | None = bounded(None, "CPU threads for torch; null = torch's default", ge=1)
+    torch_threads: int | None = bounded(None, "CPU threads for torch; null = torch's default", ge=1, le=1024)
     progress_bar: bool = True
 
 
@@ -129,7 +254,7 @@ class ShapingConfig:
     """
 
     potential: RewardConfig | None = None  # Φ: a reward section (e.g. type: progress); null = no shaping
-    gamma: float | str = "auto"  # auto = algo.hyperparams.gamma, the learner's discount
+    gamma: float | str = bounded("auto", "auto = algo.hyperparams.gamma, the learner's discount", gt=0, le=1)
 
     def __post_init__(self) -> None:
         if isinstance(self.gamma, str) and self.gamma != "auto":
@@ -150,7 +275,7 @@ class BehaviourCloningConfig:
     """
 
     demos: str | None = None  # a LeRobot v3 dataset (`roboreward demos record`); null = no behaviour cloning
-    episodes: list[int] = field(default_factory=list)  # [] = every successful episode
+    episodes: list[int] = bounded([], "episode indices of the demos to clone; [] = every successful one", ge=0)
     epochs: int = bounded(300, "passes over the demos' (observation, action) pairs when pretraining", ge=0)
     batch_size: int = bounded(256, "pretraining minibatch", ge=1)
     lr: float = bounded(1e-3, "pretraining learning rate (Adam)", gt=0)
@@ -167,7 +292,7 @@ class BehaviourCloningConfig:
 @dataclass(kw_only=True)
 class ExperimentConfig:
     name: str = "arm_reach_goal_image"
-    seed: int = bounded(0, "seeds envs, networks and sampling", ge=0)
+    seed: int = bounded(0, "seeds envs, networks and sampling", ge=0, le=2**32 - 1)
     runs_dir: str = "runs"
     env: EnvConfig = field(default_factory=EnvConfig)
     reward: RewardConfig = field(default_factory=GoalImageRewardConfig)
@@ -178,6 +303,9 @@ class ExperimentConfig:
     bc: BehaviourCloningConfig = field(default_factory=BehaviourCloningConfig)
 
     def __post_init__(self) -> None:
+        if self.algo.name == "ppo" and self.algo.hyperparams["n_steps"] * self.env.n_envs < 2:
+            raise ConfigError("algo.hyperparams.n_steps: PPO needs a rollout of at least 2 steps (n_steps x env.n_envs); "
+                              "raise n_steps or env.n_envs")
         if self.bc.enabled and self.algo.name != "sac":
             raise ConfigError(f"bc: behaviour cloning is built on SAC; set algo.name: sac (got {self.algo.name}) or bc.demos: null")
         gamma = self.shaping.gamma

@@ -1,7 +1,10 @@
-"""The ``roboreward`` command: every part's subcommands are there, and starting it stays light."""
+"""The ``roboreward`` command: every part's subcommands are there, starting it stays light, arguments after the
+options are read, and user errors are one line."""
 
 import subprocess
 import sys
+
+import pytest
 
 from roboreward.cli import main
 
@@ -31,3 +34,38 @@ def test_reward_types_resolve_without_importing_the_package_first():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "ClipRewardConfig"
+
+
+def test_overrides_may_follow_the_options(tmp_path, capsys):
+    # A robot override after --robot reaches the robot file (and its NaN is refused, naming the key).
+    assert main(["deploy", str(tmp_path), "--robot", "franka", "control.rate_hz=.nan"]) == 2
+    assert "franka.yaml: control.rate_hz: nan is not a finite number" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:  # an unknown option is still refused
+        main(["deploy", str(tmp_path), "--robot", "franka", "--bogus"])
+    assert e.value.code == 2 and "unrecognized arguments: --bogus" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # as is an override on a command that takes none
+        main(["eval", str(tmp_path), "train.seed=1"])
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "{tmp}/missing.yaml"], "config file '{tmp}/missing.yaml' does not exist"),
+        (["train", "{tmp}"], "config file '{tmp}' is a folder, not a file"),
+        (["eval", "{tmp}/none"], "is not a run folder"),
+        (["sim-robot", "{tmp}/robot.yaml"], "robot file '{tmp}/robot.yaml' does not exist"),
+    ],
+)
+def test_user_errors_are_one_line_with_status_2(tmp_path, capsys, argv, message):
+    argv = [a.format(tmp=tmp_path) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message.format(tmp=tmp_path) in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err
+
+
+def test_bad_numbers_on_the_command_line_name_the_flag(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["sim-robot", "franka", "--realtime-factor", "nan"])
+    assert e.value.code == 2
+    assert "argument --realtime-factor: nan is not a finite number" in capsys.readouterr().err

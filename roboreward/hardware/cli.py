@@ -1,11 +1,13 @@
 """``roboreward`` subcommands of the ROS 2 bridge (see :mod:`roboreward.cli`): ``sim-robot``,
-``deploy``, ``export`` and ``record``. Only argparse is imported here; rclpy, MuJoCo and torch load
-when a command runs.
+``deploy``, ``export`` and ``record``. Only argparse and the config
+module are imported here; rclpy, MuJoCo and torch load when a command runs.
 """
 
 from __future__ import annotations
 
 import argparse
+
+from roboreward.config import arg_number
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
@@ -26,7 +28,7 @@ def _add_sim_robot(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("robot", help="a robot in configs/robots (franka, g1, diff_drive) or a robot YAML path")
     p.add_argument("overrides", nargs="*", help="key.sub=value overrides of the robot file, e.g. control.rate_hz=200")
-    p.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID, 0..232 (default: the environment's)")
+    p.add_argument("--domain-id", type=arg_number(int, ge=0, le=232), default=None, help="ROS_DOMAIN_ID, 0..232 (default: the environment's)")
     p.add_argument(
         "--discovery",
         choices=["localhost", "subnet"],
@@ -34,9 +36,9 @@ def _add_sim_robot(subparsers: argparse._SubParsersAction) -> None:
         help="DDS discovery range: localhost (default, this machine only) or subnet (visible on the LAN)",
     )
     p.add_argument("--no-images", action="store_true", help="do not render or publish the camera topic")
-    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: until stopped)")
-    p.add_argument("--realtime-factor", type=float, default=1.0, help="sim seconds per wall second (default 1)")
-    p.add_argument("--realtime", type=int, default=None, metavar="PRIO",
+    p.add_argument("--duration", type=arg_number(gt=0), default=None, help="stop after this many seconds (default: until stopped)")
+    p.add_argument("--realtime-factor", type=arg_number(gt=0, le=1000), default=1.0, help="sim seconds per wall second (default 1)")
+    p.add_argument("--realtime", type=arg_number(int, ge=1, le=99), default=None, metavar="PRIO",
                    help="run the tick loop and DDS's threads with SCHED_FIFO at this priority (1-99; needs "
                    "CAP_SYS_NICE; the render thread stays at normal priority)")
 
@@ -65,20 +67,20 @@ def _add_deploy(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--policy", choices=["auto", "onnx", "sb3"], default="auto",
                    help="auto (default): the ONNX export when it is up to date with the model, else SB3")
     p.add_argument("--checkpoint", help="an SB3 checkpoint folder name or path (default: the final model)")
-    p.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID, 0..232 (default: the environment's)")
+    p.add_argument("--domain-id", type=arg_number(int, ge=0, le=232), default=None, help="ROS_DOMAIN_ID, 0..232 (default: the environment's)")
     p.add_argument("--discovery", choices=["localhost", "subnet"], default="localhost",
                    help="DDS discovery range: localhost (default, this machine only) or subnet (a robot on the LAN)")
-    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: until stopped)")
-    p.add_argument("--rate-hz", type=float, default=None, help="control rate (default: the robot's control.rate_hz)")
-    p.add_argument("--stale-after-periods", type=float, default=None,
+    p.add_argument("--duration", type=arg_number(gt=0), default=None, help="stop after this many seconds (default: until stopped)")
+    p.add_argument("--rate-hz", type=arg_number(gt=0, le=2000), default=None, help="control rate (default: the robot's control.rate_hz)")
+    p.add_argument("--stale-after-periods", type=arg_number(gt=0, le=1000), default=None,
                    help="control periods without joint state before the watchdog acts (default: the robot's)")
     p.add_argument("--on-stale", choices=["hold", "stop"], default=None,
                    help="hold (default): hold while state is stale, resume when it returns; stop: latch the e-stop")
-    p.add_argument("--max-step", type=float, default=None, help="largest change of a command per control step")
-    p.add_argument("--velocity-scale", type=float, default=None, help="fraction of the velocity limits to use (0, 1]")
-    p.add_argument("--position-margin", type=float, default=None, help="keep targets this far inside the position limits")
+    p.add_argument("--max-step", type=arg_number(gt=0), default=None, help="largest change of a command per control step")
+    p.add_argument("--velocity-scale", type=arg_number(gt=0, le=1), default=None, help="fraction of the velocity limits to use (0, 1]")
+    p.add_argument("--position-margin", type=arg_number(ge=0), default=None, help="keep targets this far inside the position limits")
     p.add_argument("--stats", default=None, metavar="FILE", help="write the run's summary (timing, counters) as JSON")
-    p.add_argument("--realtime", type=int, default=None, metavar="PRIO",
+    p.add_argument("--realtime", type=arg_number(int, ge=1, le=99), default=None, metavar="PRIO",
                    help="run the loop threads with SCHED_FIFO at this priority (1-99; needs CAP_SYS_NICE)")
     p.add_argument("--executor", choices=["events", "single"], default="events",
                    help="rclpy executor: events (default; C++ dispatch) or single (SingleThreadedExecutor)")
@@ -127,12 +129,12 @@ def _add_record(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--robot", required=True, help="a robot in configs/robots (franka, g1, diff_drive) or a robot YAML")
     p.add_argument("--out", required=True, help="dataset folder (created, or appended to)")
     p.add_argument("--task", default=None, help="what the episodes show, in words (default: 'ROBOT: recorded from ROS 2')")
-    p.add_argument("--episodes", type=int, default=None, help="stop after this many episodes (default: until stopped)")
-    p.add_argument("--episode-seconds", type=float, default=30.0, help="longest episode, seconds (default 30)")
-    p.add_argument("--idle-seconds", type=float, default=1.0,
+    p.add_argument("--episodes", type=arg_number(int, ge=1), default=None, help="stop after this many episodes (default: until stopped)")
+    p.add_argument("--episode-seconds", type=arg_number(gt=0, le=86400), default=30.0, help="longest episode, seconds (default 30)")
+    p.add_argument("--idle-seconds", type=arg_number(gt=0, le=3600), default=1.0,
                    help="an episode also ends when commands pause this long (default 1)")
-    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: until stopped)")
-    p.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID, 0..232 (default: the environment's)")
+    p.add_argument("--duration", type=arg_number(gt=0), default=None, help="stop after this many seconds (default: until stopped)")
+    p.add_argument("--domain-id", type=arg_number(int, ge=0, le=232), default=None, help="ROS_DOMAIN_ID, 0..232 (default: the environment's)")
     p.add_argument("--discovery", choices=["localhost", "subnet"], default="localhost",
                    help="DDS discovery range: localhost (default, this machine only) or subnet (a robot on the LAN)")
 

@@ -38,7 +38,7 @@ from typing import Any, Literal
 import numpy as np
 from gymnasium import spaces
 
-from roboreward.config import ConfigError, _yaml_load, apply_override, bounded, from_dict
+from roboreward.config import ConfigError, apply_override, bounded, from_dict, read_yaml
 
 ROBOTS_DIR = Path(__file__).resolve().parents[2] / "configs" / "robots"
 
@@ -465,9 +465,9 @@ def robot_config_path(name_or_path: str | Path) -> Path:
     text = str(name_or_path)
     if text.endswith((".yaml", ".yml")) or "/" in text or "\\" in text:
         path = Path(text)
-        if not path.is_file():
+        if not path.exists():
             raise ConfigError(f"robot file {text!r} does not exist; give a robot YAML or one of {available_robots()}")
-        return path
+        return path  # a folder or an unreadable file: read_yaml says which
     path = ROBOTS_DIR / f"{text}.yaml"
     if not path.is_file():
         raise ConfigError(f"unknown robot {text!r}; choose one of {available_robots()} or give a robot YAML path")
@@ -490,7 +490,7 @@ def load_robot_config(
             raise ConfigError("overrides apply to a robot file; give a name or a path with them, not a RobotConfig")
         return name_or_path
     path = robot_config_path(name_or_path)
-    data = _yaml_load(path.read_text())
+    data = read_yaml(path, "robot file")
     if not isinstance(data, dict):
         raise ConfigError(
             f"{path}: the top level must be a mapping (name:, joints:, control:, ...), got {type(data).__name__}"

@@ -56,7 +56,7 @@ from typing import Any
 
 import numpy as np
 
-from roboreward.config import ConfigError, _yaml_load
+from roboreward.config import ConfigError, read_yaml
 from roboreward.hardware.robot import RobotConfig, load_robot_config
 from roboreward.hardware.safety import SafetyConfig, SafetyLayer
 from roboreward.teleop.session import (
@@ -107,7 +107,7 @@ def load_joint_map(teleop_robot: str, robot_name: str) -> dict[str, str | None]:
     path = JOINT_MAPS_DIR / f"{teleop_robot}.yaml"
     if not path.is_file():
         return {}
-    data = _yaml_load(path.read_text()) or {}
+    data = read_yaml(path, "joint map") or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected robot file names mapping to sections of teleop joint -> robot joint")
     section = data.get(robot_name) or {}

@@ -11,13 +11,16 @@ CONFIG_OR_RUN_DIR is an experiment YAML or a run folder (its ``config.yaml``); i
 builds the model, its ``env:`` section runs random rollouts, ``algo.hyperparams.gamma`` is the STARC
 discount. The metrics are defined in :mod:`roboreward.rewards.diagnostics`.
 
-Only argparse is imported here; the models, MuJoCo and matplotlib load when the command runs.
+Only argparse and the config module are imported here; the models, MuJoCo and matplotlib load when the
+command runs.
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+
+from roboreward.config import arg_number
 
 DEFAULT_ROLLOUTS = "random:5"
 
@@ -40,19 +43,19 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
     p.add_argument("overrides", nargs="*", help="key.sub=value overrides of the config, e.g. reward.scale=5")
     p.add_argument("--demos", type=Path, required=True, metavar="DATASET",
                    help="a LeRobot v3 dataset of demonstrations (e.g. from `roboreward demos record`)")
-    p.add_argument("--episodes", type=int, nargs="+", metavar="I",
+    p.add_argument("--episodes", type=arg_number(int, ge=0), nargs="+", metavar="I",
                    help="demo episodes to evaluate (default: every episode the reward model did not learn from)")
     p.add_argument("--rollouts", default=DEFAULT_ROLLOUTS, metavar="random:N|DATASET",
                    help=f"random:N episodes of uniform random actions in the config's env, a dataset of (failed) "
                    f"rollouts, or none (default: {DEFAULT_ROLLOUTS})")
-    p.add_argument("--max-steps", type=int, help="cut random rollouts after this many steps (default: the env's limit)")
+    p.add_argument("--max-steps", type=arg_number(int, ge=1), help="cut random rollouts after this many steps (default: the env's limit)")
     p.add_argument("--camera", nargs="+", dest="cameras", metavar="CAMERA",
                    help="the dataset camera(s) the reward model sees, several tiled side by side (default: the reward "
                    "model's cameras, else the reward's or the env's camera, else the dataset's only one)")
     p.add_argument("--score", choices=["max", "final", "mean"], default="max",
                    help="episode score for success detection: max, final or mean learned reward (default: max)")
-    p.add_argument("--gamma", type=float, help="STARC discount (default: the config's algo.hyperparams.gamma)")
-    p.add_argument("--seed", type=int, help="seed of rollouts, folds and samples (default: the config's seed)")
+    p.add_argument("--gamma", type=arg_number(ge=0, le=1), help="STARC discount (default: the config's algo.hyperparams.gamma)")
+    p.add_argument("--seed", type=arg_number(int, ge=0, le=2**32 - 1), help="seed of rollouts, folds and samples (default: the config's seed)")
     p.add_argument("--out", type=Path, metavar="DIR",
                    help="output folder (default: RUN_DIR/reward_eval, or RUNS_DIR/NAME/reward_eval for a config file)")
     p.add_argument("--no-video", action="store_true", help="skip rewards.mp4")
@@ -114,8 +117,6 @@ def _evaluate(args: argparse.Namespace) -> int:
             f"--demos {str(args.demos)!r} is not a dataset folder; record one first, e.g. `roboreward demos record "
             f"reach --episodes 10 --cameras corner3 --size 64 --out {args.demos}`"
         )
-    if args.max_steps is not None and args.max_steps < 1:
-        raise ValueError(f"--max-steps {args.max_steps} must be >= 1")
     # Check the inputs before building the model (fitting one can take minutes).
     plan = parse_rollouts(args.rollouts)
     hints = (getattr(config.reward, "camera", None), config.env.render.camera)
@@ -129,8 +130,6 @@ def _evaluate(args: argparse.Namespace) -> int:
     if unknown:
         raise ValueError(f"--episodes {unknown} are not in {args.demos}; it has episodes 0..{len(demos) - 1}")
     gamma = args.gamma if args.gamma is not None else float(config.algo.hyperparams.get("gamma", 0.99))
-    if not 0.0 <= gamma <= 1.0:
-        raise ValueError(f"gamma {gamma} must be in [0, 1]; set --gamma or algo.hyperparams.gamma")
     seed = config.seed if args.seed is None else args.seed
     out = args.out
     if out is None:

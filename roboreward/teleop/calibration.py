@@ -38,9 +38,10 @@ from typing import Literal
 import numpy as np
 
 from roboreward.config import ChoiceConfig, ConfigError, bounded, load_config, save_config
+from roboreward.errors import RoborewardError
 
 
-class CalibrationError(ValueError):
+class CalibrationError(RoborewardError, ValueError):
     """A calibration recording or file cannot give a usable calibration; the message says what to redo."""
 
 

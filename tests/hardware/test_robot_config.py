@@ -151,6 +151,14 @@ _DELETE = object()
             r"observation\[1\]: 'imu_angular_velocity' reads state\.imu",
         ),
         (("simulation", "model"), "ur5", r"simulation\.model: 'ur5' is not allowed"),
+        (("control", "rate_hz"), float("nan"), r"control\.rate_hz: nan is not a finite number"),
+        (("control", "state_timeout_s"), float("inf"), r"control\.state_timeout_s: inf is not a finite number"),
+        (("control", "command_timeout_s"), float("nan"), r"control\.command_timeout_s: nan is not a finite number"),
+        (("control", "connect_timeout_s"), -1, r"control\.connect_timeout_s: -1(\.0)? is too small"),
+        (("joints", 2, "position"), [float("-inf"), 1.0], r"joints\[2\]\.position\[0\]: -inf is not a finite number"),
+        (("joints", 2, "velocity"), float("nan"), r"joints\[2\]\.velocity: nan is not a finite number"),
+        (("joints", 2, "home"), float("nan"), r"joints\[2\]\.home: nan is not a finite number"),
+        (("state", "joint_state", "rate_hz"), float("inf"), r"state\.joint_state\.rate_hz: inf is not a finite"),
     ],
 )
 def test_malformed_robot_file_names_the_field(tmp_path, where, value, message):
@@ -158,6 +166,18 @@ def test_malformed_robot_file_names_the_field(tmp_path, where, value, message):
     with pytest.raises(ConfigError, match=message) as e:
         load_robot_config(path)
     assert str(e.value).startswith("robot.yaml: ")  # and the file
+
+
+def test_unreadable_robot_files_are_one_line_errors(tmp_path):
+    (tmp_path / "folder.yaml").mkdir()
+    with pytest.raises(ConfigError, match="robot file .*folder.yaml' is a folder, not a file"):
+        load_robot_config(tmp_path / "folder.yaml")
+    (tmp_path / "broken.yaml").write_text("name: x\njoints: [\n")
+    with pytest.raises(ConfigError, match=r"broken\.yaml: line 3, column 1: invalid YAML"):
+        load_robot_config(tmp_path / "broken.yaml")
+    (tmp_path / "object.yaml").write_text("name: !!python/object/new:os.system [echo]\n")
+    with pytest.raises(ConfigError, match="never Python objects"):
+        load_robot_config(tmp_path / "object.yaml")
 
 
 def test_twist_commands_need_a_base_and_velocity_control(tmp_path):

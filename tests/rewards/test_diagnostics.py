@@ -301,7 +301,6 @@ def test_cli_errors_name_the_problem_and_the_fix(reach_demos, tmp_path, capsys):
         ([str(config), "--demos", str(reach_demos), "--camera", "gripperPOV"], "'gripperPOV' (--camera) is not in"),
         ([str(env_config), "--demos", str(reach_demos)], "needs no diagnostics"),
         ([str(config), "--demos", str(reach_demos), "--episodes", "1", "7"], "--episodes [7] are not in"),
-        ([str(config), "--demos", str(reach_demos), "--gamma", "1.5"], "gamma 1.5 must be in [0, 1]"),
         ([str(tmp_path), "--demos", str(reach_demos)], "without config.yaml"),
         ([str(tmp_path / "missing.yaml"), "--demos", str(reach_demos)], "neither an experiment YAML nor a run folder"),
     ]
@@ -309,6 +308,12 @@ def test_cli_errors_name_the_problem_and_the_fix(reach_demos, tmp_path, capsys):
         assert main(["rewards", "evaluate", *args]) == 2
         err = capsys.readouterr().err
         assert err.startswith("roboreward rewards: error: ") and message in err, (args, err)
+    for flag, value, message in (("--gamma", "1.5", "1.5 is too large; it must be <= 1"),
+                                 ("--gamma", "nan", "nan is not a finite number"),
+                                 ("--max-steps", "0", "0 is too small; it must be >= 1")):
+        with pytest.raises(SystemExit) as e:  # argparse names the flag
+            main(["rewards", "evaluate", str(config), "--demos", str(reach_demos), flag, value])
+        assert e.value.code == 2 and f"argument {flag}: {message}" in capsys.readouterr().err
 
 
 @RewardConfig.register_subclass("test_two_views")

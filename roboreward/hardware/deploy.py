@@ -59,7 +59,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from roboreward.config import ConfigError, bounded, from_dict
+from roboreward.config import ConfigError, bounded, check_fields, from_dict
 from roboreward.hardware.realtime import set_fifo_priority, set_fifo_priority_for_process
 from roboreward.hardware.robot import RobotConfig, RobotState, load_robot_config
 from roboreward.hardware.safety import EStop, SafetyConfig, SafetyLayer, Watchdog
@@ -95,6 +95,9 @@ class DeployConfig:
     # the events executor (rclpy.experimental, C++) dispatches callbacks without that.
     executor: Literal["events", "single"] = "events"
     safety: SafetyConfig = field(default_factory=SafetyConfig)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 class ActionToCommand:
@@ -361,11 +364,14 @@ class DeployNode:
         position = None if self.twist else state.position
         try:
             observation = self.robot.observation_from_state(state)
+            if not self.safety.can_hold(position):
+                raise ValueError("the joint position is not finite, and the first command needs one to start from")
         except ValueError as e:
             self.counts["state_errors"] += 1
             self.last_error = f"state: {e}"
             with self._lock:
-                self._publish(self.safety.hold(position))
+                if self.safety.can_hold(position):
+                    self._publish(self.safety.hold(position))
             return
         try:
             action = self.policy(observation)
@@ -397,7 +403,7 @@ class DeployNode:
         state = self.states.state
         position = None if (self.twist or state is None) else state.position
         with self._lock:
-            if self.safety.last_command is None and position is None and not self.twist:
+            if not self.safety.can_hold(position):
                 return  # never commanded and never saw the robot: leave it alone
             self._publish(self.safety.hold(position))
         self.counts[reason] += 1
@@ -585,8 +591,6 @@ def run_from_args(args: argparse.Namespace) -> int:
     """The ``deploy`` command's handler (see :mod:`roboreward.hardware.cli`)."""
     from roboreward.policies.export import load_policy
 
-    if args.duration is not None and not args.duration > 0:
-        raise ValueError(f"--duration {args.duration} must be > 0 seconds (leave it out to run until stopped)")
     options = (("max_step", args.max_step), ("velocity_scale", args.velocity_scale),
                ("position_margin", args.position_margin), ("on_stale", args.on_stale))
     safety = {k: v for k, v in options if v is not None}

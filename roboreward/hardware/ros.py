@@ -615,6 +615,8 @@ class CommandPublisher:
         targets = np.asarray(targets, dtype=np.float64).reshape(-1)
         if targets.size != self._size:
             raise ValueError(f"{self.robot.name}: expected {self._size} command targets, got {targets.size}")
+        if np.count_nonzero(np.isfinite(targets)) != targets.size:  # whatever the caller: never NaN/inf on the wire
+            raise ValueError(f"{self.robot.name}: refusing to publish non-finite command targets {targets.tolist()}")
         with self._lock:
             if self._values is not None:
                 self._values[:] = targets

@@ -13,6 +13,17 @@ bypass because it never sees the publisher:
   command is clamped to the joint's velocity limit and cut so that one period at that velocity cannot
   leave the position limits.
 - Every clamp is counted per joint, for diagnostics.
+- **The last act** of every call is a check of the command about to leave — finite, inside the
+  position (or velocity, or effort) limits, within the per-step change — and anything that fails it
+  is replaced by the hold command and counted (``rejected``). The clamps above should make that check
+  pass every time; it is there so that no bug, setting or input can publish anything else.
+
+Settings are checked when the layer is built: a NaN, infinite, zero or negative limit (``nan``
+passes every ``<`` and ``>`` test, so each is checked explicitly) is a :class:`ConfigError`, never
+"no limit". In position mode a command needs a reference to limit its step — the last command, or
+before any the measured position — so the first command without a finite measured position is
+refused (``ValueError``) instead of sent unlimited. A robot measured outside ``[lower + margin,
+upper - margin]`` is commanded from the nearest point inside, as the hold command does.
 
 The *hold* command keeps the robot where it was told to be: in position mode the last command that was
 sent (or, before any, the measured position); in velocity and torque mode zeros (a torque-controlled
@@ -34,6 +45,7 @@ Example::
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -41,9 +53,10 @@ from typing import Any, Callable, Literal
 
 import numpy as np
 
-from roboreward.config import ConfigError, bounded
+from roboreward.config import ConfigError, bounded, check_fields
 
 ControlMode = Literal["position", "velocity", "torque"]  # as RobotConfig.control.mode
+MAX_PERIOD_S = 10.0  # a control period longer than this is a mistake (a rate in Hz given as a period, ...)
 
 
 @dataclass(kw_only=True)
@@ -61,6 +74,15 @@ class SafetyConfig:
     # stop: send the hold command and latch the e-stop, so that a person must reset it.
     on_stale: Literal["hold", "stop"] = "hold"
 
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Refuse a NaN, infinite or out-of-range setting (see :func:`roboreward.config.check_fields`)."""
+        check_fields(self, "safety")
+        if self.on_stale not in ("hold", "stop"):
+            raise ConfigError(f"safety.on_stale: {self.on_stale!r} is not allowed; choose one of ['hold', 'stop']")
+
 
 @dataclass
 class SafetyCounters:
@@ -68,6 +90,7 @@ class SafetyCounters:
 
     commands: int = 0  # commands filtered
     nonfinite: int = 0  # commands replaced by the hold command because of NaN/inf
+    rejected: int = 0  # commands the final check refused (replaced by the hold command)
     holds: int = 0  # hold commands sent (non-finite, stale state, e-stop)
     position_limited: int = 0  # commands with at least one entry clamped to the position limits
     step_limited: int = 0  # commands with at least one entry cut by the per-step change limit
@@ -87,6 +110,26 @@ def _all_finite(values: np.ndarray) -> bool:
 
 _COUNTER_OF = {"position": "position_limited", "step": "step_limited", "velocity": "velocity_limited",
                "effort": "effort_limited"}
+
+
+@dataclass(frozen=True)
+class _Limits:
+    """What the final check allows, per joint: each bound already widened by the clamps' rounding tolerance."""
+
+    lower: np.ndarray  # position limits less the margin
+    upper: np.ndarray
+    step: np.ndarray  # largest change from the previous command (inf: none)
+    magnitude: np.ndarray  # largest |command| in velocity and torque mode
+    exact_lower: np.ndarray  # the position limits less the margin, unwidened (where a joint counts as inside)
+    exact_upper: np.ndarray
+
+    @classmethod
+    def build(cls, lower, upper, step, magnitude, tolerance) -> _Limits:
+        limits = cls(lower=lower - tolerance, upper=upper + tolerance, step=step + tolerance,
+                     magnitude=magnitude + tolerance, exact_lower=lower.copy(), exact_upper=upper.copy())
+        for name in ("lower", "upper", "step", "magnitude", "exact_lower", "exact_upper"):
+            getattr(limits, name).setflags(write=False)
+        return limits
 
 
 class SafetyLayer:
@@ -137,26 +180,35 @@ class SafetyLayer:
         if np.isnan(self.lower).any() or np.isnan(self.upper).any() or (self.lower > self.upper).any():
             bad = [self.joint_names[i] for i in np.flatnonzero(~(self.lower <= self.upper))]
             raise ValueError(f"joints {bad}: lower position limit above upper (or NaN); fix the robot description")
+        if np.isposinf(self.lower).any() or np.isneginf(self.upper).any():
+            bad = [self.joint_names[i] for i in np.flatnonzero(np.isposinf(self.lower) | np.isneginf(self.upper))]
+            raise ValueError(f"joints {bad}: a lower limit of +inf or an upper limit of -inf leaves no position to hold")
         if not (np.isfinite(self.velocity_limit).all() and (self.velocity_limit > 0).all()):
             raise ValueError(f"velocity limits {self.velocity_limit.tolist()} must all be finite and > 0")
-        if not (np.isfinite(period_s) and period_s > 0):
-            raise ValueError(f"period_s={period_s!r} must be a positive number of seconds (1 / control rate)")
+        if not (isinstance(period_s, (int, float, np.number)) and math.isfinite(period_s) and 0 < period_s <= MAX_PERIOD_S):
+            raise ValueError(
+                f"period_s={period_s!r} must be a number of seconds in (0, {MAX_PERIOD_S}] (1 / control rate)"
+            )
         self.period_s = float(period_s)
         if effort_limit is not None:
             self.effort_limit = np.asarray(effort_limit, dtype=np.float64).copy()
-            if self.effort_limit.shape != self.lower.shape or not (self.effort_limit > 0).all():
-                raise ValueError(f"effort limits {self.effort_limit.tolist()} need one value > 0 per joint")
+            if self.effort_limit.shape != self.lower.shape or not (
+                np.isfinite(self.effort_limit).all() and (self.effort_limit > 0).all()
+            ):
+                raise ValueError(f"effort limits {self.effort_limit.tolist()} need one finite value > 0 per joint")
         elif mode == "torque":
             raise ValueError(
                 "torque mode needs effort limits; the robot description must give an effort limit per joint"
             )
         else:
             self.effort_limit = None
+        # The settings are re-checked here, not trusted: a config object can be changed after it was built.
+        self.config.validate()
 
         margin = self.config.position_margin
         self.safe_lower = self.lower + margin
         self.safe_upper = self.upper - margin
-        narrow = self.safe_lower > self.safe_upper
+        narrow = ~(self.safe_lower <= self.safe_upper)
         if narrow.any():
             names = [self.joint_names[i] for i in np.flatnonzero(narrow)]
             raise ConfigError(
@@ -165,11 +217,30 @@ class SafetyLayer:
         self.speed = self.velocity_limit * self.config.velocity_scale
         # Largest change of a command per step: position from the velocity limit, velocity only by max_step.
         if mode == "position":
-            self.max_delta = self.speed * self.period_s
+            with np.errstate(over="ignore"):  # an overflow is refused just below
+                self.max_delta = self.speed * self.period_s
             if self.config.max_step is not None:
                 self.max_delta = np.minimum(self.max_delta, self.config.max_step)
+            if not (np.isfinite(self.max_delta).all() and (self.max_delta > 0).all()):
+                raise ConfigError(
+                    f"the per-step limit {self.max_delta.tolist()} (velocity limit x velocity_scale x period) is not a "
+                    "finite positive number; check the robot's velocity limits and safety.velocity_scale"
+                )
         else:
             self.max_delta = np.full(n, np.inf) if self.config.max_step is None else np.full(n, self.config.max_step)
+        # The final check's own read-only copy of the limits, apart from the arrays the clamps work with, widened
+        # by a rounding tolerance of the clamps' arithmetic.
+        magnitude = self.speed if mode == "velocity" else self.effort_limit if mode == "torque" else np.zeros(n)
+        self._check = _Limits.build(
+            self.safe_lower, self.safe_upper, self.max_delta, magnitude,
+            tolerance=1e-9 * (1.0 + np.maximum.reduce([
+                np.where(np.isfinite(self.lower), np.abs(self.lower), 0.0),
+                np.where(np.isfinite(self.upper), np.abs(self.upper), 0.0),
+                magnitude,
+            ])),
+        )
+        self._diff = np.empty(n, dtype=np.float64)
+        self._ok = np.empty(n, dtype=bool)
 
         self.counters = SafetyCounters()
         for kind in ("position", "step", "velocity", "effort"):
@@ -228,9 +299,9 @@ class SafetyLayer:
     def filter(self, command: Any, position: Any = None) -> np.ndarray:
         """The safe version of ``command`` (config joint order); ``position`` is the measured joint position.
 
-        Position mode needs ``position`` for the first command (the per-step limit starts from it) and
-        in velocity mode it keeps the next period inside the position limits; without it only the
-        fixed limits apply.
+        Position mode needs a finite ``position`` for the first command (the per-step limit starts from
+        it; without one this raises ``ValueError`` rather than send an unlimited step). In velocity mode
+        it keeps the next period inside the position limits; without it only the fixed limits apply.
         """
         cmd = np.asarray(command, dtype=np.float64)
         if cmd.shape != (self.n_joints,):
@@ -240,16 +311,26 @@ class SafetyLayer:
             )
         counters = self.counters
         counters.commands += 1
+        pos = self._measured(position)
         if not _all_finite(cmd):
             counters.nonfinite += 1
-            return self.hold(position)
-        pos = None if position is None else np.asarray(position, dtype=np.float64)
-        if pos is not None and (pos.shape != (self.n_joints,) or not _all_finite(pos)):
-            pos = None  # a broken measurement cannot anchor a limit; the fixed limits still hold
+            return self.hold(pos)
         out = self._work
         np.copyto(out, cmd)
+        with np.errstate(over="ignore"):  # huge values clamp through +-inf correctly; the final check has the last word
+            self._clamp(out, pos)
+            safe = self._is_safe(out, pos)
+        if not safe:
+            counters.rejected += 1
+            return self.hold(pos)
+        self._last = out.copy()
+        return out.copy()
+
+    def _clamp(self, out: np.ndarray, pos: np.ndarray | None) -> None:
+        """Limit ``out`` in place: position, step and velocity limits for the control mode (see the module doc)."""
         if self.mode == "position":
-            self._limit_step(out, self._last if self._last is not None else pos)
+            reference = self._last if self._last is not None else self._entry_point(pos)
+            self._limit_step(out, reference)
             self._clip(out, self.safe_lower, self.safe_upper, "position")
         elif self.mode == "velocity":
             self._clip(out, -self.speed, self.speed, "velocity")
@@ -268,8 +349,6 @@ class SafetyLayer:
             self._clip(out, -self.effort_limit, self.effort_limit, "effort")
             if self._last is not None:
                 self._limit_step(out, self._last)
-        self._last = out.copy()
-        return out.copy()
 
     def filter_action(
         self, action: Any, to_command: Callable[[np.ndarray], np.ndarray], position: Any = None
@@ -286,26 +365,85 @@ class SafetyLayer:
             return self.hold(position)
         return self.filter(to_command(act), position)
 
+    def can_hold(self, position: Any = None) -> bool:
+        """Whether :meth:`hold` has a command to send: always, except in position mode before the first
+        command when no finite measured position is known."""
+        return self.mode != "position" or self._last is not None or self._measured(position) is not None
+
     def hold(self, position: Any = None) -> np.ndarray:
-        """The command that keeps the robot where it is (see the module doc); counted as a hold."""
-        self.counters.holds += 1
+        """The command that keeps the robot where it is (see the module doc); counted as a hold.
+
+        Raises ``ValueError`` when there is nothing to hold (see :meth:`can_hold`).
+        """
         if self.mode != "position":
             held = np.zeros(self.n_joints)
         elif self._last is not None:
             held = self._last.copy()
         else:
-            pos = None if position is None else np.asarray(position, dtype=np.float64)
-            if pos is None or pos.shape != (self.n_joints,) or not np.isfinite(pos).all():
+            pos = self._measured(position)
+            if pos is None:
                 raise ValueError(
                     "no command was sent yet and no finite measured position is known, so there is nothing to hold; "
                     "wait for the first robot state before commanding"
                 )
-            held = np.clip(pos, self.safe_lower, self.safe_upper)
+            held = self._entry_point(pos)
+        self.counters.holds += 1
         self._last = held.copy()
         return held
 
-    def _limit_step(self, out: np.ndarray, reference: np.ndarray | None) -> None:
-        if reference is None or not self._has_step_limit:
+    def _measured(self, position: Any) -> np.ndarray | None:
+        """The measured position as an array, or None when it is missing or broken (it then anchors nothing)."""
+        if position is None:
+            return None
+        pos = np.asarray(position, dtype=np.float64)
+        return pos if pos.shape == (self.n_joints,) and _all_finite(pos) else None
+
+    def _entry_point(self, pos: np.ndarray | None) -> np.ndarray:
+        """The first command's reference: the measured position, moved inside the safe range."""
+        if pos is None:
+            raise ValueError(
+                "the first position command needs a finite measured position to limit its step from; "
+                "wait for the first robot state before commanding"
+            )
+        return np.clip(pos, self.safe_lower, self.safe_upper)
+
+    def _is_safe(self, out: np.ndarray, pos: np.ndarray | None) -> bool:
+        """The final check, stated plainly on the limits fixed at build, independently of how the clamps got there.
+
+        Every comparison with NaN is false, so a NaN anywhere fails it as well as the explicit finiteness test.
+        """
+        c, ok, diff, n = self._check, self._ok, self._diff, self.n_joints
+        if not _all_finite(out):
+            return False
+        if self.mode == "position":
+            reference = self._last if self._last is not None else np.clip(pos, c.exact_lower, c.exact_upper)
+            np.subtract(out, reference, out=diff)
+            np.abs(diff, out=diff)
+            return (
+                np.count_nonzero(np.greater_equal(out, c.lower, out=ok)) == n
+                and np.count_nonzero(np.less_equal(out, c.upper, out=ok)) == n
+                and np.count_nonzero(np.less_equal(diff, c.step, out=ok)) == n
+            )
+        np.abs(out, out=diff)
+        if np.count_nonzero(np.less_equal(diff, c.magnitude, out=ok)) != n:
+            return False
+        if self._last is not None:
+            np.subtract(out, self._last, out=diff)
+            np.abs(diff, out=diff)
+            if np.count_nonzero(np.less_equal(diff, c.step, out=ok)) != n:
+                return False
+        if self.mode == "velocity" and pos is not None:  # one period at this velocity stays inside the limits
+            below, above = pos < c.exact_lower, pos > c.exact_upper
+            inside = ~(below | above)
+            after = pos + out * self.period_s
+            return bool(
+                np.all(after[inside] >= c.lower[inside]) and np.all(after[inside] <= c.upper[inside])
+                and np.all(out[below] >= 0.0) and np.all(out[above] <= 0.0)
+            )
+        return True
+
+    def _limit_step(self, out: np.ndarray, reference: np.ndarray) -> None:
+        if not self._has_step_limit:
             return
         np.subtract(reference, self.max_delta, out=self._lo)
         np.add(reference, self.max_delta, out=self._hi)

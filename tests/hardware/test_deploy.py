@@ -607,3 +607,78 @@ def test_a_command_from_a_state_older_than_a_period_is_a_missed_deadline(domain_
     finally:
         node.close()
     assert _sys.getswitchinterval() == interval
+
+
+# --------------------------------------------------------------------------------------------
+# Settings that would disable a safeguard
+
+
+BAD_DEPLOY_SETTINGS = [
+    (["--position-margin", "nan"], "argument --position-margin: nan is not a finite number"),
+    (["--max-step", "nan"], "argument --max-step: nan is not a finite number"),
+    (["--max-step=-inf"], "argument --max-step: -inf is not a finite number"),
+    (["--max-step", "0"], "argument --max-step: 0.0 is too small; it must be > 0"),
+    (["--velocity-scale", "nan"], "argument --velocity-scale: nan is not a finite number"),
+    (["--velocity-scale", "inf"], "argument --velocity-scale: inf is not a finite number"),
+    (["--rate-hz", "nan"], "argument --rate-hz: nan is not a finite number"),
+    (["--stale-after-periods", "inf"], "argument --stale-after-periods: inf is not a finite number"),
+    (["control.rate_hz=.nan"], "control.rate_hz: nan is not a finite number"),
+    (["control.stale_after_periods=-1"], "control.stale_after_periods: -1.0 is too small"),
+]
+
+
+@pytest.mark.slow
+def test_nan_and_out_of_range_safety_settings_stop_deploy_before_any_command(tmp_path, domain_id, processes,
+                                                                            observed_franka):
+    """Against sim-robot in another process: each bad setting ends deploy with a one-line error that names it,
+    and not one command reaches the robot's command topic."""
+    robot, observer = observed_franka
+    policy_dir, _ = goal_seeking_policy(robot, tmp_path / "policy")
+    observer.wait_for(lambda: len(observer.states) > 5, what="joint states from sim-robot")
+    for extra, message in BAD_DEPLOY_SETTINGS:
+        deploy = processes(domain_id, "deploy", str(policy_dir), "--robot", "franka", "--domain-id", str(domain_id),
+                           "--duration", "3", *extra)
+        assert deploy.wait(timeout=60) == 2, (extra, deploy.output)
+        assert message in deploy.output and "Traceback" not in deploy.output, (extra, deploy.output)
+    assert observer.commands_between(0.0) == []
+    # A good setting on the same robot does command it: the observer would have seen the bad ones' commands.
+    deploy = processes(domain_id, "deploy", str(policy_dir), "--robot", "franka", "--domain-id", str(domain_id),
+                       "--duration", "4", "--max-step", "0.01")
+    assert deploy.wait(timeout=60) == 0, deploy.output
+    observer.wait_for(lambda: len(observer.commands) > 10, what="commands of the good deploy")
+    steps = np.abs(np.diff(np.stack([c for _, c in observer.commands]), axis=0))
+    assert np.isfinite(steps).all() and steps.max() <= 0.01 + 1e-9
+
+
+@pytest.mark.parametrize("key", ["position_margin", "max_step", "velocity_scale"])
+def test_a_safety_config_changed_to_nan_after_it_was_built_is_refused_by_the_node(domain_id, key):
+    from roboreward.config import ConfigError
+    from roboreward.hardware.deploy import DeployConfig, DeployNode
+
+    robot = load_robot_config("franka")
+    config = DeployConfig()
+    setattr(config.safety, key, float("nan"))
+    with pytest.raises(ConfigError, match=f"safety.{key}: nan is not a finite number"):
+        DeployNode(robot, ConstantPolicy(robot, np.zeros(7)), config, domain_id=domain_id)
+
+
+def test_a_state_without_a_finite_position_is_never_commanded_from(domain_id):
+    """Before the first command the step limit starts from the measured position: a NaN there means no command."""
+    from roboreward.hardware.deploy import DeployConfig, DeployNode
+
+    robot = load_robot_config("franka")
+    node = DeployNode(robot, ConstantPolicy(robot, np.full(7, 0.9)), DeployConfig(), domain_id=domain_id)
+    try:
+        broken = robot.home_position.copy()
+        broken[3] = np.nan
+        node._on_state(fake_state(robot, broken, time.monotonic()))
+        assert node.commands.published == 0 and node.counts["state_errors"] == 1
+        node._on_state(fake_state(robot, robot.home_position, time.monotonic() + 0.02))
+        step = robot.velocity_limit / robot.control.rate_hz
+        assert node.commands.published == 1
+        assert (np.abs(node.commands.last_targets - robot.home_position) <= step + 1e-9).all()
+        with pytest.raises(ValueError, match="non-finite"):
+            node.commands.publish(np.full(7, np.nan))  # the publisher itself refuses NaN, whoever calls it
+        assert node.commands.published == 1
+    finally:
+        node.close()

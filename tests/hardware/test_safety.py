@@ -212,3 +212,161 @@ def test_from_robot_uses_the_robot_description(repo_root):
     base = SafetyLayer.from_robot(load_robot_config("diff_drive"))
     assert base.joint_names == ["linear_x", "angular_z"] and base.mode == "velocity"
     np.testing.assert_allclose(base.filter([5.0, -5.0]), [0.6, -2.0])
+
+
+# --------------------------------------------------------------------------------------------- settings
+PATHOLOGICAL = [np.nan, np.inf, -np.inf, 0.0, -1.0, -1e-12, 1e308, -1e308, 1e-300]
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ({"position_margin": np.nan}, "safety.position_margin: nan is not a finite number"),
+        ({"max_step": np.nan}, "safety.max_step: nan is not a finite number"),
+        ({"max_step": np.inf}, "safety.max_step: inf is not a finite number"),
+        ({"max_step": 0.0}, "safety.max_step: 0.0 is too small"),
+        ({"velocity_scale": np.nan}, "safety.velocity_scale: nan is not a finite number"),
+        ({"velocity_scale": -0.5}, "safety.velocity_scale: -0.5 is too small"),
+        ({"position_margin": -0.1}, "safety.position_margin: -0.1 is too small"),
+        ({"on_stale": "brake"}, "safety.on_stale: 'brake' is not allowed"),
+    ],
+)
+def test_non_finite_or_out_of_range_settings_are_refused_when_built(config, message):
+    with pytest.raises(ConfigError, match=message):
+        SafetyConfig(**config)
+    cfg = SafetyConfig()
+    for key, value in config.items():  # changed after it was built: the layer checks again
+        setattr(cfg, key, value)
+    with pytest.raises(ConfigError, match=message):
+        SafetyLayer(mode="position", lower=LOWER, upper=UPPER, velocity_limit=VEL, period_s=PERIOD, config=cfg)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"lower": [np.inf, -2.0, 0.0], "upper": [np.inf, 2.0, 0.5]}, "leaves no position to hold"),
+        ({"velocity_limit": [1.0, np.nan, 1.0]}, "velocity limits"),
+        ({"velocity_limit": [1.0, np.inf, 1.0]}, "velocity limits"),
+        ({"period_s": np.nan}, "period_s"),
+        ({"period_s": 1e9}, "period_s"),
+        ({"mode": "torque", "effort_limit": [1.0, np.inf, 1.0]}, "effort limits"),
+        ({"velocity_limit": [1e308, 1.0, 1.0], "period_s": 10.0}, "per-step limit"),
+    ],
+)
+def test_non_finite_robot_limits_are_refused(kwargs, message):
+    args = dict(mode="position", lower=LOWER, upper=UPPER, velocity_limit=VEL, period_s=PERIOD, joint_names=NAMES)
+    args.update(kwargs)
+    with pytest.raises((ConfigError, ValueError), match=message):
+        SafetyLayer(**args)
+
+
+def test_the_first_position_command_needs_a_measured_position():
+    safety = layer()
+    assert not safety.can_hold(None) and not safety.can_hold([np.nan, 0.0, 0.1])
+    with pytest.raises(ValueError, match="needs a finite measured position"):
+        safety.filter([0.5, 0.0, 0.1], [np.nan, 0.0, 0.1])
+    assert safety.last_command is None  # nothing went out
+    out = safety.filter([0.5, 0.0, 0.1], [0.0, 0.0, 0.1])
+    assert out[0] == pytest.approx(0.01) and safety.can_hold(None)
+    assert layer(mode="velocity").can_hold(None)
+
+
+def test_a_robot_measured_outside_the_margin_is_commanded_from_inside_it():
+    safety = layer(position_margin=0.1)
+    out = safety.filter([0.95, 0.0, 0.25], [0.97, 0.0, 0.25])
+    assert out[0] == pytest.approx(0.9)  # the nearest safe point: commands never leave [lower + m, upper - m]
+
+
+def test_the_final_check_holds_whatever_the_clamps_did():
+    """Break the layer's internals after it was built: the last check still refuses to let the command out."""
+    safety = layer()
+    measured = np.array([0.0, 0.0, 0.25])
+    first = safety.filter([0.005, 0.0, 0.25], measured)
+    safety.safe_upper = np.array([np.inf, np.inf, np.inf])  # a bug that loses the position limits...
+    safety.max_delta = np.array([10.0, 10.0, 10.0])  # ...and the step limit
+    out = safety.filter([5.0, 5.0, 5.0], measured)
+    np.testing.assert_array_equal(out, first)  # held at the last good command
+    assert safety.counters.rejected == 1 and safety.counters.holds == 1
+
+
+def test_property_no_setting_lets_a_non_finite_or_out_of_limit_command_out():
+    """10,000 randomised settings (NaN, +-inf, zero, negative and huge values among them) x randomised policy
+    outputs and measured states: each setting is refused when the layer is built, or every command it lets out
+    is finite, inside the position (velocity, effort) limits less the margin, and within the per-step limit."""
+    rng = np.random.default_rng(20261205)
+    built = refused = checked = 0
+
+    def maybe(value, p=0.06):
+        return float(rng.choice(PATHOLOGICAL)) if rng.random() < p else value
+
+    for _ in range(10_000):
+        n = int(rng.integers(1, 5))
+        mode = str(rng.choice(["position", "velocity", "torque"]))
+        lower = rng.uniform(-3.0, 0.0, n)
+        upper = lower + rng.uniform(0.01, 4.0, n)
+        continuous = rng.random(n) < 0.15
+        lower[continuous], upper[continuous] = -np.inf, np.inf
+        lower = np.array([maybe(v, 0.03) for v in lower])
+        upper = np.array([maybe(v, 0.03) for v in upper])
+        velocity = np.array([maybe(v, 0.03) for v in rng.uniform(0.1, 5.0, n)])
+        effort = np.array([maybe(v, 0.03) for v in rng.uniform(1.0, 100.0, n)])
+        period = maybe(float(rng.uniform(0.001, 0.05)))
+        settings = {
+            "velocity_scale": maybe(float(rng.uniform(0.05, 1.0))),
+            "max_step": None if rng.random() < 0.5 else maybe(float(rng.uniform(0.001, 0.5))),
+            "position_margin": maybe(float(rng.uniform(0.0, 0.2))),
+        }
+        try:
+            safety = SafetyLayer(mode=mode, lower=lower, upper=upper, velocity_limit=velocity, period_s=period,
+                                 effort_limit=effort, config=SafetyConfig(**settings))
+        except (ConfigError, ValueError):
+            refused += 1
+            continue
+        built += 1
+        margin = settings["position_margin"]
+        safe_lo, safe_hi = lower + margin, upper - margin
+        speed = velocity * settings["velocity_scale"]
+        step = speed * period if mode == "position" else np.full(n, np.inf)
+        if settings["max_step"] is not None:
+            step = np.minimum(step, settings["max_step"])
+        tol = 1e-9 * (1 + np.nanmax(np.abs(np.where(np.isfinite([safe_lo, safe_hi, speed, effort]),
+                                                    [safe_lo, safe_hi, speed, effort], 0.0)), axis=0))
+        lo, hi = np.clip(lower, -10.0, 10.0), np.clip(upper, -10.0, 10.0)
+        state = rng.uniform(lo - 0.3, np.maximum(hi, lo) + 0.3)  # inside the range, or a little outside it
+        previous = None
+        for _ in range(15):
+            state = state + rng.normal(0, 0.05, n)
+            measured = state.copy()
+            if rng.random() < 0.1:
+                measured[rng.integers(n)] = float(rng.choice([np.nan, np.inf, -np.inf]))
+            raw = rng.normal(0, 3.0, n) * float(rng.choice([1.0, 1.0, 1e6]))
+            if rng.random() < 0.15:
+                raw[rng.integers(n)] = float(rng.choice(PATHOLOGICAL))
+            try:
+                given = None if rng.random() < 0.1 else measured
+                out = safety.filter(raw, given)
+            except ValueError:  # position mode, no command yet and no finite measurement: nothing was sent
+                assert mode == "position" and previous is None
+                continue
+            checked += 1
+            assert out.shape == (n,) and np.isfinite(out).all(), (settings, out)
+            good = given is not None and np.isfinite(given).all()
+            if mode == "position":
+                assert (out >= safe_lo - tol).all() and (out <= safe_hi + tol).all(), (settings, out)
+                reference = previous if previous is not None else np.clip(measured, safe_lo, safe_hi)
+                assert (np.abs(out - reference) <= step + tol).all(), (settings, out, reference)
+            else:
+                limit = speed if mode == "velocity" else effort
+                assert (np.abs(out) <= limit + tol).all(), (settings, out)
+                stopping = not out.any()  # the hold command (zeros) may always go out
+                if previous is not None and not stopping:
+                    assert (np.abs(out - previous) <= step + tol).all(), (settings, out, previous)
+                if mode == "velocity" and good:
+                    inside = (measured >= safe_lo) & (measured <= safe_hi)
+                    after = measured + out * safety.period_s
+                    assert (after[inside] >= safe_lo[inside] - tol[inside]).all()
+                    assert (after[inside] <= safe_hi[inside] + tol[inside]).all()
+            previous = out
+    assert built + refused == 10_000
+    assert built > 2_500 and refused > 2_500, (built, refused)  # both sides of the property are exercised
+    assert checked > 30_000

@@ -71,6 +71,7 @@ def make_vec_env(
     models = [m for m in (reward_model, potential) if m is not None]
     render = any(m.requires_frames for m in models)
     for model in models:
+        model.check_ready()  # a model with nothing to score with stops here, before the envs start
         _check_views(model, config)
     if potential is not None and gamma is None:
         raise ValueError("shaping needs the learner's discount: pass gamma (the algorithm's gamma)")

@@ -13,6 +13,7 @@ Writes into ``RUN_DIR/eval/`` (or ``out_dir``):
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from tqdm.auto import tqdm
 from roboreward.config import load_config
 from roboreward.envs.make import make_env
 from roboreward.envs.rendering import FrameRenderer, RenderOptions
+from roboreward.errors import NonFiniteError
 from roboreward.experiment import ExperimentConfig
 from roboreward.io import atomic_write
 from roboreward.policies.checkpoints import list_checkpoints, load_weights, read_state, restore_reward_normalizer
@@ -97,6 +99,12 @@ def evaluate(
                 done = terminated or truncated
                 episode.learned.append(float(reward))
                 episode.true.append(float(info.get("true_reward", reward)))
+                if not (math.isfinite(episode.learned[-1]) and math.isfinite(episode.true[-1])):
+                    raise NonFiniteError(
+                        f"episode {ep + 1}, step {len(episode.true)}: the reward is not finite (learned "
+                        f"{episode.learned[-1]}, true {episode.true[-1]}); nothing was written. Check the model "
+                        f"({model_path}) and the config's reward section"
+                    )
                 episode.success = bool(info.get("is_success", False))
                 episode.success_any |= episode.success
                 if record:
@@ -161,7 +169,7 @@ def _ranks(x: np.ndarray) -> np.ndarray:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    atomic_write(path, json.dumps(data, indent=2).encode())
+    atomic_write(path, json.dumps(data, indent=2, allow_nan=False).encode())  # JSON has no NaN: never write one
 
 
 def plot_rewards(episodes: list[Episode], path: Path, learned_name: str) -> None:

@@ -33,6 +33,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 from gymnasium import spaces
 
+from roboreward.errors import CheckpointError
 from roboreward.io import atomic_write
 
 EXPORT_DIR = "export"
@@ -284,18 +285,28 @@ class OnnxPolicyRunner:
             raise FileNotFoundError(
                 f"no exported policy at {onnx_path} (with {META_FILE} beside it); run `roboreward export RUN_DIR` first"
             )
-        meta = json.loads(meta_path.read_text())
-        if meta.get("format") != FORMAT:
-            raise ValueError(
-                f"{meta_path} is not a {FORMAT} file (format {meta.get('format')!r}); export the run again"
-            )
+        again = "export the run again (`roboreward export RUN_DIR`)"
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise CheckpointError(f"{meta_path} is not valid JSON ({e}); {again}") from None
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+            raise CheckpointError(f"{meta_path} is not a {FORMAT} file (format {found!r}); {again}")
+        try:
+            self.observation_space = _space_from_json(meta["observation_space"])
+            self.action_space = _space_from_json(meta["action_space"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(f"{meta_path}: its observation or action space is missing or damaged ({e!r}); {again}") from None
         self.meta = meta
         self.path = onnx_path
-        self.observation_space = _space_from_json(meta["observation_space"])
-        self.action_space = _space_from_json(meta["action_space"])
         self.robot = meta.get("robot")
         self.joint_names = meta.get("joint_names")
-        self._session = _session(onnx_path)
+        try:
+            self._session = _session(onnx_path)
+        except Exception as e:  # onnxruntime's own error types (InvalidProtobuf, Fail, ...) share no useful base
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise CheckpointError(f"{onnx_path} cannot be loaded by onnxruntime ({first}); {again}") from None
         self._input_name = meta.get("input", INPUT_NAME)
         self._output_names = [meta.get("output", OUTPUT_NAME)]
         self._input = np.zeros((1, *self.observation_space.shape), dtype=np.float32)

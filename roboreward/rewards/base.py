@@ -27,6 +27,7 @@ from typing import ClassVar
 import numpy as np
 
 from roboreward.config import ChoiceConfig
+from roboreward.errors import NonFiniteError
 from roboreward.registry import Registered
 
 
@@ -84,10 +85,22 @@ class RewardModel(Registered, abc.ABC):
     def compute(self, batch: RewardBatch) -> np.ndarray:
         """Return the rewards of the batch, ``float32 [B]``."""
 
+    def check_ready(self) -> None:
+        """Raise a :class:`~roboreward.errors.ConfigError` if the model cannot score yet (a model that is fitted
+        from demonstrations but was given none). The reward wrappers call it when they are built, so a job
+        stops before its envs start rather than at the first step."""
+
     def __call__(self, batch: RewardBatch) -> np.ndarray:
         rewards = np.asarray(self.compute(batch), dtype=np.float32)
         if rewards.shape != (len(batch),):
             raise RuntimeError(f"{type(self).__name__}.compute returned shape {rewards.shape}, expected ({len(batch)},)")
+        finite = np.isfinite(rewards)
+        if not finite.all():  # one NaN in a replay buffer turns every loss NaN; stop at the first instead
+            bad = rewards[~finite]
+            raise NonFiniteError(
+                f"reward model {self.name!r} returned {bad.size} non-finite reward(s) of {len(rewards)} (e.g. {bad[0]}); "
+                "check the reward section of the config (scale, weights, checkpoint) and the frames it is given"
+            )
         return rewards
 
 

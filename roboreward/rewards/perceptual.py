@@ -76,6 +76,7 @@ from typing import Literal
 import numpy as np
 
 from roboreward.config import bounded
+from roboreward.errors import ConfigError
 from roboreward.io import atomic_write_npz
 from roboreward.rewards.base import RewardBatch, RewardConfig, RewardModel
 from roboreward.rewards.features import (
@@ -452,9 +453,12 @@ class PerceptualReward(RewardModel):
         self._check_frames(batch.frames)
         return model.reward(self._features(batch.frames)).astype(np.float32)
 
+    def check_ready(self) -> None:
+        self._fitted()
+
     def _fitted(self) -> StepModels:
         if self.model is None:
-            raise RuntimeError(
+            raise ConfigError(
                 "the perceptual reward is not fitted: set reward.demos (a dataset folder) and reward.camera, "
                 "or reward.model_path (a saved .npz), or call fit(demos)"
             )

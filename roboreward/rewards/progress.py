@@ -81,6 +81,7 @@ import numpy as np
 import torch
 
 from roboreward.config import bounded
+from roboreward.errors import ConfigError
 from roboreward.envs.views import split_views
 from roboreward.io import atomic_write_npz
 from roboreward.rewards.base import RewardBatch, RewardConfig, RewardModel
@@ -623,9 +624,12 @@ class ProgressReward(RewardModel):
                 )
         return split_views(frames, views)
 
+    def check_ready(self) -> None:
+        self._fitted()
+
     def _fitted(self) -> ProgressHead:
         if self.head is None:
-            raise RuntimeError(
+            raise ConfigError(
                 "the progress reward is not fitted: set reward.demos (a dataset folder), or reward.model_path "
                 "(a saved .npz), or call fit(demos)"
             )

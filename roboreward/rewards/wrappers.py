@@ -80,6 +80,7 @@ class LearnedReward(gym.Wrapper):
     """
 
     def __init__(self, env: gym.Env, model: RewardModel):
+        model.check_ready()
         super().__init__(RenderInInfo(env) if model.requires_frames else env)
         self.model = model
         self.postprocess = RewardPostprocessor.from_config(getattr(model, "config", None), n_envs=1)
@@ -143,6 +144,8 @@ class VecLearnedReward(VecEnvWrapper):
     def __init__(
         self, venv: VecEnv, model: RewardModel | None, pipeline: bool | None = None, pipeline_groups: int = 2
     ):
+        if model is not None:
+            model.check_ready()
         super().__init__(venv)
         self.model = model
         config = getattr(model, "config", None)

@@ -112,3 +112,30 @@ def test_cli_export_writes_files_and_reports_bad_folders(run_dir, tmp_path, caps
     assert (out / "policy.onnx").is_file() and (out / "policy.json").is_file()
     assert main(["export", str(tmp_path / "missing")]) == 2
     assert "is not a run folder" in capsys.readouterr().err
+
+
+def test_damaged_exports_and_models_are_named_one_line_errors(run_dir, tmp_path, capsys):
+    """A garbled policy.json or policy.onnx, or a cut-off model.zip: one line naming the file, never a traceback."""
+    import shutil
+
+    export = tmp_path / "export"
+    cases = [
+        ("policy.json", b"{not json", "policy.json is not valid JSON"),
+        ("policy.json", json.dumps({"format": "roboreward-policy-v1"}).encode(), "observation or action space is missing"),
+        ("policy.onnx", b"\x08\x01garbage", "policy.onnx cannot be loaded by onnxruntime"),
+    ]
+    for name, content, message in cases:
+        export_policy(run_dir, out_dir=export)
+        (export / name).write_bytes(content)
+        assert main(["deploy", str(export), "--robot", "franka", "--duration", "1"]) == 2
+        err = capsys.readouterr().err
+        assert message in err and str(export) in err and "Traceback" not in err, err
+
+    broken = tmp_path / "broken_run"
+    shutil.copytree(run_dir, broken)
+    model = broken / "model.zip"
+    model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
+    for command in (["eval", str(broken), "--episodes", "1", "--no-video"], ["export", str(broken)]):
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        assert f"{model}: model.zip" in err and "Traceback" not in err, err

@@ -203,7 +203,7 @@ def test_config_errors_are_clear(tmp_path):
 def test_model_needs_frames_a_fit_and_the_demos_frame_size(fitted, held_out):
     with pytest.raises(ValueError, match="needs rendered frames"):
         fitted(RewardBatch(observations=np.zeros((2, 39))))
-    with pytest.raises(RuntimeError, match="not fitted"):
+    with pytest.raises(ConfigError, match="not fitted"):
         PerceptualReward(PerceptualRewardConfig())(RewardBatch(frames=held_out[:2]))
     with pytest.raises(ValueError, match="demos were 64x64"):
         fitted(RewardBatch(frames=np.zeros((1, 32, 32, 3), dtype=np.uint8)))

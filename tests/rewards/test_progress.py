@@ -313,7 +313,7 @@ def test_frames_must_match_the_fit(fitted):
         fitted(RewardBatch(observations=np.zeros((2, 39))))
     with pytest.raises(ValueError, match=r"2 views of 64x64 side by side \(64x128\)"):
         fitted(RewardBatch(frames=np.zeros((1, 64, 64, 3), dtype=np.uint8)))
-    with pytest.raises(RuntimeError, match="not fitted"):
+    with pytest.raises(ConfigError, match="not fitted"):
         ProgressReward(ProgressRewardConfig())(RewardBatch(frames=np.zeros((1, 64, 128, 3), dtype=np.uint8)))
 
 

@@ -1,9 +1,14 @@
-"""SB3 callbacks: episode statistics (learned vs true return, success), progress bar, checkpoints."""
+"""SB3 callbacks: episode statistics (learned vs true return, success), progress bar, checkpoints and clean stops."""
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
 import time
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -80,7 +85,20 @@ class ProgressBar(BaseCallback):
 
 
 class Checkpointer(BaseCallback):
-    """Save a checkpoint every ``every`` env steps (and once at the end), keeping the newest ``keep``."""
+    """Save a checkpoint every ``every`` env steps, keeping the newest ``keep``; stop cleanly when asked.
+
+    SB3 calls a callback's ``on_step`` right after ``env.step`` and *before* it stores that step's
+    transitions in the replay buffer, counts the episodes that ended on it and runs the gradient steps it
+    calls for. A checkpoint written there would miss all three (and a resume would lose them). So
+    ``on_step`` only notes that a checkpoint is due, and it is written at the next ``on_rollout_start``,
+    when SB3 is between two steps: for SAC/TD3 after the training that followed the step, for PPO after
+    the update on the whole rollout. :meth:`save` is also called by the trainer when ``learn`` returns.
+
+    :meth:`request_stop` (called by :func:`stop_on_signals` on Ctrl-C or SIGTERM) asks for the same
+    consistent point: the next ``on_rollout_start`` writes a checkpoint and the next ``on_step`` returns
+    False, which makes SB3 end ``learn`` before it uses the step it has just taken. :attr:`stopped` then
+    says so; the model in memory is one env step past the checkpoint and must not be saved again.
+    """
 
     def __init__(self, run_dir: Path, every: int, keep: int, elapsed_before: float = 0.0, session: int = 0):
         super().__init__()
@@ -91,22 +109,80 @@ class Checkpointer(BaseCallback):
         self.elapsed_before = elapsed_before
         self._started = time.monotonic()
         self._next = 0
+        self._due = False
+        self._start_timesteps = 0
         self._last: tuple[int, Path] | None = None
+        self.stop_reason: str | None = None  # what asked to stop (a signal's name), None until asked
+        self.stopped = False  # learn was ended by a stop request, after the checkpoint :attr:`last`
+        self.stopped_at: int | None = None  # the step count training stopped at (the checkpoint's)
+
+    @property
+    def last(self) -> Path | None:
+        """The checkpoint this session wrote last, if any."""
+        return self._last[1] if self._last is not None else None
+
+    def request_stop(self, reason: str) -> None:
+        """End training at the next consistent point, with a checkpoint there (safe to call from a signal handler)."""
+        self.stop_reason = reason
 
     def _on_training_start(self) -> None:
         self._started = time.monotonic()
-        self._next = (self.num_timesteps // self.every + 1) * self.every
+        self._start_timesteps = self.model.num_timesteps
+        self._next = (self.model.num_timesteps // self.every + 1) * self.every
 
     def _on_step(self) -> bool:
-        if self.num_timesteps >= self._next:
-            self.save()
-            self._next += self.every
+        if self.stopped:
+            return False
+        if self.model.num_timesteps >= self._next:
+            self._due = True
+            self._next = (self.model.num_timesteps // self.every + 1) * self.every
         return True
 
+    def _on_rollout_start(self) -> None:
+        if self._due or (self.stop_reason is not None and self.model.num_timesteps > self._start_timesteps):
+            self.save()
+            self._due = False
+        if self.stop_reason is not None:
+            self.stopped, self.stopped_at = True, self.model.num_timesteps
+
     def save(self) -> Path:
+        """Write a checkpoint of the model as it is now; call it only between two steps of SB3's loop."""
         if self._last is not None and self._last[0] == self.model.num_timesteps:
             return self._last[1]  # the end of training fell on a periodic save
         elapsed = self.elapsed_before + time.monotonic() - self._started
         path = save_checkpoint(self.model, self.run_dir, self.keep, {"train_seconds": elapsed, "session": self.session})
         self._last = (self.model.num_timesteps, path)
         return path
+
+
+@contextmanager
+def stop_on_signals(
+    checkpointer: Checkpointer, signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)
+) -> Iterator[None]:
+    """While inside, the first Ctrl-C or SIGTERM stops training at the next consistent point with a checkpoint.
+
+    A second one raises ``KeyboardInterrupt`` at once, wherever training is (a checkpoint being written
+    is then left as an ignored ``.tmp`` folder; the ones before it stay). The handlers that were in place
+    are put back on leaving. Outside the main thread, where Python cannot set handlers, nothing changes
+    and Ctrl-C stays an immediate ``KeyboardInterrupt``.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handle(signum: int, frame: object) -> None:
+        if checkpointer.stop_reason is not None:
+            raise KeyboardInterrupt
+        checkpointer.request_stop(signal.Signals(signum).name)
+        # os.write, not print: a handler may run in the middle of another print (the progress bar's)
+        os.write(2, f"\n{signal.Signals(signum).name}: stopping with a checkpoint once this step (PPO: this rollout) "
+                    "is done; Ctrl-C again stops at once\n".encode())
+
+    previous = {s: signal.getsignal(s) for s in signals}
+    try:
+        for s in signals:
+            signal.signal(s, handle)
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler if handler is not None else signal.SIG_DFL)

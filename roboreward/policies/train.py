@@ -4,23 +4,34 @@ A run folder holds everything needed to continue, evaluate and deploy::
 
     runs/<name>-<time>/
       config.yaml          the resolved config (file + overrides); resume and eval read only this
-      checkpoints/step_N/  periodic checkpoints (see roboreward.policies.checkpoints)
+      checkpoints/step_N/  periodic checkpoints, and one where Ctrl-C/SIGTERM stopped it (see
+                           roboreward.policies.checkpoints and callbacks.Checkpointer)
       model.zip            the final policy
       tb/                  TensorBoard logs: rollout/ep_rew_mean (learned), rollout/ep_true_rew_mean,
                            rollout/success_rate, train/...
-      progress*.csv        the same scalars as CSV, one file per training session
+      progress*.csv        the same scalars as CSV, one file per training session (never overwritten)
 
 The reward trained on is the ``reward`` section's (the env's own for ``type: env``), shaped by
 ``shaping.potential`` when the config has one: ``r' = r + γΦ(s') − Φ(s)`` with ``γ`` the algorithm's
 discount (``rollout/ep_rew_mean`` is then the shaped return; the unshaped reward is in each step's
 ``info["unshaped_reward"]``).
+
+Ctrl-C (or SIGTERM) stops training at the next point where the state is consistent — after the current
+step for SAC/TD3, after the current rollout for PPO — with a checkpoint there; a second Ctrl-C stops at
+once, keeping the checkpoints already on disk. Either way :func:`train` and :func:`resume` end with
+``KeyboardInterrupt`` (the command line exits with status 130): the run is not finished.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
+import signal
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -34,8 +45,9 @@ from roboreward.config import load_config, save_config
 from roboreward.envs.make import make_env, make_vec_env
 from roboreward.experiment import ExperimentConfig
 from roboreward.policies.bc import BC_POLICY, BCRegularisedSAC, Demonstrations, load_demonstrations, start_from_demonstrations
-from roboreward.policies.callbacks import Checkpointer, EpisodeStats, ProgressBar
-from roboreward.policies.checkpoints import list_checkpoints, read_state, restore_checkpoint
+from roboreward.io import atomic_write
+from roboreward.policies.callbacks import Checkpointer, EpisodeStats, ProgressBar, stop_on_signals
+from roboreward.policies.checkpoints import find_resumable, list_checkpoints
 from roboreward.rewards.base import RewardModel, make_reward_model
 
 CONFIG_FILE = "config.yaml"
@@ -62,7 +74,7 @@ def build_algorithm(config: ExperimentConfig, env: VecEnv | None = None, demos: 
         seed=config.seed,
         device=config.train.device,
         verbose=0,
-        **algo.hyperparams,
+        **algo.sb3_kwargs(),
         **extra,
     )
     if demos is not None:
@@ -100,7 +112,7 @@ def train(config: ExperimentConfig, run_dir: Path | None = None) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(config, run_dir / CONFIG_FILE)
     try:
-        return _learn(config, run_dir, checkpoint=None)
+        return _learn(config, run_dir, resuming=False)
     except Exception:
         # Failed before writing anything (bad demos folder, env id, reward weights): leave no folder that looks
         # like a run but holds only its config. Anything more (logs, checkpoints) stays, to resume or inspect.
@@ -110,36 +122,51 @@ def train(config: ExperimentConfig, run_dir: Path | None = None) -> Path:
 
 
 def resume(run_dir: Path) -> Path:
-    """Continue an interrupted run from its newest complete checkpoint, with its saved config."""
+    """Continue an interrupted run from its newest usable checkpoint, with its saved config.
+
+    Checkpoints are checked before they are trusted (see :func:`~roboreward.policies.checkpoints.find_resumable`):
+    a damaged newest one is skipped, with its folder and reason printed, for the one before it. A run with
+    no checkpoint at all starts over in its folder; one whose checkpoints are all unusable raises
+    :class:`~roboreward.errors.CheckpointError` rather than throwing its training away.
+    """
     run_dir = Path(run_dir)
     if not (run_dir / CONFIG_FILE).is_file():
         raise FileNotFoundError(f"{run_dir} is not a run folder (no {CONFIG_FILE}); pass the folder `roboreward train` printed")
     config = load_config(run_dir / CONFIG_FILE)
-    checkpoints = list_checkpoints(run_dir)
-    return _learn(config, run_dir, checkpoint=checkpoints[-1] if checkpoints else None)
+    return _learn(config, run_dir, resuming=True)
 
 
-def _learn(config: ExperimentConfig, run_dir: Path, checkpoint: Path | None) -> Path:
-    if config.train.torch_threads is not None:
-        torch.set_num_threads(config.train.torch_threads)
-    session = read_state(checkpoint).get("session", 0) + 1 if checkpoint is not None else 0
-    reward_model = make_reward_model(config.reward)
-    potential = shaping_potential(config, reward_model)
-    gamma = config.shaping_gamma if potential is not None else None
-    # A resumed session gets other env seeds, so it does not replay the first session's episodes.
-    seed = config.seed + RESUME_SEED_STRIDE * session
-    demos = load_demonstrations(config.bc, config.env) if config.bc.enabled else None
-    venv = make_vec_env(config.env, reward_model, seed=seed, potential=potential, gamma=gamma)
+def _learn(config: ExperimentConfig, run_dir: Path, resuming: bool) -> Path:
+    with _torch_threads(config.train.torch_threads):
+        reward_model = make_reward_model(config.reward)
+        potential = shaping_potential(config, reward_model)
+        gamma = config.shaping_gamma if potential is not None else None
+        demos = load_demonstrations(config.bc, config.env) if config.bc.enabled else None
+        with _workers_ignore_interrupts(config.env.vectorization == "subproc"):
+            venv = make_vec_env(config.env, reward_model, seed=config.seed, potential=potential, gamma=gamma)
+        try:
+            return _learn_in(config, run_dir, resuming, venv, reward_model, demos, gamma)
+        finally:
+            venv.close()
+
+
+def _learn_in(config: ExperimentConfig, run_dir: Path, resuming: bool, venv: VecEnv, reward_model: RewardModel | None,
+              demos: Demonstrations | None, gamma: float | None) -> Path:
     model = build_algorithm(config, venv, demos)
     if gamma is not None and model.gamma != gamma:  # the shaping term must use the learner's own discount
         raise RuntimeError(f"shaping used gamma={gamma} but {type(model).__name__} learns with gamma={model.gamma}")
-    elapsed_before = 0.0
+    checkpoint = find_resumable(run_dir, model) if resuming else None
+    session, elapsed_before = 0, 0.0
     if checkpoint is not None:
-        elapsed_before = restore_checkpoint(model, checkpoint).get("train_seconds", 0.0)
-        print(f"resuming {run_dir} from {checkpoint.name} ({model.num_timesteps} steps done)")
+        state = checkpoint.apply(model)
+        session, elapsed_before = checkpoint.session + 1, state.get("train_seconds", 0.0)
+        # A resumed session gets other env and sampling seeds, so it does not replay the first session's
+        # episodes (building the model seeded everything with config.seed again).
+        model.set_random_seed(config.seed + RESUME_SEED_STRIDE * session)
+        print(f"resuming {run_dir} from {checkpoint.path.name} ({model.num_timesteps} steps done)")
     else:
-        if session == 0 and (run_dir / "progress.csv").exists():
-            print(f"{run_dir} has no complete checkpoint yet: training starts over")
+        if resuming:
+            print(f"{run_dir} has no checkpoint yet: training starts over")
         if demos is not None:
             done = start_from_demonstrations(model, demos, config, reward_model, run_dir, config.train.progress_bar)
             print(f"behaviour cloning from {config.bc.demos}: " + ", ".join(f"{k} {v}" for k, v in done.items())
@@ -153,29 +180,89 @@ def _learn(config: ExperimentConfig, run_dir: Path, checkpoint: Path | None) -> 
         callbacks.append(ProgressBar(config.train.total_timesteps, stats))
     remaining = config.train.total_timesteps - model.num_timesteps
     started = time.monotonic()
+    final = None
     try:
-        if remaining > 0:
-            model.learn(remaining, callback=CallbackList(callbacks), reset_num_timesteps=checkpoint is None, log_interval=4)
-        final = checkpointer.save() if remaining > 0 else None
-        model.save(run_dir / "model.tmp.zip")  # then renamed: a kill never leaves a half-written model.zip
-        (run_dir / "model.tmp.zip").replace(run_dir / FINAL_MODEL)
+        with stop_on_signals(checkpointer):
+            if remaining > 0:
+                model.learn(remaining, callback=CallbackList(callbacks), reset_num_timesteps=checkpoint is None, log_interval=4)
+            if checkpointer.stopped:
+                last = checkpointer.last
+                saved = f"checkpoint {last}" if last else "no new checkpoint (no step was taken)"
+                print(f"\nstopped by {checkpointer.stop_reason} at {checkpointer.stopped_at} steps with {saved}; "
+                      f"continue with: roboreward train --resume {run_dir}")
+                raise KeyboardInterrupt
+            final = checkpointer.save() if remaining > 0 else None
+            zipped = io.BytesIO()
+            model.save(zipped)
+            atomic_write(run_dir / FINAL_MODEL, zipped.getvalue())  # a kill never leaves a half-written model.zip
     except KeyboardInterrupt:
-        saved = checkpointer.save()
-        print(f"\ninterrupted at {model.num_timesteps} steps; saved {saved}; continue with: roboreward train --resume {run_dir}")
+        if not checkpointer.stopped:  # a second Ctrl-C, or one outside the main thread: wherever it landed
+            newest = list_checkpoints(run_dir)
+            kept = f"the newest checkpoint is {newest[-1]}" if newest else "there is no checkpoint yet"
+            print(f"\ninterrupted at once at {model.num_timesteps} steps, without saving; {kept}; "
+                  f"continue with: roboreward train --resume {run_dir}")
         raise
     finally:
-        venv.close()
+        model.logger.close()
     summary = {
         "timesteps": model.num_timesteps,
         "train_seconds": round(elapsed_before + time.monotonic() - started, 1),
         "last_checkpoint": final.name if final else None,
         **{f"recent_{k}": round(v, 4) for k, v in stats.summary().items()},
     }
-    (run_dir / "train_summary.json").write_text(json.dumps(summary, indent=2))
+    atomic_write(run_dir / "train_summary.json", json.dumps(summary, indent=2).encode())
     print(f"trained {model.num_timesteps} steps in {summary['train_seconds']} s -> {run_dir}")
     return run_dir
 
 
+@contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """torch's CPU threads set to ``threads`` (None: unchanged) while training, and put back afterwards, so a
+    caller's process (a notebook, a test session) keeps its own setting."""
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextmanager
+def _workers_ignore_interrupts(subproc: bool) -> Iterator[None]:
+    """Start env worker processes with SIGINT and SIGTERM ignored (``vectorization: subproc``).
+
+    Ctrl-C in a terminal (and a scheduler's SIGTERM) reaches every process of the group; workers that died
+    of it would take the envs away before training reaches the checkpoint it stops at. An ignored
+    disposition survives the forkserver's exec, so its workers keep it (a forkserver this process
+    started earlier keeps its own); they still exit when training closes them or dies.
+    """
+    if not subproc or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler if handler is not None else signal.SIG_DFL)
+
+
 def _logger(run_dir: Path, session: int) -> Logger:
-    csv_name = "progress.csv" if session == 0 else f"progress-resume{session}.csv"
-    return Logger(folder=str(run_dir), output_formats=[TensorBoardOutputFormat(str(run_dir / "tb")), CSVOutputFormat(str(run_dir / csv_name))])
+    """TensorBoard into ``tb/`` and a CSV file of this session's own that no other session's overwrites.
+
+    The CSV is ``progress.csv`` for the first session and ``progress-resume<session>.csv`` for a resumed
+    one; when that name is taken (two resumes from the same checkpoint, a run started over) the next free
+    ``...-2.csv``, ``...-3.csv`` is claimed (created exclusively, so two processes never share one).
+    """
+    stem = "progress" if session == 0 else f"progress-resume{session}"
+    path, n = run_dir / f"{stem}.csv", 1
+    while True:
+        try:
+            path.open("x").close()
+            break
+        except FileExistsError:
+            n += 1
+            path = run_dir / f"{stem}-{n}.csv"
+    outputs = [TensorBoardOutputFormat(str(run_dir / "tb")), CSVOutputFormat(str(path))]
+    return Logger(folder=str(run_dir), output_formats=outputs)

@@ -16,8 +16,8 @@ Each episode gets its own data file and its own video file per camera (v3 allows
 episodes per file; one per file is what makes appends atomic). Frame rows are
 ``observation.state`` float32[n], ``action`` float32[m], ``next.reward`` float32,
 ``next.success`` bool, ``next.done`` bool and LeRobot's ``timestamp``, ``frame_index``,
-``episode_index``, ``index``, ``task_index``. Each episode row also carries ``success`` (bool), a
-roboreward column LeRobot ignores.
+``episode_index``, ``index``, ``task_index``. Each episode row also carries ``success`` (bool) and
+the files' checksums (below), roboreward columns LeRobot ignores.
 
 ## Kill safety
 
@@ -25,18 +25,46 @@ A writer killed at any moment (``kill -9`` included) leaves every finished episo
 
 1. An episode in progress is encoded into ``ROOT/.staging/`` (videos are streamed to ffmpeg while
    frames arrive, so memory stays flat); nothing under ``data/``, ``videos/`` or ``meta/`` changes.
-2. :meth:`DatasetWriter.save_episode` renames the finished video and data files into new file
-   indices, then replaces ``tasks.parquet``, the episodes parquet, ``stats.json`` and last
-   ``info.json``, each written to ``NAME.tmp``, flushed to disk and ``os.replace``-d into place.
+2. :meth:`DatasetWriter.save_episode` hashes the finished files, writes its plan to
+   ``ROOT/.staging/save.json`` (the episode index, the data and video files it is about to add, the
+   task count before it, the SHA-256 of the ``info.json`` it starts from), renames the video and data
+   files into new file indices, then replaces ``tasks.parquet``, the episodes parquet, ``stats.json``
+   and last ``info.json``, each written to ``NAME.tmp``, flushed to disk and ``os.replace``-d into
+   place.
 3. ``info.json`` is the commit record: an episode exists once ``total_episodes`` counts it. Readers
    ignore episode rows, tasks and files beyond it, so a kill between two of those renames never shows
    a half-written episode.
-4. :meth:`DatasetWriter.open` (resume) repairs what a kill left: it drops ``.staging/``, ``*.tmp``
-   files, uncommitted episode rows and tasks, and data/video files no committed episode refers to,
-   then rewrites stats from the per-episode stats.
+4. :meth:`DatasetWriter.open` (resume) undoes exactly what ``save.json`` names when that save did not
+   commit (``info.json`` still has the bytes the save started from and does not count its episode):
+   its files, the one episode row beyond ``total_episodes`` that refers to those same files, the one
+   task it added. It drops ``.staging/`` and ``*.tmp`` files and rewrites stats from the per-episode
+   stats.
+
+Anything else that disagrees with ``info.json`` did not come from a kill: episode rows beyond
+``total_episodes`` that no interrupted save made (a lowered or damaged ``total_episodes``), data or
+video files that no episode row refers to, more tasks than ``total_tasks``, frame counts that do
+not add up. :meth:`DatasetWriter.open` then raises a :class:`DatasetError` that names the files and
+the fix, before changing anything; it never deletes a file that a row of ``meta/episodes`` refers to.
 
 An exclusive ``flock`` on the dataset folder keeps a second writer out; the kernel drops it when the
 process dies, so a killed writer never leaves a stale lock.
+
+## Checksums
+
+Each episode row records the SHA-256 of its data file (``data/sha256``) and of each of its videos
+(``videos/<video key>/sha256``), columns LeRobot ignores like ``success``. The writer hashes each file
+once, when the save has finished it (about 1 ms per MB). :meth:`DatasetReader.episode` and
+:meth:`DatasetReader.frames` check the file they read against its row, and :func:`verify_dataset`
+(``roboreward demos verify DIR``) checks every file of every committed episode; a mismatch (a file
+damaged, truncated, or swapped with another episode's) is a :class:`DatasetError` naming the file,
+the episode, and the expected and found hashes. Rows without these columns (a dataset LeRobot or
+another tool wrote) are read without the check, and :func:`verify_dataset` says so.
+
+## Errors
+
+Every problem reading a dataset is a :class:`DatasetError` (a ``ValueError``) whose message names the
+file and what to do: unreadable or mistyped ``info.json`` values (every number is checked: integer,
+finite, in range), Parquet files pyarrow cannot read, videos ffmpeg cannot decode, missing files.
 
 Example::
 
@@ -51,12 +79,15 @@ Example::
     reader = DatasetReader("demos/reach")
     ep = reader.episode(0)                 # state, action, reward, ... as arrays; task; success
     frames = reader.frames(0, "corner3")   # uint8 [T, H, W, 3]
+
+    report = verify_dataset("demos/reach")  # every file against its checksum; report.problems, one line each
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import io
 import json
 import math
@@ -65,7 +96,7 @@ import re
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +105,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from roboreward.errors import DatasetError
 from roboreward.io import atomic_write, fsync_dir
 
 CODEBASE_VERSION = "v3.0"
@@ -90,6 +122,11 @@ EPISODES_PATH = EPISODES_DIR + "/chunk-{chunk_index:03d}/file-{file_index:03d}.p
 DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
 STAGING_DIR = ".staging"
+SAVE_PLAN_PATH = STAGING_DIR + "/save.json"  # what the save in progress adds (see "Kill safety")
+
+# Columns of an episode row with the SHA-256 (hex) of its files.
+DATA_SHA256 = "data/sha256"
+VIDEO_SHA256 = "videos/{video_key}/sha256"
 
 STATE_KEY = "observation.state"
 ACTION_KEY = "action"
@@ -116,10 +153,6 @@ VIDEO_PIX_FMT = "yuv420p"
 VIDEO_OUTPUT_PARAMS = ["-crf", "18", "-g", "2", "-preset", "fast"]
 
 _CAMERA_NAME = re.compile(r"^[A-Za-z0-9_\-]+$")  # becomes a folder name and part of a feature key
-
-
-class DatasetError(ValueError):
-    """A dataset folder or a value given to the writer is not what is needed. The message says how to fix it."""
 
 
 # ------------------------------------------------------------------------------------- helpers
@@ -210,7 +243,67 @@ def _stats_from_row(row: Mapping[str, Any]) -> dict[str, dict[str, np.ndarray]]:
     return stats
 
 
+_MAX_INT = 2**63 - 1  # Parquet and LeRobot store counts and indices as int64
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+# The only files a save plan may name (it is read to decide what to delete).
+_PLAN_FILE = re.compile(r"^(data/chunk-\d{3,}/file-\d{3,}\.parquet|videos/[^/]+/chunk-\d{3,}/file-\d{3,}\.mp4)$")
+_HASH_BLOCK = 1 << 20
+
+
+def _sha256_file(path: Path) -> str:
+    """SHA-256 (hex) of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    buffer = bytearray(_HASH_BLOCK)
+    view = memoryview(buffer)
+    with open(path, "rb", buffering=0) as f:
+        while n := f.readinto(buffer):
+            digest.update(view[:n])
+    return digest.hexdigest()
+
+
+def _rows_table(rows: list[dict[str, Any]]) -> pa.Table:
+    """Episode rows as a table with a column for every key of any row (``from_pylist`` would take the first row's)."""
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    return pa.Table.from_pylist([{key: row.get(key) for key in columns} for row in rows])
+
+
+def _one_line(text: object, limit: int = 400) -> str:
+    """A message on one line, at most ``limit`` characters."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _ffmpeg_reason(error: BaseException) -> str:
+    """What ffmpeg said about a file it could not read, without its version banner: the error and its own messages."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    said: list[str] = []
+    for line in lines[1:]:
+        if line.startswith("[") or "rror" in line:
+            text = re.sub(r"^\[[^\]]*\]\s*", "", line)
+            if text not in said:
+                said.append(text)
+    return _one_line("; ".join([lines[0] if lines else type(error).__name__, *said[:3]]))
+
+
+def _is_int(value: Any, minimum: int) -> bool:
+    """An int (not a bool) in [minimum, 2**63 - 1]."""
+    return isinstance(value, int) and not isinstance(value, bool) and minimum <= value <= _MAX_INT
+
+
+def _is_number(value: Any, minimum: float) -> bool:
+    """A finite int or float (not a bool) >= minimum. NaN and inf are rejected by name: NaN would slip through
+    any ``not value < minimum`` test. (An int is finite however large; ``math.isfinite`` cannot take every int.)"""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return (isinstance(value, int) or math.isfinite(value)) and value >= minimum
+
+
+def _video_keys(features: Mapping[str, Any]) -> list[str]:
+    return [key for key, feature in features.items() if feature["dtype"] == "video"]
+
+
 def _read_info(root: Path) -> dict[str, Any]:
+    """``meta/info.json``, with every value roboreward uses checked (types, ranges, path templates)."""
     path = root / INFO_PATH
     if not root.is_dir():
         raise DatasetError(
@@ -222,9 +315,14 @@ def _read_info(root: Path) -> dict[str, Any]:
             "with DatasetWriter.create() / `roboreward demos record`"
         )
     try:
-        info = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise DatasetError(f"{path} is not valid JSON ({e}); the dataset is damaged") from e
+        info = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, ValueError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise DatasetError(
+            f"{path} cannot be read as JSON ({_one_line(e)}); it is the dataset's commit record: restore it from a "
+            "backup"
+        ) from e
+    if not isinstance(info, dict):
+        raise DatasetError(f"{path} holds a JSON {type(info).__name__}, not an object; restore it from a backup")
     if info.get("codebase_version") != CODEBASE_VERSION:
         raise DatasetError(
             f"{root} is a LeRobot dataset of codebase_version {info.get('codebase_version')!r}; roboreward reads and "
@@ -233,36 +331,242 @@ def _read_info(root: Path) -> dict[str, Any]:
     for key in ("fps", "features", "total_episodes", "total_frames", "data_path"):
         if key not in info:
             raise DatasetError(f"{path} has no {key!r}; it is not a complete LeRobot v3.0 info.json")
+    fix = f"correct it in {path}, or restore that file from a backup"
+
+    for key, minimum, what, required in (
+        ("fps", 1, "the frames per second", True),
+        ("total_episodes", 0, "the number of committed episodes", True),
+        ("total_frames", 0, "the number of frames of those episodes", True),
+        ("total_tasks", 0, "the number of tasks", False),
+        ("chunks_size", 1, "the number of files per chunk folder", False),
+    ):
+        if (required or key in info) and not _is_int(info[key], minimum):
+            raise DatasetError(f"{path}: {key!r} is {info[key]!r}; it must be {what}, an integer >= {minimum}; {fix}")
+    for key in ("data_files_size_in_mb", "video_files_size_in_mb"):
+        if key in info and not (_is_number(info[key], 0) and info[key] > 0):
+            raise DatasetError(f"{path}: {key!r} is {info[key]!r}; it must be a positive number of megabytes; {fix}")
+    if info.get("robot_type") is not None and not isinstance(info["robot_type"], str):
+        raise DatasetError(f"{path}: 'robot_type' is {info['robot_type']!r}; it must be a string or null; {fix}")
+
+    features = info["features"]
+    if not isinstance(features, dict) or not features:
+        raise DatasetError(f"{path}: 'features' is {_one_line(repr(features), 80)}; it must map feature names to "
+                           f"their dtype and shape; {fix}")
+    for key, feature in features.items():
+        if not isinstance(feature, dict) or not isinstance(feature.get("dtype"), str):
+            raise DatasetError(f"{path}: feature {key!r} has no 'dtype' string; {fix}")
+        shape = feature.get("shape")
+        if not isinstance(shape, list) or not shape or not all(_is_int(n, 1) for n in shape):
+            raise DatasetError(
+                f"{path}: feature {key!r} has shape {shape!r}; it must be a list of integers >= 1; {fix}"
+            )
+
+    templates = [("data_path", DATA_PATH, {})]
+    if _video_keys(features):
+        templates.append(("video_path", VIDEO_PATH, {"video_key": _video_keys(features)[0]}))
+    for key, example, fields in templates:
+        template = info.get(key)
+        try:
+            if not isinstance(template, str):
+                raise TypeError(template)
+            relative = Path(template.format(chunk_index=0, file_index=0, **fields))
+        except (TypeError, KeyError, IndexError, ValueError, AttributeError):
+            raise DatasetError(
+                f"{path}: {key!r} is {template!r}; it must be a path template like {example!r}; {fix}"
+            ) from None
+        if relative.is_absolute() or ".." in relative.parts:
+            raise DatasetError(f"{path}: {key!r} is {template!r}, which leads outside the dataset folder; {fix}")
     return info
 
 
-def _read_episode_rows(
-    root: Path, total_episodes: int
-) -> tuple[list[dict[str, Any]], dict[Path, list[dict[str, Any]]]]:
-    """Committed episode rows (episode_index < total_episodes) sorted by index, and every meta file's rows."""
+_ROW_INDICES = (
+    "episode_index",
+    "length",
+    "dataset_from_index",
+    "dataset_to_index",
+    "data/chunk_index",
+    "data/file_index",
+    "meta/episodes/chunk_index",
+    "meta/episodes/file_index",
+)
+
+
+def _check_row(path: Path, row: dict[str, Any], video_keys: list[str]) -> None:
+    """One row of a meta/episodes file has every index, timestamp and checksum roboreward uses, of the right type."""
+    fix = f"the episode list is damaged: restore {path.name} from a backup"
+    where = f"{path}: the row of episode {row.get('episode_index')!r}"
+    indices = [*_ROW_INDICES, *(f"videos/{key}/{name}" for key in video_keys for name in ("chunk_index", "file_index"))]
+    for key in indices:
+        if key not in row:
+            raise DatasetError(f"{path} has no column {key!r}; {fix}")
+        if not _is_int(row[key], 0):
+            raise DatasetError(f"{where} has {key} = {row[key]!r}, not an integer >= 0; {fix}")
+    if row["dataset_to_index"] - row["dataset_from_index"] != row["length"]:
+        raise DatasetError(
+            f"{where} spans frames [{row['dataset_from_index']}, {row['dataset_to_index']}) but has length "
+            f"{row['length']}; {fix}"
+        )
+    for key in video_keys:
+        for name in ("from_timestamp", "to_timestamp"):
+            column = f"videos/{key}/{name}"
+            if not _is_number(row.get(column), 0):
+                raise DatasetError(f"{where} has {column} = {row.get(column)!r}, not a finite number >= 0; {fix}")
+    for column in (DATA_SHA256, *(VIDEO_SHA256.format(video_key=key) for key in video_keys)):
+        value = row.get(column)
+        if value is not None and not (isinstance(value, str) and _SHA256_HEX.match(value)):
+            raise DatasetError(f"{where} has {column} = {_one_line(repr(value), 80)}, not a SHA-256 in hex; {fix}")
+
+
+def _read_meta_files(root: Path, info: Mapping[str, Any]) -> dict[Path, list[dict[str, Any]]]:
+    """Every row of every meta/episodes file (committed or not), by file; each row checked by :func:`_check_row`."""
+    video_keys = _video_keys(info["features"])
     by_file: dict[Path, list[dict[str, Any]]] = {}
     for path in sorted((root / EPISODES_DIR).glob("*/*.parquet")):
-        by_file[path] = pq.read_table(path).to_pylist()
+        try:
+            rows = pq.read_table(path).to_pylist()
+        except (pa.ArrowException, OSError, ValueError) as e:
+            raise DatasetError(
+                f"{path} cannot be read as Parquet ({_one_line(e)}); it lists episodes of {root}: restore it from a "
+                "backup"
+            ) from e
+        for row in rows:
+            _check_row(path, row, video_keys)
+        by_file[path] = rows
+    return by_file
+
+
+def _committed_rows(
+    root: Path, info: Mapping[str, Any], by_file: Mapping[Path, list[dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    """The rows of episodes 0 .. total_episodes - 1, in order; a DatasetError unless each is there exactly once."""
+    total = info["total_episodes"]
     committed = sorted(
-        (row for rows in by_file.values() for row in rows if row["episode_index"] < total_episodes),
+        (row for rows in by_file.values() for row in rows if row["episode_index"] < total),
         key=lambda row: row["episode_index"],
     )
-    indices = [row["episode_index"] for row in committed]
-    if indices != list(range(total_episodes)):
-        missing = sorted(set(range(total_episodes)) - set(indices))
-        raise DatasetError(
-            f"{root}: info.json counts {total_episodes} episodes but the rows of {EPISODES_DIR}/ "
-            f"{'lack episodes ' + str(missing[:10]) if missing else 'repeat episodes'}; the dataset is damaged"
+    if len(committed) == total and all(row["episode_index"] == i for i, row in enumerate(committed)):
+        return committed
+    present: dict[int, int] = {}
+    for row in committed:
+        present[row["episode_index"]] = present.get(row["episode_index"], 0) + 1
+    repeated = sorted(index for index, count in present.items() if count > 1)
+    missing: list[int] = []
+    for index in range(total):  # stops after len(present) + 10 steps, however large total is
+        if index not in present:
+            missing.append(index)
+            if len(missing) == 10:
+                break
+    detail = f"has no row for episodes {missing}" if missing else f"has more than one row for episodes {repeated[:10]}"
+    raise DatasetError(
+        f"{root}: {INFO_PATH} counts {total} episodes (total_episodes) but {EPISODES_DIR}/ {detail}; restore "
+        f"{EPISODES_DIR}/ from a backup or, if {INFO_PATH} is what is wrong, correct its totals "
+        f"(`roboreward demos verify {root}` shows what meta/ holds)"
+    )
+
+
+def _row_files(info: Mapping[str, Any], row: Mapping[str, Any]) -> list[tuple[str, str, str | None]]:
+    """``(what, path relative to the root, sha256 or None)`` of each file an episode row refers to: data, videos."""
+    files = [
+        (
+            "data",
+            info["data_path"].format(chunk_index=row["data/chunk_index"], file_index=row["data/file_index"]),
+            row.get(DATA_SHA256),
         )
-    return committed, by_file
+    ]
+    for key in _video_keys(info["features"]):
+        path = info["video_path"].format(
+            video_key=key, chunk_index=row[f"videos/{key}/chunk_index"], file_index=row[f"videos/{key}/file_index"]
+        )
+        files.append((f"{key.removeprefix(IMAGE_PREFIX)} video", path, row.get(VIDEO_SHA256.format(video_key=key))))
+    return files
+
+
+def _meta_path(row: Mapping[str, Any]) -> str:
+    """The meta/episodes file that holds an episode's row (relative to the root)."""
+    return EPISODES_PATH.format(
+        chunk_index=row["meta/episodes/chunk_index"], file_index=row["meta/episodes/file_index"]
+    )
+
+
+def _checksum_error(path: Path, what: str, row: Mapping[str, Any], expected: str, found: str) -> DatasetError:
+    episode = row["episode_index"]
+    return DatasetError(
+        f"{path} (episode {episode}'s {what}) does not match its checksum: {_meta_path(row)} records sha256 "
+        f"{expected}, the file has {found}; it changed after it was written (damaged, truncated, or another "
+        f"episode's file): restore it from a backup, or record the episode again"
+    )
+
+
+def _data_files_on_disk(root: Path) -> list[str]:
+    """Data and video files where LeRobot looks for them (relative paths), referred to by a row or not."""
+    found = list((root / "data").glob("*/*.parquet")) + list((root / "videos").glob("*/*/*.mp4"))
+    return sorted(str(path.relative_to(root)) for path in found)
+
+
+def _suggested_totals(rows: list[dict[str, Any]], tasks: list[str]) -> str:
+    """info.json totals that would match episode rows 0..N-1 (all of them), as words for an error message."""
+    indices = sorted(row["episode_index"] for row in rows)
+    if indices != list(range(len(indices))):
+        return ""
+    frames = sum(row["length"] for row in rows)
+    return f"total_episodes {len(rows)}, total_frames {frames} and total_tasks {len(tasks)}"
 
 
 def _read_tasks(root: Path) -> list[str]:
+    """Task texts in task_index order (meta/tasks.parquet; none before the first episode)."""
     path = root / TASKS_PATH
     if not path.is_file():
         return []
-    frame = pd.read_parquet(path)
-    return [str(task) for task in frame.sort_values("task_index").index]
+    try:
+        frame = pd.read_parquet(path)
+        tasks = [str(task) for task in frame.sort_values("task_index").index]
+    except (pa.ArrowException, OSError, ValueError, KeyError, TypeError) as e:
+        raise DatasetError(
+            f"{path} cannot be read as LeRobot's task table ({type(e).__name__}: {_one_line(e)}); restore it from a "
+            "backup"
+        ) from e
+    return tasks
+
+
+def _read_save_plan(root: Path) -> dict[str, Any] | None:
+    """The plan of the last save (``.staging/save.json``), or None when there is none or it does not parse.
+
+    It names the save's episode index, the task count before it, the data and video files it adds, and
+    the SHA-256 of the ``info.json`` it started from: the save did not commit exactly when ``info.json``
+    still has those bytes (recovery then undoes it; any other disagreement is refused, see ``_recover``).
+
+    A plan is written and flushed before its save renames any file, so one that does not parse is from a kill
+    while it was being written: no file was renamed then, and there is nothing to undo.
+    """
+    try:
+        plan = json.loads((root / SAVE_PLAN_PATH).read_bytes())
+    except (OSError, ValueError):
+        return None
+    if (
+        not isinstance(plan, dict)
+        or not _is_int(plan.get("episode_index"), 0)
+        or not _is_int(plan.get("total_tasks"), 0)
+        or not (isinstance(plan.get("info_sha256"), str) and _SHA256_HEX.match(plan["info_sha256"]))
+        or not isinstance(plan.get("files"), list)
+        or not all(isinstance(f, str) and _PLAN_FILE.match(f) for f in plan["files"])
+    ):
+        return None
+    return plan
+
+
+def _write_save_plan(root: Path, plan: dict[str, Any]) -> None:
+    """Write a save's plan and flush it to disk before the save renames any file in.
+
+    Written in place, not through a rename: it is scratch under ``.staging/``, and a kill while it is being
+    written leaves one that does not parse, which :func:`_read_save_plan` reads as no plan (correct then).
+    """
+    path = root / SAVE_PLAN_PATH
+    with open(path, "wb") as f:
+        f.write(_json_bytes(plan))
+        f.flush()
+        os.fsync(f.fileno())
+    fsync_dir(path.parent)
+    fsync_dir(root)
 
 
 # ------------------------------------------------------------------------------------- writer
@@ -493,12 +797,24 @@ class DatasetWriter:
         root = Path(root)
         info = _read_info(root)
         _check_writer_schema(root, info["features"])
+        for key, template in (("data_path", DATA_PATH), ("video_path", VIDEO_PATH)):
+            if info.get(key) != template:
+                raise DatasetError(
+                    f"{root / INFO_PATH}: {key} is {info.get(key)!r}; DatasetWriter writes {template!r} and appends "
+                    "only to datasets laid out that way: record into a new folder"
+                )
         lock_fd = _lock(root)
         try:
             writer = cls(root, info, lock_fd)
-            writer._recover()
         except BaseException:
             os.close(lock_fd)
+            raise
+        try:
+            writer._recover()
+        except BaseException:
+            # Through the writer, which forgets the descriptor: its __del__ must not close that number again
+            # once the kernel has given it to another file.
+            writer._unlock()
             raise
         return writer
 
@@ -611,10 +927,10 @@ class DatasetWriter:
         stats = {key: _numeric_stats(values) for key, values in columns.items()}
         for camera in self.cameras:
             stats[IMAGE_PREFIX + camera] = self._image_stats(buffer, camera)
-        table = self._frame_table(columns)
+        data_bytes = _parquet_bytes(self._frame_table(columns))
         staged_data = buffer.staging / "data.parquet"
         with open(staged_data, "wb") as f:
-            f.write(_parquet_bytes(table))
+            f.write(data_bytes)
 
         number = self._next_file_number
         chunk, file = _chunk_file(number)
@@ -627,6 +943,7 @@ class DatasetWriter:
             "data/file_index": file,
             "dataset_from_index": start,
             "dataset_to_index": start + length,
+            DATA_SHA256: hashlib.sha256(data_bytes).hexdigest(),
         }
         for camera in self.cameras:
             key = IMAGE_PREFIX + camera
@@ -634,6 +951,8 @@ class DatasetWriter:
             row[f"videos/{key}/file_index"] = file
             row[f"videos/{key}/from_timestamp"] = 0.0
             row[f"videos/{key}/to_timestamp"] = length / self.fps
+            # ffmpeg has finished the file (encoder.close() above): hash it once, from the page cache.
+            row[VIDEO_SHA256.format(video_key=key)] = _sha256_file(buffer.staging / f"{camera}.mp4")
         meta_number = self._meta_file_number
         meta_rows = self._meta_file_rows
         if len(meta_rows) >= EPISODES_PER_META_FILE:
@@ -645,20 +964,32 @@ class DatasetWriter:
             for name, value in parts.items():
                 row[f"stats/{key}/{name}"] = np.asarray(value).tolist()
 
-        # Files first (new names nothing refers to yet), then metadata, info.json last: the commit.
-        for camera in self.cameras:
-            key = IMAGE_PREFIX + camera
-            _move_into_place(
+        # The plan (what open() may undo if this save does not commit), then the files (new names nothing
+        # refers to yet), then metadata, info.json last: the commit.
+        moves = [
+            (
                 buffer.staging / f"{camera}.mp4",
-                self.root / VIDEO_PATH.format(video_key=key, chunk_index=chunk, file_index=file),
+                VIDEO_PATH.format(video_key=IMAGE_PREFIX + camera, chunk_index=chunk, file_index=file),
             )
-        _move_into_place(staged_data, self.root / DATA_PATH.format(chunk_index=chunk, file_index=file))
+            for camera in self.cameras
+        ] + [(staged_data, DATA_PATH.format(chunk_index=chunk, file_index=file))]
+        _write_save_plan(
+            self.root,
+            {
+                "episode_index": episode_index,
+                "total_tasks": len(self._tasks),
+                "files": [dst for _, dst in moves],
+                "info_sha256": _sha256_file(self.root / INFO_PATH),  # the commit record this save starts from
+            },
+        )
+        for src, dst in moves:
+            _move_into_place(src, self.root / dst)
         if new_task:
             atomic_write(self.root / TASKS_PATH, _tasks_bytes(tasks))
         meta_rows = meta_rows + [row]
         atomic_write(
             self.root / EPISODES_PATH.format(chunk_index=meta_chunk, file_index=meta_file),
-            _parquet_bytes(pa.Table.from_pylist(meta_rows)),
+            _parquet_bytes(_rows_table(meta_rows)),
         )
         episode_stats = self._episode_stats + [stats]
         atomic_write(self.root / STATS_PATH, _json_bytes(_stats_to_json(_aggregate_stats(episode_stats))))
@@ -668,6 +999,8 @@ class DatasetWriter:
         info["total_tasks"] = len(tasks)
         info["splits"] = {"train": f"0:{episode_index + 1}"}
         atomic_write(self.root / INFO_PATH, _json_bytes(info))
+        with contextlib.suppress(OSError):  # committed: nothing to undo (a plan left behind is for an older index)
+            (self.root / SAVE_PLAN_PATH).unlink()
 
         # Committed: now the in-memory state follows.
         self._info = info
@@ -700,7 +1033,9 @@ class DatasetWriter:
                 "or clear_episode() to drop it before finalize()"
             )
         self.clear_episode()
-        shutil.rmtree(self.root / STAGING_DIR, ignore_errors=True)
+        if self._failed is None:
+            shutil.rmtree(self.root / STAGING_DIR, ignore_errors=True)
+        # else: a save failed half-way and its plan (.staging/save.json) tells open() what to undo.
         self._unlock()
 
     close = finalize
@@ -852,53 +1187,110 @@ class DatasetWriter:
         }
 
     def _recover(self) -> None:
-        """Bring the folder back to its last committed state and load that state (see the module docstring)."""
-        root = self.root
-        total = int(self._info["total_episodes"])
+        """Bring the folder back to its last committed state and load that state (see the module docstring).
+
+        Everything is checked before anything changes: when the folder disagrees with info.json in a way
+        no interrupted save explains, this raises and leaves every file as it was.
+        """
+        root, info = self.root, self._info
+        total = info["total_episodes"]
+        by_file = _read_meta_files(root, info)
+        rows = _committed_rows(root, info, by_file)
+        tasks = _read_tasks(root)
+        plan = _read_save_plan(root)
+        if plan is not None and (
+            plan["episode_index"] != total or plan["info_sha256"] != _sha256_file(root / INFO_PATH)
+        ):
+            # It committed (a kill after info.json), or info.json changed since the save began (edited,
+            # restored, damaged): either way it is not known to be uncommitted, so nothing of it is undone.
+            plan = None
+        planned = set(plan["files"]) if plan is not None else set()
+
+        committed_files: set[str] = set()
+        numbers = [-1]
+        for row in rows:
+            for what, relative, _ in _row_files(info, row):
+                committed_files.add(relative)
+                if not (root / relative).is_file():
+                    raise DatasetError(
+                        f"{root / relative} (episode {row['episode_index']}'s {what}) is missing; restore it from a "
+                        f"backup (`roboreward demos verify {root}` lists every missing or damaged file)"
+                    )
+            numbers.append(row["data/chunk_index"] * CHUNKS_SIZE + row["data/file_index"])
+            for key in _video_keys(info["features"]):
+                numbers.append(row[f"videos/{key}/chunk_index"] * CHUNKS_SIZE + row[f"videos/{key}/file_index"])
+        planned -= committed_files  # a file a committed episode refers to is never the save's to undo
+
+        # Rows beyond total_episodes: only the interrupted save's own row (its index, exactly its files) is undone.
+        extra = [(path, row) for path, rows_ in by_file.items() for row in rows_ if row["episode_index"] >= total]
+        undo = [
+            (path, row)
+            for path, row in extra
+            if plan is not None
+            and row["episode_index"] == total
+            and {f for _, f, _ in _row_files(info, row)} == planned
+        ]
+        if len(extra) != len(undo) or len(undo) > 1:
+            all_rows = [row for file_rows in by_file.values() for row in file_rows]
+            suggestion = _suggested_totals(all_rows, tasks)
+            files = [f for _, row in extra for _, f, _ in _row_files(info, row)]
+            raise DatasetError(
+                f"{root}: {EPISODES_DIR}/ has rows for episodes "
+                f"{sorted(row['episode_index'] for _, row in extra)[:10]} "
+                f"beyond the {total} that {INFO_PATH} counts (total_episodes), and no interrupted save made them; "
+                f"they refer to {', '.join(files[:6])}{' ...' if len(files) > 6 else ''}. Nothing was changed. If "
+                f"{INFO_PATH} was edited or damaged, "
+                + (f"set {suggestion} in it" if suggestion else "correct its totals")
+                + f" (`roboreward demos verify {root}` checks the result); to drop those episodes, move their rows "
+                "and files out of the dataset together"
+            )
+
+        # Data and video files no row refers to: only the interrupted save's are removed.
+        referenced = committed_files | planned
+        stray = [f for f in _data_files_on_disk(root) if f not in referenced]
+        if stray:
+            raise DatasetError(
+                f"{root}: {', '.join(stray[:6])}{' ...' if len(stray) > 6 else ''} "
+                f"{'is' if len(stray) == 1 else 'are'} in the dataset but no episode of {EPISODES_DIR}/ refers to "
+                f"{'it' if len(stray) == 1 else 'them'} and no interrupted save made "
+                f"{'it' if len(stray) == 1 else 'them'} (LeRobot would load {'it' if len(stray) == 1 else 'them'} "
+                "as part of the dataset). Nothing was changed: move such files out of the dataset, or restore the "
+                f"rows of {EPISODES_DIR}/ that referred to them from a backup"
+            )
+
+        total_tasks = info.get("total_tasks", len(tasks))
+        added_task = plan is not None and len(tasks) == total_tasks + 1 and plan["total_tasks"] == total_tasks
+        if len(tasks) < total_tasks or (len(tasks) > total_tasks and not added_task):
+            raise DatasetError(
+                f"{root}: {INFO_PATH} counts {total_tasks} tasks (total_tasks) but {TASKS_PATH} has {len(tasks)}, "
+                f"and no interrupted save explains it; nothing was changed. Correct total_tasks in {INFO_PATH}, "
+                f"or restore {TASKS_PATH} from a backup"
+            )
+        frames = sum(row["length"] for row in rows)
+        if frames != info["total_frames"]:
+            raise DatasetError(
+                f"{root}: {INFO_PATH} counts {info['total_frames']} frames (total_frames) but its {total} episodes "
+                f"hold {frames}; nothing was changed. Set total_frames to {frames} in {INFO_PATH} if that file "
+                "was edited, or restore it from a backup"
+            )
+
+        # Every change below undoes part of the interrupted save (or drops scratch files).
         shutil.rmtree(root / STAGING_DIR, ignore_errors=True)
         for sub in ("meta", "data", "videos"):
             for tmp in (root / sub).rglob("*.tmp"):
-                tmp.unlink()
-        rows, by_file = _read_episode_rows(root, total)
-
-        # Episode rows of a killed save: drop them from their meta file (or the file, if nothing is left).
-        for path, file_rows in by_file.items():
-            kept = [row for row in file_rows if row["episode_index"] < total]
-            if not kept:
+                if not tmp.is_dir():
+                    tmp.unlink()
+        for path, row in undo:
+            kept = [r for r in by_file[path] if r is not row]
+            if kept:
+                atomic_write(path, _parquet_bytes(_rows_table(kept)))
+            else:
                 path.unlink()
-            elif len(kept) != len(file_rows):
-                atomic_write(path, _parquet_bytes(pa.Table.from_pylist(kept)))
-
-        # Data and video files that no committed episode refers to were renamed in by a killed save.
-        referenced: set[Path] = set()
-        numbers = [-1]
-        for row in rows:
-            chunk, file = row["data/chunk_index"], row["data/file_index"]
-            referenced.add(root / DATA_PATH.format(chunk_index=chunk, file_index=file))
-            numbers.append(chunk * CHUNKS_SIZE + file)
-            for camera in self.cameras:
-                key = IMAGE_PREFIX + camera
-                chunk, file = row[f"videos/{key}/chunk_index"], row[f"videos/{key}/file_index"]
-                referenced.add(root / VIDEO_PATH.format(video_key=key, chunk_index=chunk, file_index=file))
-                numbers.append(chunk * CHUNKS_SIZE + file)
-        for path in referenced:
-            if not path.is_file():
-                raise DatasetError(
-                    f"{root}: {path.relative_to(root)} of a finished episode is missing; the dataset is damaged"
-                )
-        on_disk = list((root / "data").glob("*/*.parquet")) + list((root / "videos").glob("*/*/*.mp4"))
-        for path in on_disk:
-            if path not in referenced:
-                path.unlink()
-
-        tasks = _read_tasks(root)
-        total_tasks = int(self._info.get("total_tasks", len(tasks)))
-        if len(tasks) < total_tasks:
-            raise DatasetError(
-                f"{root}: info.json counts {total_tasks} tasks but {TASKS_PATH} has {len(tasks)}; "
-                "the dataset is damaged"
-            )
-        if len(tasks) > total_tasks:  # a task first seen in the killed episode
+            by_file[path] = kept
+        for relative in sorted(planned):
+            with contextlib.suppress(FileNotFoundError):  # a kill before that file was renamed in
+                (root / relative).unlink()
+        if len(tasks) > total_tasks:  # a task first seen in the interrupted save
             tasks = tasks[:total_tasks]
             if tasks:
                 atomic_write(root / TASKS_PATH, _tasks_bytes(tasks))
@@ -917,10 +1309,8 @@ class DatasetWriter:
         if rows:
             last = rows[-1]
             self._meta_file_number = last["meta/episodes/chunk_index"] * CHUNKS_SIZE + last["meta/episodes/file_index"]
-            meta_path = root / EPISODES_PATH.format(
-                chunk_index=last["meta/episodes/chunk_index"], file_index=last["meta/episodes/file_index"]
-            )
-            self._meta_file_rows = [row for row in by_file.get(meta_path, []) if row["episode_index"] < total]
+            meta_rows = by_file.get(root / _meta_path(last), [])
+            self._meta_file_rows = [row for row in meta_rows if row["episode_index"] < total]
 
     def _check_matches(
         self,
@@ -1032,7 +1422,8 @@ class DatasetReader:
 
     Only committed episodes are visible (``info.json``'s ``total_episodes``): a dataset whose writer
     was killed reads as the episodes it finished. Never writes to the folder, so it is safe to read
-    while a writer appends (it sees the episodes committed when it was made).
+    while a writer appends (it sees the episodes committed when it was made). :meth:`episode` and
+    :meth:`frames` check each file against the checksum in its episode's row before using it.
     """
 
     def __init__(self, root: str | Path):
@@ -1042,31 +1433,31 @@ class DatasetReader:
         if STATE_KEY not in features or ACTION_KEY not in features:
             raise DatasetError(f"{self.root} has no {STATE_KEY!r} or {ACTION_KEY!r} feature; roboreward needs both")
         self.features: dict[str, dict[str, Any]] = features
-        self.fps: int = int(self.info["fps"])
+        self.fps: int = self.info["fps"]
         self.robot_type: str | None = self.info.get("robot_type")
         self.cameras: list[str] = [
             key.removeprefix(IMAGE_PREFIX)
             for key, f in features.items()
             if f["dtype"] == "video" and key.startswith(IMAGE_PREFIX)
         ]
-        total = int(self.info["total_episodes"])
-        self._rows, _ = _read_episode_rows(self.root, total)
+        self._rows = _committed_rows(self.root, self.info, _read_meta_files(self.root, self.info))
         tasks = _read_tasks(self.root)
-        self.tasks: list[str] = tasks[: int(self.info.get("total_tasks", len(tasks)))]
-        frames = sum(int(row["length"]) for row in self._rows)
-        if frames != int(self.info["total_frames"]):
+        self.tasks: list[str] = tasks[: self.info.get("total_tasks", len(tasks))]
+        frames = sum(row["length"] for row in self._rows)
+        if frames != self.info["total_frames"]:
             raise DatasetError(
-                f"{self.root}: info.json counts {self.info['total_frames']} frames but its episodes hold {frames}; "
-                "the dataset is damaged"
+                f"{self.root}: {INFO_PATH} counts {self.info['total_frames']} frames (total_frames) but its "
+                f"{len(self._rows)} episodes hold {frames}; correct total_frames, or restore {INFO_PATH} from a "
+                f"backup (`roboreward demos verify {self.root}` shows what meta/ holds)"
             )
         self.episodes: list[EpisodeInfo] = [
             EpisodeInfo(
-                index=int(row["episode_index"]),
-                length=int(row["length"]),
+                index=row["episode_index"],
+                length=row["length"],
                 task=str(row["tasks"][0]) if row.get("tasks") else "",
                 success=bool(row["success"]) if row.get("success") is not None else False,
-                from_index=int(row["dataset_from_index"]),
-                to_index=int(row["dataset_to_index"]),
+                from_index=row["dataset_from_index"],
+                to_index=row["dataset_to_index"],
             )
             for row in self._rows
         ]
@@ -1080,7 +1471,7 @@ class DatasetReader:
 
     @property
     def num_frames(self) -> int:
-        return int(self.info["total_frames"])
+        return self.info["total_frames"]
 
     @property
     def stats(self) -> dict[str, dict[str, np.ndarray]]:
@@ -1088,30 +1479,65 @@ class DatasetReader:
         path = self.root / STATS_PATH
         if not path.is_file():
             return {}
-        raw = json.loads(path.read_text())
-        return {key: {name: np.asarray(value) for name, value in parts.items()} for key, parts in raw.items()}
+        try:
+            raw = json.loads(path.read_bytes().decode("utf-8"))
+            return {key: {name: np.asarray(value) for name, value in parts.items()} for key, parts in raw.items()}
+        except (OSError, ValueError, AttributeError, TypeError) as e:
+            raise DatasetError(
+                f"{path} cannot be read as LeRobot's stats ({type(e).__name__}: {_one_line(e)}); it is rewritten "
+                f"from the episodes' own stats when the dataset is next opened for appending "
+                f"(DatasetWriter.open({str(self.root)!r}).finalize())"
+            ) from e
 
     def episode(self, index: int) -> Episode:
-        """The per-frame arrays of episode ``index``."""
+        """The per-frame arrays of episode ``index`` (its data file checked against its checksum first)."""
         row = self._row(index)
         chunk, file = row["data/chunk_index"], row["data/file_index"]
         path = self.root / self.info["data_path"].format(chunk_index=chunk, file_index=file)
-        if not path.is_file():
-            raise DatasetError(f"{path} (episode {index}'s data) is missing; the dataset is damaged")
-        table = pq.read_table(path, filters=[("episode_index", "=", index)]).sort_by("frame_index")
+        where = f"{path} (episode {index}'s data)"
+        expected = row.get(DATA_SHA256)
+        source: Any = path
+        if expected is not None:  # one read: hashed, then parsed from memory
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:
+                raise DatasetError(f"{where} is missing; {self._restore}") from None
+            except OSError as e:
+                raise DatasetError(f"{where} cannot be read ({_one_line(e)}); {self._restore}") from e
+            found = hashlib.sha256(data).hexdigest()
+            if found != expected:
+                raise _checksum_error(path, "data", row, expected, found)
+            source = pa.BufferReader(data)
+        elif not path.is_file():
+            raise DatasetError(f"{where} is missing; {self._restore}")
+        try:
+            table = pq.read_table(source, filters=[("episode_index", "=", index)]).sort_by("frame_index")
+        except (pa.ArrowException, OSError, ValueError, KeyError) as e:
+            raise DatasetError(f"{where} cannot be read as Parquet ({_one_line(e)}); {self._restore}") from e
         if table.num_rows != row["length"]:
             raise DatasetError(
-                f"{path} holds {table.num_rows} frames of episode {index}, its metadata says {row['length']}"
+                f"{where} holds {table.num_rows} frames of episode {index}, its metadata says {row['length']}; "
+                f"{self._restore}"
             )
 
         def column(key: str, dtype: Any, default: Any = None) -> np.ndarray:
             if key not in table.column_names:
+                if default is None:
+                    raise DatasetError(f"{where} has no column {key!r}; {self._restore}")
                 return np.full(table.num_rows, default, dtype=dtype)
-            values = table.column(key).combine_chunks()
-            if pa.types.is_fixed_size_list(values.type) or pa.types.is_list(values.type):
-                flat = values.flatten().to_numpy(zero_copy_only=False)
-                return flat.astype(dtype).reshape(table.num_rows, -1)
-            return values.to_numpy(zero_copy_only=False).astype(dtype)
+            try:
+                values = table.column(key).combine_chunks()
+                if pa.types.is_fixed_size_list(values.type) or pa.types.is_list(values.type):
+                    flat = values.flatten().to_numpy(zero_copy_only=False)
+                    width = self.features[key]["shape"][0] if key in self.features else -1
+                    return flat.astype(dtype).reshape(table.num_rows, width)
+                return values.to_numpy(zero_copy_only=False).astype(dtype)
+            except (pa.ArrowException, ValueError, TypeError) as e:
+                raise DatasetError(
+                    f"{where}: column {key!r} ({table.schema.field(key).type}) does not hold "
+                    f"{self.features.get(key, {}).get('shape', '')} {np.dtype(dtype).name} values per frame "
+                    f"({_one_line(e)}); {self._restore}"
+                ) from e
 
         info = self.episodes[index]
         return Episode(
@@ -1128,7 +1554,10 @@ class DatasetReader:
         )
 
     def frames(self, index: int, camera: str) -> np.ndarray:
-        """Decoded frames of episode ``index`` from ``camera`` (name or feature key), uint8 [T, H, W, 3]."""
+        """Decoded frames of episode ``index`` from ``camera`` (name or feature key), uint8 [T, H, W, 3].
+
+        The video file is checked against its checksum before ffmpeg decodes it.
+        """
         import imageio_ffmpeg
 
         row = self._row(index)
@@ -1137,13 +1566,35 @@ class DatasetReader:
             raise DatasetError(f"camera {camera!r} is not in this dataset; its cameras are {self.cameras}")
         chunk, file = row[f"videos/{key}/chunk_index"], row[f"videos/{key}/file_index"]
         path = self.root / self.info["video_path"].format(video_key=key, chunk_index=chunk, file_index=file)
+        what = f"{key.removeprefix(IMAGE_PREFIX)} video"
+        where = f"{path} (episode {index}'s {what})"
         if not path.is_file():
-            raise DatasetError(f"{path} (episode {index}'s {camera} video) is missing; the dataset is damaged")
-        first = round(float(row[f"videos/{key}/from_timestamp"]) * self.fps)
-        length = int(row["length"])
-        reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
-        meta = next(reader)
+            raise DatasetError(f"{where} is missing; {self._restore}")
+        expected = row.get(VIDEO_SHA256.format(video_key=key))
+        if expected is not None:
+            try:
+                found = _sha256_file(path)
+            except OSError as e:
+                raise DatasetError(f"{where} cannot be read ({_one_line(e)}); {self._restore}") from e
+            if found != expected:
+                raise _checksum_error(path, what, row, expected, found)
+        first = round(row[f"videos/{key}/from_timestamp"] * self.fps)
+        length = row["length"]
+        try:
+            reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
+            meta = next(reader)
+        except (OSError, RuntimeError, StopIteration) as e:
+            raise DatasetError(f"{where} cannot be decoded ({_ffmpeg_reason(e)}); {self._restore}") from e
         width, height = meta["size"]
+        shape, names = self.features[key]["shape"], self.features[key].get("names")
+        if isinstance(names, list) and len(names) == len(shape) and {"height", "width"} <= set(names):
+            size = (shape[names.index("width")], shape[names.index("height")])
+            if (width, height) != size:
+                reader.close()
+                raise DatasetError(
+                    f"{where} has {width}x{height} frames but {INFO_PATH} says {key} is {size[0]}x{size[1]}; "
+                    f"{self._restore}"
+                )
         out = np.empty((length, height, width, 3), dtype=np.uint8)
         count = 0
         try:
@@ -1154,15 +1605,290 @@ class DatasetReader:
                     break
                 out[count] = np.frombuffer(data, dtype=np.uint8).reshape(height, width, 3)
                 count += 1
+        except (OSError, RuntimeError, ValueError) as e:
+            raise DatasetError(f"{where} cannot be decoded ({_ffmpeg_reason(e)}); {self._restore}") from e
         finally:
             reader.close()
         if count != length:
             raise DatasetError(
-                f"{path} has {count} frames for episode {index} from frame {first}; its metadata says {length}"
+                f"{where} has {count} frames from frame {first}; its metadata says {length}: the file is truncated "
+                f"or not this episode's; {self._restore}"
             )
         return out
+
+    @property
+    def _restore(self) -> str:
+        return (
+            "restore it from a backup, or record the episode again "
+            f"(`roboreward demos verify {self.root}` lists every missing or damaged file)"
+        )
 
     def _row(self, index: int) -> dict[str, Any]:
         if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < len(self._rows):
             raise DatasetError(f"episode {index!r} is not in {self.root}; it has episodes 0..{len(self._rows) - 1}")
         return self._rows[int(index)]
+
+
+# ------------------------------------------------------------------------------------- verify
+@dataclass
+class VerifyReport:
+    """What :func:`verify_dataset` found: ``problems`` (one line each, naming the file and the fix; none when
+    the dataset is sound) and ``notes`` (true but harmless, e.g. episodes whose rows have no checksums)."""
+
+    root: Path
+    episodes: int = 0  # committed episodes
+    frames: int = 0
+    files: int = 0  # data and video files of committed episodes looked at
+    hashed: int = 0  # of those, checked against their SHA-256
+    hashed_bytes: int = 0
+    unchecked: list[int] = field(default_factory=list)  # committed episodes whose rows have no checksums
+    decoded: bool = False  # every committed episode's data read and frames decoded
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def summary(self) -> str:
+        counts = f"{self.episodes} episodes, {self.frames} frames, {self.files} files"
+        if self.problems:
+            return f"{self.root}: {len(self.problems)} problem{'s' if len(self.problems) != 1 else ''} ({counts})"
+        checked = f"{self.hashed} match their SHA-256 ({self.hashed_bytes / 1e6:.1f} MB)"
+        if self.unchecked:
+            checked += f", {self.files - self.hashed} have no checksum"
+        return f"{self.root}: sound ({counts}; {checked}{'; all decoded' if self.decoded else ''})"
+
+
+def _ranges(indices: list[int]) -> str:
+    """[0, 1, 2, 5] -> '0-2, 5'."""
+    parts: list[str] = []
+    for index in sorted(indices):
+        if parts and index == int(parts[-1].split("-")[-1]) + 1:
+            parts[-1] = f"{parts[-1].split('-')[0]}-{index}"
+        else:
+            parts.append(str(index))
+    return ", ".join(parts)
+
+
+def _writer_active(root: Path) -> bool:
+    """Whether a DatasetWriter holds the folder's lock (probed with a shared lock, dropped at once)."""
+    try:
+        fd = os.open(root, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # drops the probe's lock too
+    return False
+
+
+def verify_dataset(root: str | Path, *, decode: bool = False) -> VerifyReport:
+    """Check a dataset without changing it: what ``roboreward demos verify DIR`` runs.
+
+    Checks ``info.json`` (every value, and its totals against ``meta/``), every ``meta/episodes`` row,
+    the task table and ``stats.json``; that every file of every committed episode exists and matches
+    the SHA-256 in its row, and that each data file's footer holds the episode's frame count; that no
+    episode row beyond ``total_episodes`` and no data or video file that no row refers to is in the
+    folder (LeRobot would load them). With ``decode``, also reads every episode's data and decodes every
+    frame of every video. Reads each file once (hashing costs about 1 ms per MB).
+    """
+    root = Path(root)
+    report = VerifyReport(root=root)
+    problems = report.problems
+    try:
+        info = _read_info(root)
+        by_file = _read_meta_files(root, info)
+    except DatasetError as e:
+        problems.append(str(e))
+        return report
+    if _writer_active(root):
+        report.notes.append(
+            f"a DatasetWriter has {root} open: an append may be under way, and a save it has not committed shows "
+            "up below as an interrupted one"
+        )
+    total = info["total_episodes"]
+    all_rows = [row for rows in by_file.values() for row in rows]
+    rows = sorted((row for row in all_rows if row["episode_index"] < total), key=lambda row: row["episode_index"])
+    try:
+        _committed_rows(root, info, by_file)
+    except DatasetError as e:
+        problems.append(str(e))
+    try:
+        tasks: list[str] | None = _read_tasks(root)
+    except DatasetError as e:
+        problems.append(str(e))
+        tasks = None
+
+    report.episodes = len(rows)
+    report.frames = sum(row["length"] for row in rows)
+    if report.frames != info["total_frames"]:
+        problems.append(
+            f"{root / INFO_PATH}: total_frames is {info['total_frames']} but its {len(rows)} episodes hold "
+            f"{report.frames}; set total_frames to {report.frames}, or restore {INFO_PATH} from a backup"
+        )
+    start = 0
+    for row in rows:
+        if row["dataset_from_index"] != start:
+            problems.append(
+                f"{root / _meta_path(row)}: episode {row['episode_index']} starts at frame "
+                f"{row['dataset_from_index']} (dataset_from_index) but the episodes before it end at {start}; "
+                f"restore {_meta_path(row)} from a backup"
+            )
+        start = row["dataset_to_index"]
+
+    # Rows beyond total_episodes: an interrupted save's, or not explained at all.
+    plan = _read_save_plan(root)
+    if plan is not None and (plan["episode_index"] != total or plan["info_sha256"] != _sha256_file(root / INFO_PATH)):
+        plan = None
+    planned = set(plan["files"]) if plan is not None else set()
+    referenced = {f for row in all_rows for _, f, _ in _row_files(info, row)}
+    extra = sorted((row for row in all_rows if row["episode_index"] >= total), key=lambda row: row["episode_index"])
+    interrupted = [
+        row for row in extra
+        if plan is not None and row["episode_index"] == total
+        and {f for _, f, _ in _row_files(info, row)} == planned
+    ][:1]
+    unexplained = [row for row in extra if row not in interrupted]
+    committed_files = {f for row in rows for _, f, _ in _row_files(info, row)}
+    leftover = sorted((planned - committed_files) & set(_data_files_on_disk(root)))
+    repair = (
+        f"opening the dataset for appending once removes it (`roboreward demos record ... --out {root}`, or "
+        f"DatasetWriter.open({str(root)!r}).finalize())"
+    )
+    if interrupted or leftover:
+        parts = [f"episode {total}'s row in {_meta_path(interrupted[0])}"] if interrupted else []
+        parts += [", ".join(leftover)] if leftover else []
+        problems.append(
+            f"{root}: a save that was interrupted left {' and '.join(parts)} (not committed: {INFO_PATH} counts "
+            f"{total} episodes; LeRobot would load them); {repair}"
+        )
+    if unexplained:
+        suggestion = _suggested_totals(all_rows, tasks) if tasks is not None else ""
+        problems.append(
+            f"{root}: {EPISODES_DIR}/ has rows for episodes {_ranges([r['episode_index'] for r in unexplained])} "
+            f"beyond the {total} that {INFO_PATH} counts (total_episodes), which no interrupted save made; if "
+            f"{INFO_PATH} was edited or damaged, "
+            + (f"set {suggestion} in it" if suggestion else "correct its totals")
+            + ", otherwise move those rows and their files out of the dataset together"
+        )
+    stray = [f for f in _data_files_on_disk(root) if f not in referenced and f not in planned]
+    if stray:
+        them = "them" if len(stray) > 1 else "it"
+        problems.append(
+            f"{root}: no episode refers to {', '.join(stray[:6])}{' ...' if len(stray) > 6 else ''} "
+            f"({len(stray)} file{'s' if len(stray) > 1 else ''}; LeRobot would load {them} as part of the dataset); "
+            f"move {them} out, or restore the rows of {EPISODES_DIR}/ that referred to {them} from a backup"
+        )
+
+    if tasks is not None:
+        total_tasks = info.get("total_tasks", len(tasks))
+        from_plan = plan is not None and len(tasks) == total_tasks + 1 and plan["total_tasks"] == total_tasks
+        if len(tasks) < total_tasks or (len(tasks) > total_tasks and not from_plan):
+            problems.append(
+                f"{root / INFO_PATH}: total_tasks is {total_tasks} but {TASKS_PATH} has {len(tasks)} tasks; "
+                f"correct total_tasks, or restore {TASKS_PATH} from a backup"
+            )
+        known = set(tasks[:total_tasks])
+        unknown = [row["episode_index"] for row in rows if any(t not in known for t in (row.get("tasks") or []))]
+        if unknown:
+            problems.append(
+                f"{root / TASKS_PATH} lacks the tasks of episodes {_ranges(unknown)}; restore it from a backup"
+            )
+    stats_path = root / STATS_PATH
+    if stats_path.is_file():
+        try:
+            if not isinstance(json.loads(stats_path.read_bytes().decode("utf-8")), dict):
+                raise ValueError("not a JSON object")
+        except (OSError, ValueError) as e:
+            problems.append(
+                f"{stats_path} cannot be read ({_one_line(e)}); opening the dataset for appending rewrites it from "
+                f"the episodes' own stats (DatasetWriter.open({str(root)!r}).finalize())"
+            )
+    elif rows:
+        report.notes.append(f"{stats_path} is missing; opening the dataset for appending writes it")
+
+    # Every file of every committed episode: there, and the bytes its row records.
+    hashes: dict[str, str] = {}
+    lengths: dict[str, int] = {}  # data file -> frames the rows that refer to it hold
+    for row in all_rows:
+        data = _row_files(info, row)[0][1]
+        lengths[data] = lengths.get(data, 0) + row["length"]
+    damaged: set[int] = set()
+    for row in rows:
+        index = row["episode_index"]
+        lacks_checksum = False
+        for what, relative, expected in _row_files(info, row):
+            path = root / relative
+            report.files += 1
+            if not path.is_file():
+                problems.append(f"{path} (episode {index}'s {what}) is missing; restore it from a backup, or record "
+                                "the episode again")
+                damaged.add(index)
+                continue
+            if expected is None:
+                lacks_checksum = True
+            else:
+                if relative not in hashes:
+                    try:
+                        hashes[relative] = _sha256_file(path)
+                        report.hashed_bytes += path.stat().st_size
+                    except OSError as e:
+                        problems.append(f"{path} (episode {index}'s {what}) cannot be read ({_one_line(e)})")
+                        damaged.add(index)
+                        continue
+                report.hashed += 1
+                if hashes[relative] != expected:
+                    problems.append(str(_checksum_error(path, what, row, expected, hashes[relative])))
+                    damaged.add(index)
+                    continue
+            if what == "data":
+                try:
+                    in_file = pq.ParquetFile(path).metadata.num_rows
+                except (pa.ArrowException, OSError, ValueError) as e:
+                    problems.append(f"{path} (episode {index}'s data) cannot be read as Parquet ({_one_line(e)}); "
+                                    "restore it from a backup, or record the episode again")
+                    damaged.add(index)
+                    continue
+                if in_file != lengths[relative]:
+                    problems.append(
+                        f"{path} (episode {index}'s data) holds {in_file} frames but the episodes that refer to it "
+                        f"hold {lengths[relative]}; restore it from a backup, or record the episode again"
+                    )
+                    damaged.add(index)
+        if lacks_checksum:
+            report.unchecked.append(index)
+    if report.unchecked:
+        report.notes.append(
+            f"episodes {_ranges(report.unchecked)} ({len(report.unchecked)} of {len(rows)}) have no checksums "
+            f"(their rows in {EPISODES_DIR}/ have no {DATA_SHA256} / {VIDEO_SHA256.format(video_key='<camera>')} "
+            f"columns): their files were checked for presence{' and decoded' if decode else ''} only"
+        )
+    scratch = [STAGING_DIR + "/"] if (root / STAGING_DIR).exists() else []
+    scratch += [str(p.relative_to(root)) for sub in ("meta", "data", "videos") for p in (root / sub).rglob("*.tmp")]
+    if scratch:
+        report.notes.append(
+            f"{root} holds a writer's scratch files ({', '.join(scratch[:4])}): an episode being recorded, or one a "
+            "kill interrupted; readers ignore them and the next append removes them"
+        )
+
+    if decode:
+        try:
+            reader = DatasetReader(root)
+        except DatasetError:
+            report.notes.append("nothing was decoded: the dataset does not open for reading (see the problems)")
+            return report
+        for info_ in reader.episodes:
+            if info_.index in damaged:
+                continue
+            try:
+                reader.episode(info_.index)
+                for camera in reader.cameras:
+                    reader.frames(info_.index, camera)
+            except DatasetError as e:
+                problems.append(str(e))
+        report.decoded = True
+    return report

@@ -11,13 +11,16 @@ Examples::
     roboreward teleop run --robot franka --simulated --sink ros2 --ros-robot franka --domain-id 7   # a ROS 2 robot
     roboreward teleop replay demos/g1_pick --episode 3
 
-Only argparse is imported here; drivers, MuJoCo and the dataset code load when a command runs.
+Only argparse and the config module are imported here; drivers, MuJoCo and the dataset code load when a
+command runs.
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+
+from roboreward.config import arg_number
 
 DEVICE_NAMES = ("exo_left", "exo_right", "glove_left", "glove_right", "pedal")  # as roboreward.teleop.session
 
@@ -42,15 +45,17 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
     p.add_argument("--zero-pose", choices=("zero", "home"), default="zero",
                    help="exoskeleton: the pose held first: all joints at 0, or the robot's home pose (needs --robot; "
                    "use it when 0 is outside a joint's range, as for the Franka's joint 4)")
-    p.add_argument("--seconds", type=float, default=3.0, help="recording time per step (default: 3)")
-    p.add_argument("--n", type=int, metavar="COUNT",
+    p.add_argument("--seconds", type=arg_number(gt=0, le=600), default=3.0, help="recording time per step (default: 3)")
+    p.add_argument("--n", type=arg_number(int, ge=1, le=64), metavar="COUNT",
                    help="joints (exoskeleton), channels (glove) or axes (pedal) of the device (default: 7, 15, 4)")
     p.set_defaults(run=run_calibrate)
 
     p = sub.add_parser(
         "run", help="drive a MuJoCo robot live from the devices; record episodes",
         description="Drive a robot from the cockpit's devices. Record with the pedal's buttons (0 start/stop, "
-        "1 save as success, 2 discard) or the keys r, s, d; q quits. A viewer opens when a display exists.",
+        "1 save as success, 2 discard) or the keys r, s, d; q quits. A viewer opens when a display exists. "
+        "SIGTERM, or SIGHUP (the terminal closing), ends the session like q: saves in progress finish and an "
+        "episode being recorded is saved, marked interrupted; the exit status is then 128 + the signal's number.",
     )
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                    help="session config overrides, e.g. record.fps=15 command_poll_s=0.001 viewer=off")
@@ -65,18 +70,18 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
     p.add_argument("--config", type=Path, help="session YAML (roboreward.teleop.session.SessionConfig)")
     p.add_argument("--record", type=Path, metavar="DIR", help="dataset folder to record episodes into")
     p.add_argument("--task", help="what the recorded episodes show, in words")
-    p.add_argument("--fps", type=int, help="recorded frames per second (default: 30)")
+    p.add_argument("--fps", type=arg_number(int, ge=1, le=240), help="recorded frames per second (default: 30)")
     p.add_argument("--cameras", nargs="+", metavar="CAMERA", help="cameras to record (default: all of the robot's)")
-    p.add_argument("--size", nargs=2, type=int, metavar=("WIDTH", "HEIGHT"), help="camera frame size (default: 128 96)")
+    p.add_argument("--size", nargs=2, type=arg_number(int, ge=2, le=4096), metavar=("WIDTH", "HEIGHT"), help="camera frame size (default: 128 96)")
     p.add_argument("--viewer", choices=("auto", "on", "off"), help="MuJoCo viewer window (default: auto)")
-    p.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this long (default: until q)")
+    p.add_argument("--duration", type=arg_number(gt=0), metavar="SECONDS", help="stop after this long (default: until q)")
     p.add_argument("--sink", help="where commands go: sim (the MuJoCo robot here; default) or ros2 (a ROS 2 robot)")
     p.add_argument("--ros-robot", metavar="ROBOT",
                    help="the ROS 2 robot's file: a name in configs/robots (franka) or a YAML path; implies --sink ros2")
-    p.add_argument("--domain-id", type=int, help="--sink ros2: ROS_DOMAIN_ID, 0..232 (default: the environment's)")
+    p.add_argument("--domain-id", type=arg_number(int, ge=0, le=232), help="--sink ros2: ROS_DOMAIN_ID, 0..232 (default: the environment's)")
     p.add_argument("--discovery", choices=["localhost", "subnet"],
                    help="--sink ros2: DDS discovery range: localhost (default, this machine only) or subnet (the LAN)")
-    p.add_argument("--realtime", type=int, metavar="PRIO",
+    p.add_argument("--realtime", type=arg_number(int, ge=1, le=99), metavar="PRIO",
                    help="run the device readers and the command thread at this SCHED_FIFO priority (1-99; needs "
                    "CAP_SYS_NICE): keeps latency low on a busy machine")
     p.set_defaults(run=run_session)
@@ -87,8 +92,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
         "compare the replayed joint trajectories with the recorded ones.",
     )
     p.add_argument("dataset", type=Path, metavar="DATASET", help="a dataset recorded by `roboreward teleop run`")
-    p.add_argument("--episode", type=int, nargs="+", help="episodes to replay (default: all)")
-    p.add_argument("--fail-above", type=float, metavar="RAD",
+    p.add_argument("--episode", type=arg_number(int, ge=0), nargs="+", help="episodes to replay (default: all)")
+    p.add_argument("--fail-above", type=arg_number(ge=0), metavar="RAD",
                    help="exit with status 1 if any episode's RMS joint error exceeds this")
     p.set_defaults(run=run_replay)
     return teleop
@@ -155,16 +160,14 @@ SIMULATED_STALE_AFTER_S = 0.25
 
 def _session_config(args: argparse.Namespace, robot_name: str | None, ports: dict[str, str]):
     """The SessionConfig from --config, the flags and the overrides; ``ports`` are the devices' ports."""
-    from roboreward.config import _yaml_load, apply_override, from_dict
+    from roboreward.config import ConfigError, apply_override, from_dict, read_yaml
     from roboreward.teleop.session import SessionConfig, device_config
 
     data: dict = {}
     if args.config is not None:
-        if not args.config.is_file():
-            raise FileNotFoundError(f"session config {str(args.config)!r} does not exist")
-        data = _yaml_load(args.config.read_text()) or {}
+        data = read_yaml(args.config, "session config") or {}
         if not isinstance(data, dict):
-            raise ValueError(f"{args.config}: the top level must be a mapping of keys to values")
+            raise ConfigError(f"{args.config}: the top level must be a mapping of keys to values")
     if robot_name is not None:
         data["robot"] = robot_name
     devices = data.setdefault("devices", {}) or {}
@@ -235,6 +238,26 @@ def _reclaim_overrides(args: argparse.Namespace) -> None:
         setattr(args, option, keep if keep or option != "cameras" else None)
 
 
+# What ending the session on each signal is called in the episode's ``reason`` and on screen.
+_SIGNAL_REASONS = {
+    "SIGTERM": "the session was asked to stop (SIGTERM)",
+    "SIGHUP": "the terminal hung up (SIGHUP)",
+}
+
+
+def _detach_from_terminal(fds: list[int]) -> None:
+    """Point ``fds`` (stdout, stderr that were a terminal) at /dev/null: after a hang-up every write to the
+    terminal fails with EIO, and a failing print must not end a session that is still saving."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        for fd in fds:
+            os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+
+
 def run_session(args: argparse.Namespace) -> int:
     import os
     import signal
@@ -242,7 +265,7 @@ def run_session(args: argparse.Namespace) -> int:
     _reclaim_overrides(args)
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     from roboreward.teleop.devices import DeviceNotConnectedError
-    from roboreward.teleop.session import TeleopSession, simulated_cockpit
+    from roboreward.teleop.session import Console, TeleopSession, simulated_cockpit
 
     if args.simulated == bool(args.devices):
         raise ValueError("give the devices (--devices exo_left=/dev/ttyUSB0 ...) or --simulated, one of the two")
@@ -256,38 +279,50 @@ def run_session(args: argparse.Namespace) -> int:
     rec = config.record
     robot = make_teleop_robot(config.robot, cameras=rec.cameras or None, size=(rec.width, rec.height))
     session = None
+    console = Console()
+    terminals = [fd for fd in (1, 2) if os.isatty(fd)]
+    received: list[int] = []
 
-    def terminate(signum, frame):  # SIGTERM ends the session like Ctrl-C: the episode in progress is saved
-        raise KeyboardInterrupt
+    def end_on_signal(signum, frame):
+        # Like 'q': the main loop ends at its next turn, saves already asked for finish and the episode in
+        # progress is saved. A second signal changes nothing, so it cannot cut a save short either.
+        if signum == signal.SIGHUP:
+            _detach_from_terminal(terminals)
+        received.append(signum)
+        if session is None:  # still setting up: nothing recorded yet
+            raise KeyboardInterrupt
+        session.end(_SIGNAL_REASONS[signal.Signals(signum).name])
 
-    previous = signal.signal(signal.SIGTERM, terminate)
+    previous = {sig: signal.signal(sig, end_on_signal) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         if args.simulated:
             sims = simulated_cockpit(robot)
             for sim in sims.values():
                 sim.start()
             ports = {name: sim.port for name, sim in sims.items()}
-            print(f"simulated devices: {', '.join(f'{n}={p}' for n, p in ports.items())}")
+            console.print(f"simulated devices: {', '.join(f'{n}={p}' for n, p in ports.items())}")
         config = _session_config(args, args.robot, ports)
-        session = TeleopSession(config, robot=robot)
-        print(f"driving {robot.name} with {', '.join(config.devices)}"
-              + (f"; recording into {rec.root}" if config.record.root else "; not recording (--record DIR)"))
+        session = TeleopSession(config, robot=robot, console=console)
+        console.print(f"driving {robot.name} with {', '.join(config.devices)}"
+                      + (f"; recording into {rec.root}" if config.record.root else "; not recording (--record DIR)"))
         try:
             with session:
                 session.run(duration=args.duration)
         finally:
             if session._started:
-                print(session.stats().format())
+                console.print(session.stats().format())
     except ConnectionError as e:
         if isinstance(e, DeviceNotConnectedError) or e.__class__.__module__.startswith("roboreward"):
             raise ValueError(str(e)) from e
         raise
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         for sim in sims.values():
             sim.stop()
-        robot.close()
-    return 0
+        if session is None or not session.abandoned:  # else a save may still be rendering with it
+            robot.close()
+    return 128 + received[0] if received else 0
 
 
 def run_replay(args: argparse.Namespace) -> int:

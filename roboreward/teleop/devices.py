@@ -19,7 +19,13 @@ queued for :meth:`SerialTeleoperator.drain` (for recording).
 Unplug and replug: a read error (cable pulled) closes the port at once, and the thread then tries
 to reopen the same path every ``reconnect_interval_s``; a device that stays silent is noticed by
 ``last_reading_age`` exceeding ``stale_after_s``. Either way :attr:`is_connected` turns False
-within 100 ms (tests measure it) and True again when readings resume. Calibration
+within 100 ms (tests measure it) and True again when readings resume.
+
+Impossible values: the decoder rejects a frame with a NaN or infinite angle like a corrupted one
+(``parser.stats.bad_payload``), and a glove or pedal driver drops a reading with a count above its
+``adc_max`` (:attr:`SerialTeleoperator.out_of_range`). A dropped reading is not the latest one, so
+the robot keeps the last valid command; if only such frames come, the device goes stale and the
+session holds the robot. :attr:`SerialTeleoperator.rejected_frames` counts both. Calibration
 (:mod:`roboreward.teleop.calibration`) is applied in ``get_action``; without a calibration file it
 is the identity (raw radians, full ADC range), which suits the simulated devices.
 """
@@ -193,6 +199,7 @@ class DeviceStatus:
     foreign_frames: int
     last_error: str | None
     parser: dict[str, int] = field(default_factory=dict)
+    out_of_range: int = 0  # readings dropped for a value outside the sensor's range
 
 
 class SerialTeleoperator(Teleoperator, abc.ABC):
@@ -218,9 +225,11 @@ class SerialTeleoperator(Teleoperator, abc.ABC):
         self.unplugs = 0
         self.reconnects = 0
         self.foreign_frames = 0
+        self.out_of_range = 0  # readings dropped because a value is outside the sensor's range
         self.last_unplug_at: float | None = None  # host time the port last failed
         self.last_error: str | None = None
         self._foreign_example: Reading | None = None
+        self._out_of_range_example: Reading | None = None
 
     # -- per-device hooks ----------------------------------------------------------------
 
@@ -233,6 +242,14 @@ class SerialTeleoperator(Teleoperator, abc.ABC):
     @abc.abstractmethod
     def _accepts(self, reading: Reading) -> bool:
         """True for readings of this device (type, side, count); others are counted as foreign."""
+
+    def _in_range(self, reading: Reading) -> bool:
+        """True when every value of ``reading`` is one the sensor can produce; others are dropped and counted.
+
+        Angles need no check here: the decoder already rejects non-finite ones, and the protocol sets no
+        other bound on a raw angle.
+        """
+        return True
 
     @abc.abstractmethod
     def _to_action(self, reading: Reading) -> dict[str, Any]: ...
@@ -271,6 +288,12 @@ class SerialTeleoperator(Teleoperator, abc.ABC):
     def latest_reading(self) -> Reading | None:
         """The newest raw reading (uncalibrated), or None."""
         return self._latest
+
+    @property
+    def rejected_frames(self) -> int:
+        """Frames dropped as damaged or impossible: bad CRC, length, type or payload (a NaN or infinite
+        angle included), and readings with a value outside the sensor's range."""
+        return self.parser.stats.rejected_frames + self.out_of_range
 
     def connect(self) -> None:
         """Open the port, start the reader thread and wait for a first valid frame of this device."""
@@ -327,6 +350,7 @@ class SerialTeleoperator(Teleoperator, abc.ABC):
             foreign_frames=self.foreign_frames,
             last_error=self.last_error,
             parser=self.parser.stats.as_dict(),
+            out_of_range=self.out_of_range,
         )
 
     # -- internals -----------------------------------------------------------------------
@@ -414,6 +438,10 @@ class SerialTeleoperator(Teleoperator, abc.ABC):
                         self.foreign_frames += 1
                         self._foreign_example = reading
                         continue
+                    if not self._in_range(reading):
+                        self.out_of_range += 1
+                        self._out_of_range_example = reading
+                        continue
                     self._latest = reading
                     self._last_rx = now
                     self.readings += 1
@@ -432,12 +460,22 @@ class SerialTeleoperator(Teleoperator, abc.ABC):
             )
         if self.last_error and not self.parser.stats.bytes_in:
             return f"{self.last_error}; is the device plugged in and the path right?"
+        if self.out_of_range and self._out_of_range_example is not None:
+            return (
+                f"{self.config.port}: every {kind} reading had a value above adc_max={self.config.adc_max} "
+                f"(largest {self._largest_value(self._out_of_range_example)}); set adc_max to the sensor's "
+                "largest raw reading (4095 for a 12-bit ADC, 65535 for 16-bit), or check the device's firmware"
+            )
         stats = self.parser.stats
         return (
             f"no {kind} frame arrived on {self.config.port} within {self.config.connect_timeout_s} s "
-            f"({stats.bytes_in} bytes read, {stats.rejected_frames} frames rejected); check the device is "
-            "powered and flashed with the cockpit protocol firmware"
+            f"({stats.bytes_in} bytes read, {stats.rejected_frames} frames rejected, {stats.bad_payload} of them "
+            "malformed or with NaN/infinite values); check the device is powered and flashed with the cockpit "
+            "protocol firmware"
         )
+
+    def _largest_value(self, reading: Reading) -> float:
+        return max(getattr(reading, "channels", None) or getattr(reading, "axes", ()) or (math.nan,))
 
     def _describe(self) -> str:
         return ""
@@ -530,6 +568,9 @@ class HallGlove(SerialTeleoperator):
             and len(reading.channels) == self.config.n_channels
         )
 
+    def _in_range(self, reading: Reading) -> bool:
+        return max(reading.channels) <= self.config.adc_max  # type: ignore[attr-defined]
+
     def _to_action(self, reading: Reading) -> dict[str, Any]:
         x = self.calibration.apply(reading.channels)  # type: ignore[attr-defined]
         return dict(zip(self._keys, x.tolist()))
@@ -572,6 +613,9 @@ class Pedal(SerialTeleoperator):
 
     def _accepts(self, reading: Reading) -> bool:
         return isinstance(reading, PedalReading) and len(reading.axes) == self.config.n_axes
+
+    def _in_range(self, reading: Reading) -> bool:
+        return max(reading.axes) <= self.config.adc_max  # type: ignore[attr-defined]
 
     def _to_action(self, reading: Reading) -> dict[str, Any]:
         assert isinstance(reading, PedalReading)

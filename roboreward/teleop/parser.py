@@ -41,7 +41,8 @@ class ParserStats:
         next frame's bytes were read as its payload).
     :param bad_length: headers whose length byte is not valid for their device type.
     :param unknown_type: headers whose device-type byte is not 1, 2 or 3.
-    :param bad_payload: CRC-valid frames whose payload contradicts itself (count vs length, side).
+    :param bad_payload: CRC-valid frames whose payload contradicts itself (count vs length, side) or holds a NaN or
+        infinite angle.
     :param sequence_gaps: times a device's sequence number jumped forward by more than one.
     :param dropped_frames: frames missing in those jumps (lost on the wire, or rejected above).
     :param duplicates: frames repeating the previous sequence number.

@@ -33,7 +33,7 @@ offset  bytes   field        meaning
 8       1       side         0 left, 1 right
 9       1       J            number of joints
 10      4·J     angles       float32 joint angles in radians, joint 0 (shoulder) first; raw
-                             exoskeleton angles, before calibration
+                             exoskeleton angles, before calibration; finite (no NaN, no ±inf)
 ======  ======  ===========  ===================================================================
 
 Hall glove, type 0x02, N = 10 + 2·C with 1 <= C <= 32 channels (the cockpit's gloves have 15+)
@@ -54,6 +54,13 @@ Pedal, type 0x03, N = 11 + 2·A with 1 <= A <= 16 axes (the cockpit's pedal has 
 11      2·A     axes         uint16 raw ADC readings
 ======  ======  ===========  ===================================================================
 
+A CRC-valid frame whose payload contradicts itself (a count that does not match the length, a
+side other than 0 or 1) or that carries a NaN or infinite angle is malformed: the decoder rejects
+it like a corrupted frame (the parser counts it as ``bad_payload``), so no non-finite number ever
+reaches calibration, retargeting or a robot command. Glove channels and pedal axes are ADC counts:
+a count above the sensor's largest reading (``adc_max`` of the driver's config, 4095 for a 12-bit
+ADC) cannot come from the sensor, and the driver drops that reading (its ``out_of_range`` count).
+
 Each device type accepts only its own few lengths (24, 32 and 16 of the 256 byte values), so a
 corrupted header is usually rejected at once instead of making the parser wait for a payload. The
 sequence number lets the host count frames lost on the wire (see
@@ -66,6 +73,7 @@ from __future__ import annotations
 
 import binascii
 import enum
+import math
 import struct
 from dataclasses import dataclass
 from typing import ClassVar
@@ -260,7 +268,11 @@ def _t_us(t_device: float) -> int:
 
 
 def encode_payload(reading: Reading) -> bytes:
-    """The payload bytes of ``reading`` (see the module docstring)."""
+    """The payload bytes of ``reading`` (see the module docstring).
+
+    Values are not checked against their range: a NaN angle or an out-of-range count encodes, so a
+    simulated device can send the faults the decoder and the drivers must reject.
+    """
     # Every payload is a head (t_us, then the side or the buttons, then the count n) and n items.
     if isinstance(reading, ArmReading):
         head, tag, items = _ARM_HEAD, int(reading.side), reading.angles
@@ -291,7 +303,8 @@ def encode_frame(reading: Reading, seq: int | None = None) -> bytes:
 
 def decode_payload(device_type: int, payload: bytes | bytearray | memoryview, offset: int, length: int, seq: int,
                    t_received: float) -> Reading | None:
-    """Decode a payload whose CRC already checked out; None if it is malformed (count mismatch, bad side)."""
+    """Decode a payload whose CRC already checked out; None if it is malformed (count mismatch, bad side,
+    a NaN or infinite angle)."""
     if device_type in _SIDED:  # arm and glove: one layout, items of their own type
         head, reading_class = _SIDED[device_type]
         t_us, side, n = head.unpack_from(payload, offset)
@@ -299,6 +312,10 @@ def decode_payload(device_type: int, payload: bytes | bytearray | memoryview, of
         if side > 1 or n == 0 or length != layout.fixed + layout.item_size * n:
             return None
         items = layout.items_struct(n).unpack_from(payload, offset + layout.fixed)
+        # The sum of at most 24 float32 values cannot overflow a float64, so it is finite exactly when
+        # every angle is: one C-level pass instead of a test per angle (NaN fails every < and >).
+        if device_type == DeviceType.EXOSKELETON_ARM and not math.isfinite(sum(items)):
+            return None
         return reading_class(seq, t_us * 1e-6, t_received, _SIDES[side], items)
     if device_type == DeviceType.PEDAL:
         t_us, buttons, n = _PEDAL_HEAD.unpack_from(payload, offset)
@@ -330,8 +347,25 @@ def decode_frame(frame: bytes, t_received: float = 0.0) -> Reading:
         raise ValueError("CRC mismatch")
     reading = decode_payload(device_type, frame, HEADER_SIZE, length, seq, t_received)
     if reading is None:
-        raise ValueError("malformed payload")
+        raise ValueError(f"malformed payload: {_payload_fault(device_type, frame, length)}")
     return reading
+
+
+def _payload_fault(device_type: int, frame: bytes, length: int) -> str:
+    """What is wrong with a CRC-valid payload that :func:`decode_payload` rejected, in words."""
+    layout = LAYOUTS[device_type]
+    if device_type == DeviceType.PEDAL:
+        _, _, n = _PEDAL_HEAD.unpack_from(frame, HEADER_SIZE)
+        side = 0
+    else:
+        _, side, n = _SIDED[device_type][0].unpack_from(frame, HEADER_SIZE)
+    if side > 1:
+        return f"side byte {side}; it must be 0 (left) or 1 (right)"
+    if n == 0 or length != layout.fixed + layout.item_size * n:
+        return f"it announces {n} values but its length {length} holds {(length - layout.fixed) / layout.item_size:g}"
+    items = layout.items_struct(n).unpack_from(frame, HEADER_SIZE + layout.fixed)
+    bad = [(i, x) for i, x in enumerate(items) if not math.isfinite(x)]
+    return f"joint angle {bad[0][0]} is {bad[0][1]}; angles must be finite" if bad else "unknown fault"
 
 
 __all__ = [

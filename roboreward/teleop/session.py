@@ -59,6 +59,22 @@ both or a sidecar the next session deletes. A session killed mid-episode (``kill
 that episode; it leaves ``teleop/recording.json``, which the next session opening the dataset
 moves into ``teleop/lost.json`` so the loss is on record.
 
+Saving takes as long as rendering the episode's frames that are still waiting (a CPU may render
+slower than the recorded fps); the status line shows the save's progress (frames rendered of the
+episode's total, frames per second, time left). Ending the session (``q``, :meth:`TeleopSession.end`,
+which ``roboreward teleop run`` calls on SIGTERM and SIGHUP, e.g. the terminal closing) first
+finishes every save asked for and saves an episode being recorded as interrupted; only a
+KeyboardInterrupt during that wait (a second Ctrl-C) gives the saves up, and the session then says at
+once which episodes are lost (the next session lists the one being written in
+``teleop/lost.json``). Output goes
+through a :class:`Console`: on a terminal the status line is redrawn in place, elsewhere it is a
+plain line every ``status_interval_s``; a write that fails (a terminal that hung up, a closed pipe)
+silences the console instead of stopping the save.
+
+Device faults: a frame with a NaN or infinite value, or a count outside the sensor's range, is
+dropped by the driver like a corrupted frame (:mod:`roboreward.teleop.devices`); the robot keeps
+its last valid command, and the count is in :class:`DeviceStats` (``rejected``) and the status line.
+
 Example::
 
     config = SessionConfig(robot="franka", devices={"exo_right": device_config("exo_right", "/dev/ttyUSB0")},
@@ -89,7 +105,7 @@ import tty
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TextIO
 
 import numpy as np
 
@@ -262,7 +278,11 @@ class SessionConfig:
         0.005, "a device the driver reports gone must stay gone this long (healthy polling) to hold", ge=0.0, le=0.05
     )
     max_sim_lag_s: float = bounded(0.25, "a simulation further behind real time than this skips ahead", gt=0.0)
-    status_interval_s: float = bounded(2.0, "seconds between status lines; 0: none", ge=0.0)
+    # On a terminal the line is redrawn in place, so it may change faster than a log should grow.
+    status_interval_s: float = bounded(
+        2.0, "seconds between status lines (redrawn in place on a terminal, at least twice a second); 0: none",
+        ge=0.0,
+    )
 
     def __post_init__(self) -> None:
         for name, device in self.devices.items():
@@ -728,6 +748,121 @@ def keys_help(keys: KeysConfig, buttons: ButtonsConfig) -> str:
         f"keys: '{keys.start_stop}'{pedal(b.start_stop)} start/stop recording, '{keys.success}'{pedal(b.success)} "
         f"save as success, '{keys.discard}'{pedal(b.discard)} discard, '{keys.quit}' quit"
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Output
+
+
+class Console:
+    """Where the session's messages and its status line go.
+
+    On a terminal the status line is redrawn in place (carriage return, erase to the end of the line,
+    cut to the terminal's width so it never wraps) and messages print above it. Anywhere else (a pipe,
+    a log file, a function taking lines) each status is a plain line and no control characters are
+    written. Writing never raises: when a write fails (EIO from a terminal that hung up, EPIPE from a
+    pipe whose reader is gone) the console falls silent and points that file descriptor at /dev/null,
+    so that neither the session's threads nor the interpreter's final flush fail over it and an
+    episode being saved is still saved. Safe to call from any thread.
+
+    :param out: a text stream (default: ``sys.stdout`` when the console is made) or a function that
+        takes one line.
+    :param interactive: redraw the status line in place; default: ``out`` is a terminal.
+    """
+
+    def __init__(self, out: TextIO | Callable[[str], Any] | None = None, *, interactive: bool | None = None) -> None:
+        if out is None:
+            out = sys.stdout
+        self._stream: TextIO | None = None
+        self._line_fn: Callable[[str], Any] | None = None
+        if hasattr(out, "write"):
+            self._stream = out  # type: ignore[assignment]
+            if interactive is None:
+                try:
+                    interactive = out.isatty()  # type: ignore[union-attr]
+                except (AttributeError, ValueError, OSError):
+                    interactive = False
+        else:
+            self._line_fn = out  # type: ignore[assignment]
+            interactive = False  # a function takes whole lines: nothing to redraw
+        self.interactive = bool(interactive)
+        self.silenced = False  # a write failed: the output is gone
+        self._status = ""  # the status line drawn at the bottom (interactive), "" if none
+        self._lock = threading.RLock()
+
+    def print(self, text: str) -> None:
+        """A message: a line of its own (above the status line on a terminal)."""
+        with self._lock:
+            if self.interactive and self._status:
+                self._write("\r\x1b[K" + text + "\n" + self._fit(self._status) + "\x1b[K")
+            else:
+                self._line(text)
+
+    def status(self, text: str) -> None:
+        """The status line: redrawn in place on a terminal, a plain line elsewhere."""
+        with self._lock:
+            if self.interactive:
+                self._status = text
+                self._write("\r" + self._fit(text) + "\x1b[K")
+            else:
+                self._line(text)
+
+    def end_status(self) -> None:
+        """Erase the status line (it is only ever the present state); what follows prints in its place."""
+        with self._lock:
+            if self.interactive and self._status:
+                self._status = ""
+                self._write("\r\x1b[K")
+
+    def _fit(self, text: str) -> str:
+        try:
+            columns = os.get_terminal_size(self._stream.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            return text
+        if columns <= 0 or len(text) < columns:  # 0: a terminal that does not say its size
+            return text
+        return text[: max(columns - 4, 1)] + "..."  # a wrapped line could not be redrawn in place
+
+    def _line(self, text: str) -> None:
+        if self._line_fn is not None:
+            if not self.silenced:
+                try:
+                    self._line_fn(text)
+                except OSError:
+                    self.silenced = True
+            return
+        self._write(text + "\n")
+
+    def _write(self, data: str) -> None:
+        if self.silenced:
+            return
+        stream = self._stream
+        try:
+            stream.write(data)  # type: ignore[union-attr]
+            stream.flush()  # type: ignore[union-attr]
+        except UnicodeEncodeError:  # a terminal that cannot show some character: show the rest
+            self._write(data.encode("ascii", "replace").decode("ascii"))
+        except (OSError, ValueError):  # ValueError: the stream was closed
+            self._silence()
+
+    def _silence(self) -> None:
+        self.silenced = True
+        stream = self._stream
+        with contextlib.suppress(AttributeError, ValueError, OSError, io.UnsupportedOperation):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(devnull, stream.fileno())  # type: ignore[union-attr]
+            finally:
+                os.close(devnull)
+            stream.flush()  # type: ignore[union-attr]  # what the failed write left buffered goes to /dev/null
+
+
+def format_duration(seconds: float) -> str:
+    """``7`` -> ``"7 s"``, ``125`` -> ``"2 min 5 s"``, ``inf`` -> ``"?"``."""
+    if not math.isfinite(seconds):
+        return "?"
+    s = max(0, round(seconds))
+    return f"{s} s" if s < 60 else f"{s // 60} min {s % 60} s"
 
 
 # --------------------------------------------------------------------------------------------
@@ -1327,6 +1462,9 @@ class DeviceStats:
     connected: bool
     unplugs: int
     reconnects: int
+    # Frames dropped as damaged or impossible: bad CRC, length or payload, a NaN or infinite angle, a
+    # count outside the sensor's range. The robot kept its last valid command meanwhile.
+    rejected: int = 0
 
 
 @dataclass
@@ -1347,11 +1485,12 @@ class SessionStats:
     apply_latency_ms: tuple[float, float, float]
 
     def format(self) -> str:
-        lines = [f"{'device':<12} {'rate Hz':>8} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}  (reading -> command)"]
+        lines = [f"{'device':<12} {'rate Hz':>8} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'rejected':>8}"
+                 "  (latency: reading -> command)"]
         for d in self.devices:
             p50, p99, mx = d.latency_ms
             state = "" if d.connected else "  UNPLUGGED"
-            lines.append(f"{d.name:<12} {d.rate_hz:8.1f} {p50:7.3f} {p99:7.3f} {mx:7.2f}{state}")
+            lines.append(f"{d.name:<12} {d.rate_hz:8.1f} {p50:7.3f} {p99:7.3f} {mx:7.2f} {d.rejected:8d}{state}")
         p50, p99, _ = self.apply_latency_ms
         if not math.isnan(p50):
             lines.append(f"command -> simulation step: p50 {p50:.2f} ms, p99 {p99:.2f} ms")
@@ -1377,19 +1516,32 @@ class _Worker:
 
     The main loop only submits (never waits), so rendering, video encoding and saving never delay
     the simulation or the status of the devices. An exception stops the work and is re-raised by
-    :meth:`check` in the main thread.
+    :meth:`check` in the main thread; :meth:`cancel` stops it on purpose. Either way the jobs still
+    queued are dropped, except cleanup jobs (releasing what the thread made, e.g. GL contexts).
     """
 
     def __init__(self, name: str, nice: int = 0) -> None:
         self._queue: queue.Queue = queue.Queue()
         self.error: BaseException | None = None
+        self.cancelled = False
         self.nice = nice
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
-    def submit(self, fn: Callable[[], Any]) -> None:
-        self.check()
-        self._queue.put(fn)
+    def submit(self, fn: Callable[[], Any], *, cleanup: bool = False) -> None:
+        """Queue ``fn``; a ``cleanup`` job runs even after a failure or :meth:`cancel`."""
+        if not cleanup:
+            self.check()
+        self._queue.put((fn, cleanup))
+
+    def cancel(self) -> None:
+        """Drop the jobs still queued (but cleanup jobs); the one running now finishes."""
+        self.cancelled = True
+
+    def join(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for the thread to end (after :meth:`stop`); True if it has."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
 
     def call(self, fn: Callable[[], Any]) -> Any:
         """Run ``fn`` in the worker after everything submitted before it; wait for and return its result."""
@@ -1410,10 +1562,12 @@ class _Worker:
         if self.error is not None:
             raise RuntimeError(f"recording failed: {self.error!r}") from self.error
 
-    def stop(self) -> None:
-        """Finish everything submitted, then end the thread."""
+    def stop(self, on_wait: Callable[[], Any] | None = None, every_s: float = 0.25) -> None:
+        """Finish everything submitted, then end the thread; ``on_wait()`` runs every ``every_s`` meanwhile."""
         self._queue.put(None)
-        self._thread.join()
+        while not self.join(every_s):
+            if on_wait is not None:
+                on_wait()
 
     def _run(self) -> None:
         if self.nice:
@@ -1422,16 +1576,39 @@ class _Worker:
             with contextlib.suppress(OSError, AttributeError):
                 os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.nice)
         while True:
-            fn = self._queue.get()
+            item = self._queue.get()
             try:
-                if fn is None:
+                if item is None:
                     return
-                if self.error is None:  # after a failure, drain without running anything more
+                fn, cleanup = item
+                if cleanup or (self.error is None and not self.cancelled):  # else drain without running
                     fn()
             except BaseException as e:  # noqa: BLE001 - re-raised in the main thread by check()
-                self.error = e
+                if self.error is None:
+                    self.error = e
             finally:
                 self._queue.task_done()
+
+
+@dataclass(frozen=True)
+class _PendingSave:
+    """An episode the operator ended whose frames the worker has not all rendered and saved yet.
+
+    ``first`` and ``last`` count frames handed to the worker (``TeleopSession._frames_submitted``):
+    the episode's frames are numbers ``first .. last - 1``, and the worker takes frames in order.
+    """
+
+    index: int
+    first: int
+    last: int
+
+    @property
+    def frames(self) -> int:
+        return self.last - self.first
+
+
+# Samples of the worker's progress older than this do not count towards its current rate.
+_RATE_WINDOW_S = 5.0
 
 
 class TeleopSession:
@@ -1441,7 +1618,9 @@ class TeleopSession:
     :param robot: a :class:`~roboreward.teleop.robots.TeleopRobot` to drive (built from
         ``config.robot`` if None; the session closes only a robot it built).
     :param keyboard: the key reader; a :class:`KeyboardControl` on stdin if None, ``False`` for none.
-    :param print_fn: where messages and status lines go (called from the session's threads).
+    :param print_fn: a function that takes each message and status line (called from the session's
+        threads); give this or ``console``.
+    :param console: where output goes; a :class:`Console` on stdout if neither is given.
     """
 
     def __init__(
@@ -1450,17 +1629,24 @@ class TeleopSession:
         *,
         robot: Any = None,
         keyboard: KeyboardControl | Literal[False] | None = None,
-        print_fn: Callable[[str], None] = print,
+        print_fn: Callable[[str], None] | None = None,
+        console: Console | None = None,
     ) -> None:
         if not config.devices:
             raise ConfigError(
                 "devices: empty; give the cockpit's devices, e.g. --devices exo_left=/dev/ttyUSB0 pedal=/dev/ttyUSB2, "
                 "or --simulated"
             )
+        if print_fn is not None and console is not None:
+            raise ValueError("TeleopSession takes print_fn or console, not both; wrap the function: Console(print_fn)")
         self.config = config
-        self.print = print_fn
+        self.console = console if console is not None else Console(print_fn)
+        self.print = self.console.print
         self._own_robot = robot is None
         self._closed = False
+        # close() was interrupted (KeyboardInterrupt) while saving and the job under way did not end within
+        # seconds: the robot must not be closed while the worker thread may still use it.
+        self.abandoned = False
         self._started = False
         self._quit = False
         self._end_reason = "the session ended"
@@ -1471,10 +1657,17 @@ class TeleopSession:
         self._worker: _Worker | None = None
         self._recording = False  # the main thread's view; the recorder (in the worker) follows in order
         self._readings: dict[str, list[Reading]] = {}  # drained since the last recorded frame
-        self._episode = 0  # index of the next episode (the main thread's count)
+        self._episode = 0  # index the next episode will have (the main thread's count)
         self._episodes_saved = 0
         self._episodes_interrupted = 0
         self._frames_recorded = 0
+        # Save progress. The main thread counts frames handed to the worker, the worker the ones it has
+        # rendered and added (each counter written by one thread only).
+        self._frames_submitted = 0
+        self._frames_done = 0
+        self._episode_first = 0  # _frames_submitted when the episode being recorded started
+        self._saves: collections.deque[_PendingSave] = collections.deque()  # oldest first
+        self._progress: collections.deque[tuple[float, int]] = collections.deque()  # (time, _frames_done)
         self.keyboard: KeyboardControl | None = None
         self._viewer: Any = None
         self._saved_switch: float | None = None
@@ -1622,10 +1815,26 @@ class TeleopSession:
             raise ValueError(f"unknown session event {event!r}; choose one of {list(EVENTS)}")
         self._requests.put(event)
 
+    def end(self, reason: str) -> None:
+        """End the session, from any thread or a signal handler (it only sets flags).
+
+        :meth:`run` returns at its next turn (within milliseconds); closing then finishes every save
+        already asked for and saves an episode being recorded, marked interrupted with ``reason``.
+        A second call changes nothing.
+        """
+        if not self._quit:
+            self._end_reason = reason
+            self._quit = True
+
     @property
     def recording(self) -> bool:
         """An episode is being recorded (as the main loop sees it)."""
         return self._recording
+
+    @property
+    def pending_saves(self) -> list[int]:
+        """Indices of the episodes ended but not yet saved, oldest first."""
+        return [p.index for p in list(self._saves)]
 
     @property
     def held(self) -> bool:
@@ -1641,11 +1850,11 @@ class TeleopSession:
         self.start()
         rec = self.config.record
         period = 1.0 / rec.fps
-        status_every = self.config.status_interval_s
+        status_every = self._status_period()
         now = time.monotonic()
         end = None if duration is None else now + duration
         next_frame = now
-        next_status = now + status_every if status_every else math.inf
+        next_status = now + status_every
         if self.keyboard is not None and self.keyboard.active:
             self.print(keys_help(self.config.keys, self.config.buttons))
         try:
@@ -1663,8 +1872,9 @@ class TeleopSession:
                         self._frames_late += 1
                     self._frame(now)
                     next_frame = max(next_frame + period, now - period)  # one late frame may catch up, not more
+                self._sample_progress(now)
                 if now >= next_status:
-                    self.print(self._status_line())
+                    self.console.status(self._status_line())
                     next_status = now + status_every
                 delay = min(next_frame, now + 0.002) - time.monotonic()
                 if delay > 0:
@@ -1691,15 +1901,49 @@ class TeleopSession:
             attempt(self.command_loop.stop)
         worker = self._worker
         if worker is not None:
-            if worker.backlog > 10:
-                self.print(f"writing the last {worker.backlog} recorded frames ...")
             if self._recording:
-                attempt(lambda: self._stop_episode(success=False, interrupted=True, reason=self._end_reason))
-            if isinstance(self.sink, SimulatedRobotSink):
-                worker.submit(self.sink.close_renderers)  # GL contexts close in the thread that made them
-            worker.stop()
-            attempt(worker.check)
-            self.recorder.writer.finalize()  # type: ignore[union-attr]
+                attempt(lambda: self._stop_episode(success=False, interrupted=True, reason=self._end_reason,
+                                                   announce=False))
+            saves = list(self._saves)
+            if saves:
+                several = len(saves) > 1
+                self.print(f"{self._end_reason}: ending once episode{'s' if several else ''} "
+                           f"{', '.join(str(p.index) for p in saves)} {'are' if several else 'is'} saved "
+                           f"({'episode ' + str(saves[0].index) + ': ' if several else ''}{self._save_state(saves[0])})")
+            if isinstance(self.sink, SimulatedRobotSink):  # GL contexts close in the thread that made them
+                worker.submit(self.sink.close_renderers, cleanup=True)
+            next_status = [0.0 if math.isfinite(self._status_period()) else math.inf]
+
+            def show_progress() -> None:
+                now = time.monotonic()
+                self._sample_progress(now)
+                if now >= next_status[0]:
+                    self.console.status(self._save_progress() or "closing the dataset ...")
+                    next_status[0] = now + self._status_period()
+
+            try:
+                worker.stop(on_wait=show_progress)
+            except KeyboardInterrupt as e:  # give up the saves, and say at once which episodes are lost
+                errors.append(e)
+                worker.cancel()  # the job under way (one frame, or a save) finishes; the rest is dropped
+                try:
+                    self.abandoned = not worker.join(5.0)
+                except KeyboardInterrupt:
+                    self.abandoned = True
+                lost = self.pending_saves
+                if lost:
+                    self.print(
+                        f"interrupted while saving: episode{'s' if len(lost) > 1 else ''} "
+                        f"{', '.join(map(str, lost))} not saved; the next session to open "
+                        f"{self.recorder.root} lists the one being written in {TELEOP_DIR}/{_LOST}"  # type: ignore[union-attr]
+                    )
+                if not self.abandoned:  # drop the unsaved frames (and their encoders); keep the saved episodes
+                    attempt(self.recorder.writer.clear_episode)  # type: ignore[union-attr]
+                    attempt(self.recorder.writer.finalize)  # type: ignore[union-attr]
+            else:
+                attempt(worker.check)
+                attempt(self.recorder.writer.finalize)  # type: ignore[union-attr]
+            self.console.end_status()
         elif self.recorder is not None:
             attempt(self.recorder.close)
         for driver in self.drivers.values():
@@ -1710,10 +1954,14 @@ class TeleopSession:
             attempt(self._viewer.close)
         if self._saved_switch is not None:
             sys.setswitchinterval(self._saved_switch)
+        if self.abandoned:  # the worker thread is still at work with the sink's renderers and the robot
+            self.console.end_status()
+            raise errors[0]
         if self.sink is not None and not isinstance(self.sink, SimulatedRobotSink):
             attempt(self.sink.close)  # a connection of the sink's own (ROS 2), whoever built the robot
         if self._own_robot and self.robot is not None:
             attempt(self.sink.close if isinstance(self.sink, SimulatedRobotSink) else self.robot.close)
+        self.console.end_status()
         if errors:
             raise errors[0]
 
@@ -1785,6 +2033,7 @@ class TeleopSession:
             else:
                 self._recording = True
                 self._readings = {}
+                self._episode_first = self._frames_submitted
                 self._worker.submit(lambda: self.recorder.start(now))  # type: ignore[union-attr]
                 self.print(f"recording episode {self._episode} ...")
         elif event in ("success", "discard"):
@@ -1797,7 +2046,8 @@ class TeleopSession:
                 self._worker.submit(self.recorder.discard)  # type: ignore[union-attr]
                 self.print(f"episode {self._episode} discarded")
 
-    def _stop_episode(self, *, success: bool, interrupted: bool = False, reason: str | None = None) -> None:
+    def _stop_episode(self, *, success: bool, interrupted: bool = False, reason: str | None = None,
+                      announce: bool = True) -> None:
         """End the episode being recorded; the worker saves it after its remaining frames."""
         self._recording = False
         recorder = self.recorder
@@ -1805,17 +2055,33 @@ class TeleopSession:
         readings, self._readings = self._readings, {}
         for name, batch in readings.items():
             self._worker.submit(lambda n=name, b=batch: recorder.add_readings(n, b))
-        self._worker.submit(
-            lambda: self._saved(recorder.save(success=success, interrupted=interrupted, reason=reason),
-                                interrupted=interrupted, success=success, reason=reason)
-        )
+        # The recorder saves an episode exactly when it got frames, and the worker gives it every frame
+        # submitted while it was recording: so the main thread knows the index the save will get.
+        pending = None
+        if self._frames_submitted > self._episode_first:
+            pending = _PendingSave(self._episode, self._episode_first, self._frames_submitted)
+            self._episode += 1
+            self._saves.append(pending)
+
+        def save() -> None:
+            try:
+                index = recorder.save(success=success, interrupted=interrupted, reason=reason)
+            finally:
+                if pending is not None:
+                    self._saves.popleft()
+            self._saved(index, interrupted=interrupted, success=success, reason=reason)
+
+        self._worker.submit(save)
+        if announce and pending is not None:
+            waiting = pending.last - max(self._frames_done, pending.first)
+            self.print(f"saving episode {pending.index}: {pending.frames} frames"
+                       + (f", {waiting} still to render" if waiting > 0 else ""))
 
     def _saved(self, index: int | None, *, interrupted: bool, success: bool = False, reason: str | None = None) -> None:
         """(worker thread) Count and report a saved episode."""
         if index is None:
             self.print("episode had no frames; nothing saved")
             return
-        self._episode = index + 1
         self._episodes_saved += 1
         if interrupted:
             self._episodes_interrupted += 1
@@ -1842,8 +2108,10 @@ class TeleopSession:
                 recorder.add_frame(now, observation.state, action, observation.frames(), held=held, sources=sources)
                 for name, batch in readings.items():  # they arrived while this frame was the newest
                     recorder.add_readings(name, batch)
+            self._frames_done += 1
 
         self._worker.submit(record)
+        self._frames_submitted += 1
         self._frames_recorded += 1
 
     def _open_viewer(self) -> None:
@@ -1869,6 +2137,7 @@ class TeleopSession:
         self._counts = {s.name: 0 for s in self.slots}
         self._base_unplugs = {s.name: s.driver.unplugs for s in self.slots}
         self._base_reconnects = {s.name: s.driver.reconnects for s in self.slots}
+        self._base_rejected = {s.name: s.driver.rejected_frames for s in self.slots}
         self._commands0 = self.command_loop.commands
         self.latency.reset()
         if isinstance(self.sink, SimulatedRobotSink):
@@ -1891,6 +2160,7 @@ class TeleopSession:
                 connected=s.connected,
                 unplugs=s.driver.unplugs - self._base_unplugs[s.name],
                 reconnects=s.driver.reconnects - self._base_reconnects[s.name],
+                rejected=s.driver.rejected_frames - self._base_rejected[s.name],
             ))
         sink = self.sink
         apply = sink.apply_latency if isinstance(sink, SimulatedRobotSink) else []
@@ -1909,23 +2179,76 @@ class TeleopSession:
             apply_latency_ms=_percentiles_ms(list(apply)),
         )
 
+    def _status_period(self) -> float:
+        """Seconds between status updates: ``status_interval_s``, at most 0.5 s when redrawn in place."""
+        every = self.config.status_interval_s
+        if not every:
+            return math.inf
+        return min(every, 0.5) if self.console.interactive else every
+
+    def _sample_progress(self, now: float) -> None:
+        """Note how many frames the worker has finished, at most every 0.25 s, for its rate."""
+        samples = self._progress
+        if samples and now - samples[-1][0] < 0.25:
+            return
+        samples.append((now, self._frames_done))
+        while len(samples) > 2 and now - samples[1][0] >= _RATE_WINDOW_S:
+            samples.popleft()
+
+    def _render_rate(self) -> float | None:
+        """Frames the worker finished per second over the last few seconds; None until it can tell."""
+        samples = self._progress
+        if len(samples) < 2:
+            return None
+        (t0, n0), (t1, n1) = samples[0], samples[-1]
+        return (n1 - n0) / (t1 - t0) if t1 - t0 >= 0.5 else None
+
+    def _save_progress(self) -> str | None:
+        """The oldest unfinished save, in words: ``saving episode 3: 45/150 frames rendered, 7.1 frames/s, 15 s
+        left``; None if there is none."""
+        saves = list(self._saves)
+        if not saves:
+            return None
+        more = f" (then {len(saves) - 1} more)" if len(saves) > 1 else ""
+        return f"saving episode {saves[0].index}: {self._save_state(saves[0])}{more}"
+
+    def _save_state(self, save: _PendingSave) -> str:
+        """How far ``save`` is: frames rendered of its total, the rate and the time left, or writing its files."""
+        done = min(max(self._frames_done - save.first, 0), save.frames)
+        if done >= save.frames:
+            return f"{save.frames} frames rendered, writing its files"
+        rate = self._render_rate()
+        timing = ""
+        if rate is not None:
+            left = (save.frames - done) / rate if rate > 0 else math.inf
+            timing = f", {rate:.1f} frames/s, {format_duration(left)} left"
+        return f"{done}/{save.frames} frames rendered{timing}"
+
     def _status_line(self) -> str:
         parts = [f"REC episode {self._episode}" if self._recording else "idle"]
+        progress = self._save_progress()
+        if progress is not None:
+            parts.append(progress)
         elapsed = max(time.monotonic() - self._stats_t0, 1e-9)
         for s in self.slots:
             _, p99, _ = self.latency.percentiles(s.name)
             state = "" if s.connected else " UNPLUGGED"
-            parts.append(f"{s.name} {self._counts[s.name] / elapsed:.0f} Hz p99 {1e3 * p99:.1f} ms{state}")
+            rejected = s.driver.rejected_frames - self._base_rejected[s.name]
+            bad = f" {rejected} rejected" if rejected else ""
+            parts.append(f"{s.name} {self._counts[s.name] / elapsed:.0f} Hz p99 {1e3 * p99:.1f} ms{bad}{state}")
         if self.command_loop.held:
             parts.append("HELD")
-        if self._worker is not None and self._worker.backlog > 2 * self.config.record.fps:
-            parts.append(f"frames waiting to render: {self._worker.backlog}")
+        behind = self._frames_submitted - self._frames_done
+        if self._recording and progress is None and behind > 2 * self.config.record.fps:
+            rate = self._render_rate()
+            pace = f" at {rate:.1f} frames/s" if rate is not None else ""
+            parts.append(f"rendering {behind} frames behind{pace} (recording at {self.config.record.fps})")
         return " | ".join(parts)
 
 
 def _reason_for(exc_type: type[BaseException], exc: BaseException | None) -> str:
     if issubclass(exc_type, KeyboardInterrupt):
-        return "the session was interrupted (Ctrl-C or SIGTERM)"
+        return "the session was interrupted (Ctrl-C)"
     return f"the session crashed: {exc_type.__name__}: {exc}"
 
 
@@ -2000,6 +2323,7 @@ __all__ = [
     "ButtonsConfig",
     "CommandLoop",
     "CommandSink",
+    "Console",
     "DEVICE_NAMES",
     "DeviceReadings",
     "EpisodeRecorder",
@@ -2017,6 +2341,7 @@ __all__ = [
     "TeleopSession",
     "arm_motion",
     "device_config",
+    "format_duration",
     "make_sink",
     "parse_device_name",
     "read_lost_episodes",

@@ -17,7 +17,9 @@ another function of time) and every frame's clean values are recorded, keyed by 
 timestamp, so a test can compare what the driver saw with what the device meant to send.
 
 Faults (:class:`FaultConfig`): dropouts (a reading is produced, numbered and never sent), noise,
-flipped bits, bursts of garbage between frames, frames cut short. :meth:`SimulatedDevice.unplug`
+flipped bits, bursts of garbage between frames, frames cut short. :meth:`SimulatedDevice.inject`
+sends chosen raw values in the next frames, CRC-valid: a NaN or infinite angle, or an ADC count
+the sensor cannot produce, as faulty firmware or a failing sensor would. :meth:`SimulatedDevice.unplug`
 closes the pty and removes the link, as pulling the USB cable does (the driver's reads fail at
 once); ``unplug(mode="silent")`` keeps the port but stops sending (a hung device);
 :meth:`SimulatedDevice.replug` brings the device back on the same path, rebooted (sequence from 0).
@@ -28,6 +30,7 @@ The device clock (``t_us`` in every frame) is the host's ``time.monotonic_ns() /
 
 from __future__ import annotations
 
+import collections
 import math
 import os
 import shutil
@@ -149,6 +152,7 @@ class SimulatedDevice:
         self._master: int | None = None
         self._slave: int | None = None
         self._seq = 0
+        self._injected: collections.deque[tuple[tuple[float, ...], int | None]] = collections.deque()
         self._plugged = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -211,6 +215,22 @@ class SimulatedDevice:
                 self._seq = 0
             self._plugged.set()
 
+    def inject(self, values: Sequence[float], *, buttons: int | None = None) -> None:
+        """Send ``values`` exactly (no noise, no clipping) in the next frame, which is CRC-valid and numbered
+        in sequence; call again to queue more. Ground truth records them as sent.
+
+        For a fault the drivers must reject: ``float('nan')`` or ``float('inf')`` as an arm angle, or a glove
+        or pedal count above the sensor's range (a count must still fit the frame's uint16). ``buttons``:
+        the pedal's bitfield for that frame (default: the scripted buttons).
+        """
+        if len(values) != self.n_values:
+            raise ValueError(f"inject() needs {self.n_values} values for this {self.kind}, got {len(values)}")
+        if self.device_type != DeviceType.EXOSKELETON_ARM and not all(
+            float(v).is_integer() and 0 <= v <= 0xFFFF for v in values
+        ):
+            raise ValueError(f"a {self.kind} frame carries whole counts 0..65535 (uint16), got {list(values)}")
+        self._injected.append((tuple(values), buttons))
+
     # -- ground truth ----------------------------------------------------------------------
 
     def motion(self, t: float) -> np.ndarray:
@@ -228,6 +248,10 @@ class SimulatedDevice:
 
     def _make_reading(self, seq: int, t_us: int, clean: np.ndarray, rng: np.random.Generator) -> tuple[Reading, int]:
         """The reading to send (noise and quantisation applied) and its buttons (0 if none)."""
+        raise NotImplementedError
+
+    def _exact_reading(self, seq: int, t_us: int, values: tuple[float, ...], buttons: int | None) -> Reading:
+        """A reading carrying ``values`` as they are (for :meth:`inject`)."""
         raise NotImplementedError
 
     def _open_pty(self) -> None:
@@ -280,8 +304,13 @@ class SimulatedDevice:
             self._seq = (self._seq + 1) & 0xFFFF
             self.stats.produced += 1
             t_us = time.monotonic_ns() // 1000
-            clean = self.motion(t_us * 1e-6)
-            reading, buttons = self._make_reading(seq, t_us, clean, rng)
+            if self._injected:
+                values, chosen = self._injected.popleft()
+                reading = self._exact_reading(seq, t_us, values, chosen)
+                clean, buttons = np.asarray(values, dtype=np.float64), getattr(reading, "buttons", 0)
+            else:
+                clean = self.motion(t_us * 1e-6)
+                reading, buttons = self._make_reading(seq, t_us, clean, rng)
             self._record(TruthSample(t_us, seq, clean, buttons))
             if faults.dropout and rng.random() < faults.dropout:
                 self.stats.dropped += 1
@@ -350,6 +379,9 @@ class SimulatedExoskeletonArm(SimulatedDevice):
         values = clean + rng.normal(0.0, self.noise, clean.shape) if self.noise else clean
         return ArmReading(seq, t_us * 1e-6, 0.0, self.side, tuple(values.tolist())), 0
 
+    def _exact_reading(self, seq, t_us, values, buttons):
+        return ArmReading(seq, t_us * 1e-6, 0.0, self.side, tuple(float(v) for v in values))
+
 
 class SimulatedGlove(SimulatedDevice):
     """A Hall-sensor glove: ``n_channels`` uint16 readings of a 12-bit ADC (default 15 channels)."""
@@ -371,6 +403,9 @@ class SimulatedGlove(SimulatedDevice):
         values = clean + rng.normal(0.0, self.noise, clean.shape) if self.noise else clean
         counts = np.clip(np.rint(values), 0, self.ADC_MAX).astype(int)
         return GloveReading(seq, t_us * 1e-6, 0.0, self.side, tuple(counts.tolist())), 0
+
+    def _exact_reading(self, seq, t_us, values, buttons):
+        return GloveReading(seq, t_us * 1e-6, 0.0, self.side, tuple(int(v) for v in values))
 
 
 class SimulatedPedal(SimulatedDevice):
@@ -408,6 +443,10 @@ class SimulatedPedal(SimulatedDevice):
         counts = np.clip(np.rint(values), 0, self.ADC_MAX).astype(int)
         buttons = self.buttons_at(t_us * 1e-6)
         return PedalReading(seq, t_us * 1e-6, 0.0, tuple(counts.tolist()), buttons), buttons
+
+    def _exact_reading(self, seq, t_us, values, buttons):
+        bits = self.buttons_at(t_us * 1e-6) if buttons is None else buttons
+        return PedalReading(seq, t_us * 1e-6, 0.0, tuple(int(v) for v in values), bits)
 
 
 __all__ = [

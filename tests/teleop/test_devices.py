@@ -248,6 +248,71 @@ def test_a_faulty_link_never_yields_a_corrupted_reading(started):
     assert arm.readings >= 0.75 * sim.stats.produced - 50
 
 
+def test_nan_and_infinite_angles_are_dropped_and_counted_like_corrupted_frames(started):
+    pose = [0.1 * i - 0.3 for i in range(7)]
+    sim = started(SimulatedExoskeletonArm(side="left", rate_hz=200, motion=lambda t: pose))
+    arm = _connect(started, ExoskeletonArm(ExoskeletonArmConfig(port=sim.port, stale_after_s=0.1)))
+    assert wait_until(lambda: arm.readings >= 10)
+    sim.inject([math.nan] + pose[1:])  # CRC-valid frames: only their values are impossible
+    sim.inject(pose[:3] + [math.inf] + pose[4:])
+    sim.inject(pose[:6] + [-math.inf])
+    assert wait_until(lambda: arm.parser.stats.bad_payload == 3 and arm.readings >= 30)
+    assert arm.is_connected  # a few bad frames among good ones: the device is fine
+    assert arm.rejected_frames == 3 and arm.status().parser["bad_payload"] == 3
+    assert arm.parser.stats.dropped_frames == 3  # their sequence numbers are missing, as for lost frames
+    readings = arm.drain()
+    assert readings and all(np.isfinite(r.angles).all() for r in readings)
+
+    # Nothing but bad frames for 0.3 s: the device counts as gone (the session holds the robot), then recovers.
+    last = arm.latest_reading
+    for _ in range(60):
+        sim.inject([math.nan] * 7)
+    assert wait_until(lambda: not arm.is_connected, 1.0)
+    assert arm.latest_reading is last
+    assert all(math.isfinite(v) for v in arm.get_action().values())  # still the last valid reading
+    assert wait_until(lambda: arm.is_connected, 2.0)
+    assert arm.parser.stats.bad_payload == 63 and arm.rejected_frames == 63
+    _freeze(sim)
+    np.testing.assert_allclose(list(arm.get_action().values()), pose, atol=1e-6)  # float32 on the wire
+
+
+def test_glove_and_pedal_counts_above_the_adc_range_are_dropped_and_counted(started):
+    glove_sim = started(SimulatedGlove(side="left", rate_hz=200, motion=lambda t: np.full(15, 2000.0)))
+    pedal_sim = started(SimulatedPedal(rate_hz=200, motion=lambda t: (100, 200, 300, 400)))
+    glove = _connect(started, HallGlove(HallGloveConfig(port=glove_sim.port)))
+    pedal = _connect(started, Pedal(PedalConfig(port=pedal_sim.port)))
+    glove_sim.inject([2000] * 14 + [4096])  # one count past a 12-bit ADC's 4095
+    glove_sim.inject([65535] * 15)
+    pedal_sim.inject([5000, 200, 300, 400])
+    assert wait_until(lambda: glove.out_of_range == 2 and pedal.out_of_range == 1 and glove.readings > 20)
+    assert glove.rejected_frames == 2 and glove.status().out_of_range == 2 and glove.parser.stats.rejected_frames == 0
+    assert pedal.rejected_frames == 1
+    assert all(max(r.channels) <= 4095 for r in glove.drain())
+    assert all(max(r.axes) <= 4095 for r in pedal.drain())
+    assert max(glove.get_action().values()) <= 1.0 and glove.is_connected and pedal.is_connected
+
+
+def test_a_sensor_beyond_adc_max_fails_to_connect_naming_the_setting(started):
+    sim = started(SimulatedGlove(side="left", rate_hz=200))
+    for _ in range(1000):  # five seconds of 16-bit counts
+        sim.inject([40000] * 15)
+    glove = HallGlove(HallGloveConfig(port=sim.port, connect_timeout_s=0.3))
+    with pytest.raises(DeviceNotConnectedError, match=r"above adc_max=4095 \(largest 40000\); set adc_max"):
+        glove.connect()
+    wide = _connect(started, HallGlove(HallGloveConfig(port=sim.port, adc_max=65535)))
+    assert wide.latest_reading.channels == (40000,) * 15 and wide.out_of_range == 0
+
+
+def test_simulated_device_inject_checks_its_values(tmp_path):
+    with pytest.raises(ValueError, match="needs 15 values"):
+        SimulatedGlove(link_path=tmp_path / "glove").inject([1, 2])
+    pedal = SimulatedPedal(link_path=tmp_path / "pedal")
+    with pytest.raises(ValueError, match=r"whole counts 0..65535 \(uint16\)"):
+        pedal.inject([70000, 0, 0, 0])
+    with pytest.raises(ValueError, match="whole counts"):
+        pedal.inject([math.nan, 0, 0, 0])
+
+
 def test_wrong_or_missing_device_fails_with_a_clear_message(started, tmp_path):
     sim = started(SimulatedExoskeletonArm(side="left", rate_hz=200))
     glove = HallGlove(HallGloveConfig(port=sim.port, connect_timeout_s=0.5))

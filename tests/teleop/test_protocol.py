@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import struct
 import time
@@ -172,8 +173,47 @@ def test_decode_frame_names_each_fault():
         decode_frame(b"\x00" * 50)
     # a CRC-valid frame whose joint count contradicts its length
     payload = struct.pack("<QBB", 1, 0, 6) + bytes(28)
-    with pytest.raises(ValueError, match="malformed"):
+    with pytest.raises(ValueError, match="malformed payload: it announces 6 values but its length 38 holds 7"):
         decode_frame(encode_raw_frame(DeviceType.EXOSKELETON_ARM, 0, payload))
+    with pytest.raises(ValueError, match="malformed payload: side byte 2"):
+        decode_frame(encode_raw_frame(DeviceType.GLOVE, 0, struct.pack("<QBB", 1, 2, 1) + bytes(2)))
+
+
+F32_MAX = struct.unpack("<f", b"\xff\xff\x7f\x7f")[0]
+
+
+@pytest.mark.parametrize("bad, shown", [(math.nan, "nan"), (math.inf, "inf"), (-math.inf, "-inf"), (-math.nan, "nan")])
+def test_a_non_finite_angle_makes_a_crc_valid_frame_malformed(bad, shown):
+    angles = (0.1, bad, 0.3, 0.0, 0.0, 0.0, 0.0)
+    frame = encode_frame(ArmReading(5, 1.0, 0.0, Side.LEFT, angles))
+    assert crc16(frame[2:-2]) == struct.unpack_from("<H", frame, len(frame) - 2)[0]  # intact on the wire
+    with pytest.raises(ValueError, match=f"malformed payload: joint angle 1 is {shown}; angles must be finite"):
+        decode_frame(frame)
+    # In a stream it is rejected like a corrupted frame, and the frames around it come through.
+    p = StreamParser()
+    got = p.feed(encode_frame(_arm(4)) + frame + encode_frame(_arm(6)), 0.0)
+    assert [r.seq for r in got] == [4, 6]
+    assert p.stats.bad_payload == 1 and p.stats.rejected_frames == 1
+    assert p.stats.sequence_gaps == 1 and p.stats.dropped_frames == 1  # its number is missing, as for a lost frame
+    assert _balanced(p)
+
+
+def test_finite_extremes_pass_and_any_non_finite_angle_of_24_is_caught():
+    # The decoder sums the angles to test them all at once: 24 float32 maxima must not overflow that sum.
+    for angles in ((F32_MAX,) * 24, (-F32_MAX,) * 24, (F32_MAX, -F32_MAX) * 12, (0.0,) * 24):
+        (r,) = StreamParser().feed(encode_frame(ArmReading(1, 1.0, 0.0, Side.RIGHT, angles)), 0.0)
+        assert r.angles == angles
+    for i in range(24):
+        for bad in (math.nan, math.inf, -math.inf):
+            angles = [F32_MAX if k % 2 else -F32_MAX for k in range(24)]
+            angles[i] = bad
+            p = StreamParser()
+            assert p.feed(encode_frame(ArmReading(1, 1.0, 0.0, Side.RIGHT, tuple(angles))), 0.0) == []
+            assert p.stats.bad_payload == 1
+    # +inf and -inf together would cancel in a careless check; they are caught.
+    p = StreamParser()
+    assert p.feed(encode_frame(ArmReading(1, 1.0, 0.0, Side.LEFT, (math.inf, -math.inf) + (0.0,) * 5)), 0.0) == []
+    assert p.stats.bad_payload == 1
 
 
 # --------------------------------------------------------------------------------------------

@@ -7,13 +7,17 @@ the kill test kills a real ``roboreward teleop run`` process driven from a pty k
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import math
 import os
+import re
 import select
 import signal
 import subprocess
 import sys
 import termios
+import threading
 import time
 from pathlib import Path
 
@@ -27,18 +31,22 @@ from roboreward.teleop.protocol import ArmReading, PedalReading, Side
 from roboreward.teleop.session import (
     ButtonsConfig,
     ButtonWatcher,
+    Console,
     EpisodeRecorder,
     KeyboardControl,
     KeysConfig,
     RecordConfig,
     SessionConfig,
+    SimulatedRobotSink,
     TeleopDataset,
     TeleopSession,
     arm_motion,
     device_config,
+    format_duration,
     make_sink,
     parse_device_name,
     read_lost_episodes,
+    register_sink,
 )
 from roboreward.teleop.simulated import SimulatedExoskeletonArm, SimulatedGlove, SimulatedPedal
 
@@ -76,6 +84,66 @@ class ButtonPedal(SimulatedPedal):
             if start <= t < end:
                 bits |= 1 << button
         return bits
+
+
+class CommandLog(SimulatedRobotSink):
+    """The simulated robot's sink, keeping every command it is sent so a test can inspect them."""
+
+    def __init__(self, robot, **kwargs) -> None:
+        super().__init__(robot, **kwargs)
+        self.commands: list = []
+
+    def send(self, command) -> None:
+        self.commands.append(command)
+        super().send(command)
+
+
+class SlowCamera(SimulatedRobotSink):
+    """The simulated robot's sink whose cameras render at most 12 frames/s, as the G1's do on a slow CPU."""
+
+    def render_snapshot(self, snapshot, cameras):
+        time.sleep(1 / 12)
+        return super().render_snapshot(snapshot, cameras)
+
+
+def _sim_sink(cls):
+    return lambda config, robot: cls(robot, max_lag_s=config.max_sim_lag_s,
+                                     frame_size=(config.record.width, config.record.height))
+
+
+for _name, _cls in (("sim+log", CommandLog), ("sim+slow-camera", SlowCamera)):
+    with contextlib.suppress(ValueError):  # already registered when this module is imported twice
+        register_sink(_name, _sim_sink(_cls))
+
+
+class Terminal:
+    """A pty standing in for a terminal window ``columns`` wide: ``stream`` writes to it, and a thread collects
+    what it shows (so a writer never blocks on a full buffer). :meth:`output` closes the stream and returns it all."""
+
+    def __init__(self, columns: int = 160) -> None:
+        master, slave = os.openpty()
+        termios.tcsetwinsize(slave, (24, columns))
+        self.master = master
+        self.stream = open(slave, "w", encoding="utf-8")  # noqa: SIM115 - closed by output()
+        self._data = bytearray()
+        self._thread = threading.Thread(target=self._collect, daemon=True)
+        self._thread.start()
+
+    def _collect(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self.master, 65536)
+            except OSError:  # EIO once the terminal side is closed
+                return
+            if not chunk:
+                return
+            self._data += chunk
+
+    def output(self) -> str:
+        self.stream.close()
+        self._thread.join(5.0)
+        os.close(self.master)
+        return self._data.decode()
 
 
 @pytest.fixture(scope="module")
@@ -395,6 +463,197 @@ def test_silent_device_is_noticed_within_100_ms_and_the_session_resumes(franka, 
 
 
 # --------------------------------------------------------------------------------------------
+# Impossible values from the devices
+
+
+def test_nan_inf_and_out_of_range_frames_are_dropped_and_the_robot_keeps_its_targets(franka, sims):
+    robot = franka
+    robot.reset()
+    limits = np.asarray(robot.arm_limits("right"))
+    pose = limits.mean(axis=1).astype(np.float32).astype(np.float64)  # exact on the wire
+    exo = sims(SimulatedExoskeletonArm(side="right", rate_hz=250, seed=11, motion=lambda t: pose))
+    glove = sims(SimulatedGlove(side="right", rate_hz=250, seed=12, motion=lambda t: np.full(15, 1000.0)))
+    pedal = sims(ButtonPedal(rate_hz=250, seed=13, motion=lambda t: [0.0] * 4))
+    devices = {"exo_right": exo, "glove_right": glove, "pedal": pedal}
+    config = SessionConfig(
+        robot="franka", sink="sim+log", resume_blend_s=0.1, command_realtime_priority=RT, status_interval_s=0,
+        viewer="off",
+        devices={n: device_config(n, d.port, stale_after_s=0.3, realtime_priority=RT) for n, d in devices.items()},
+    )
+    messages: list[str] = []
+    session = TeleopSession(config, robot=robot, keyboard=False, print_fn=messages.append)
+    arm = [robot.joint_names.index(n) for n in robot.arm_joints["right"]]
+    with session:
+        session.run(duration=0.6)  # past the start blend
+        expected = robot.targets.copy()
+        np.testing.assert_allclose(expected[arm], pose, atol=1e-12)  # inside the limits: commanded as read
+        log = session.sink.commands
+        before = len(log)
+        # CRC-valid frames with impossible values, as a faulty firmware or sensor would send them.
+        exo.inject([math.nan, *pose[1:]])
+        exo.inject([*pose[:4], math.inf, *pose[5:]])  # would be clipped to the joint's upper limit
+        glove.inject([1000] * 7 + [5000] + [1000] * 7)  # above the 12-bit ADC: would close the hand a little
+        pedal.inject([0, 0, 9999, 0])
+        drivers = session.drivers
+        session.run(duration=3.0, until=lambda: drivers["exo_right"].rejected_frames >= 2
+                    and drivers["glove_right"].rejected_frames >= 1 and drivers["pedal"].rejected_frames >= 1)
+        session.run(duration=0.3)  # the devices go on sending valid frames: the session goes on
+        np.testing.assert_array_equal(robot.targets, expected)
+        stats = session.stats()
+        status = session._status_line()
+    after = log[before:]
+    assert len(after) > 100  # commands kept flowing
+    for command in log:
+        assert command.targets is None or np.isfinite(command.targets).all()
+    for command in after:
+        np.testing.assert_array_equal(command.targets, expected)
+    assert {d.name: d.rejected for d in stats.devices} == {"exo_right": 2, "glove_right": 1, "pedal": 1}
+    assert drivers["exo_right"].parser.stats.bad_payload == 2 and drivers["glove_right"].out_of_range == 1
+    assert stats.holds == 0 and not any("failed" in m or "unplugged" in m for m in messages)
+    assert re.search(r"exo_right \d+ Hz p99 [\d.]+ ms 2 rejected \| glove_right .* 1 rejected", status), status
+    assert re.search(r"exo_right .* 2\s*$", stats.format().splitlines()[1]) and "rejected" in stats.format()
+
+
+# --------------------------------------------------------------------------------------------
+# Output: the status line, save progress, a terminal that goes away
+
+
+def test_console_redraws_the_status_in_place_on_a_terminal():
+    term = Terminal(columns=40)
+    console = Console(term.stream)
+    assert console.interactive
+    for i in range(5):
+        console.status(f"status {i}")
+    console.print("a message")
+    console.status("status 5 " + "x" * 60)  # wider than the terminal: cut, so that it never wraps
+    console.end_status()
+    console.print("after")
+    out = term.output()
+    # On a pty "\n" shows as "\r\n"; every redraw returns to the start of the line and erases what was left.
+    assert out == ("\rstatus 0\x1b[K\rstatus 1\x1b[K\rstatus 2\x1b[K\rstatus 3\x1b[K\rstatus 4\x1b[K"
+                   "\r\x1b[Ka message\r\nstatus 4\x1b[K"
+                   "\rstatus 5 " + "x" * 27 + "...\x1b[K\r\x1b[Kafter\r\n")
+
+
+def test_console_writes_plain_lines_elsewhere(tmp_path):
+    with open(tmp_path / "log.txt", "w") as f:
+        console = Console(f)
+        assert not console.interactive
+        console.status("status 0")
+        console.print("a message")
+        console.status("status 1")
+        console.end_status()
+    assert (tmp_path / "log.txt").read_text() == "status 0\na message\nstatus 1\n"
+    lines: list[str] = []
+    console = Console(lines.append)
+    console.status("s")
+    console.print("m")
+    assert lines == ["s", "m"] and not console.interactive
+
+
+def test_console_survives_a_hung_up_terminal_and_a_closed_pipe():
+    master, slave = os.openpty()
+    stream = open(slave, "w")
+    console = Console(stream)
+    console.status("before")
+    os.close(master)  # the terminal window closes: every write to it now fails with EIO
+    with pytest.raises(OSError):
+        os.write(slave, b"x")
+    console.status("after")  # no exception
+    console.print("a message")
+    assert console.silenced
+    stream.write("more\n")
+    stream.flush()  # the descriptor now leads to /dev/null
+    stream.close()
+
+    r, w = os.pipe()
+    stream = open(w, "w")
+    os.close(r)  # nobody reads: EPIPE (Python ignores SIGPIPE)
+    console = Console(stream)
+    console.print("x" * 100)
+    assert console.silenced
+    stream.close()
+
+
+def test_format_duration():
+    assert [format_duration(x) for x in (0.2, 7.4, 59.6, 125, math.inf)] == ["0 s", "7 s", "1 min 0 s", "2 min 5 s", "?"]
+
+
+def _session_on(console: Console, robot, exo_port: str, root: Path, **fields) -> TeleopSession:
+    config = SessionConfig(
+        robot="franka", devices={"exo_right": device_config("exo_right", exo_port, stale_after_s=0.3)},
+        record=RecordConfig(root=str(root), fps=30, width=64, height=48, cameras=["front"], task="test the status"),
+        viewer="off", **fields,
+    )
+    return TeleopSession(config, robot=robot, keyboard=False, console=console)
+
+
+def _record_and_save(session: TeleopSession, seconds: float) -> None:
+    session.run(duration=0.3)
+    session.request("start_stop")
+    session.run(duration=seconds)
+    session.request("start_stop")  # save
+    session.run(duration=0.05)
+    session.run(duration=30.0, until=lambda: not session.pending_saves)
+
+
+def test_a_save_shows_its_progress_in_place_on_a_terminal(tmp_path, franka, sims):
+    franka.reset()
+    exo = sims(SimulatedExoskeletonArm(side="right", rate_hz=250, seed=21,
+                                       motion=arm_motion(np.asarray(franka.arm_limits("right")),
+                                                         np.random.default_rng(5))))
+    term = Terminal()
+    session = _session_on(Console(term.stream), franka, exo.port, tmp_path / "demo", sink="sim+slow-camera",
+                          status_interval_s=2.0)
+    with session:
+        _record_and_save(session, 2.0)  # 30 fps recorded, 12 rendered: the save has frames left to render
+        assert not session.pending_saves
+    out = term.output()
+    stop = re.search(r"saving episode 0: (\d+) frames, (\d+) still to render\r\n", out)
+    assert stop, out
+    total, left = int(stop.group(1)), int(stop.group(2))
+    assert 40 <= total <= 65 and left >= 20  # at most 2 s x 12 frames/s rendered while recording
+    # The status line shows the save's progress, redrawn in place at least twice a second (status_interval_s=2).
+    draws = re.findall(r"\ridle \| saving episode 0: (\d+)/(\d+) frames rendered, ([\d.]+) frames/s, (\d+) s left"
+                       r"(?: \| [^\r\n]*)?\x1b\[K", out)
+    assert len(draws) >= 3, out
+    done = [int(d[0]) for d in draws]
+    assert done == sorted(done) and done[-1] > done[0] and {int(d[1]) for d in draws} == {total}
+    for done_, _, rate, seconds_left in draws:
+        assert 0 < float(rate) < 13  # the slow camera: at most 12 frames/s
+        assert abs(int(seconds_left) - (total - int(done_)) / float(rate)) <= 1  # time left at that rate
+    assert "episode 0 saved" in out
+    # Redrawn in place: many draws, few lines (the messages, and leaving the status line at the end).
+    assert out.count("\x1b[K") >= len(draws) and out.count("\n") <= 6, out
+    assert len(TeleopDataset(tmp_path / "demo").reader.episodes) == 1
+    assert DatasetReader(tmp_path / "demo").episodes[0].length == total
+
+
+def test_the_status_is_plain_lines_when_the_output_is_not_a_terminal(tmp_path, franka, sims):
+    franka.reset()
+    exo = sims(SimulatedExoskeletonArm(side="right", rate_hz=250, seed=22,
+                                       motion=arm_motion(np.asarray(franka.arm_limits("right")),
+                                                         np.random.default_rng(6))))
+    log = tmp_path / "session.log"
+    with open(log, "w") as stream:
+        session = _session_on(Console(stream), franka, exo.port, tmp_path / "demo", sink="sim+slow-camera",
+                              status_interval_s=0.4)
+        with session:
+            _record_and_save(session, 1.0)
+    out = log.read_text()
+    assert "\r" not in out and "\x1b" not in out
+    lines = out.splitlines()
+    statuses = [line for line in lines if line.startswith(("idle", "REC"))]
+    progress = [line for line in statuses if "saving episode 0: " in line]
+    assert progress and all(re.search(r"saving episode 0: (\d+/\d+ frames rendered|\d+ frames rendered, writing)", p)
+                            for p in progress)
+    assert re.search(r"saving episode 0: \d+/\d+ frames rendered, [\d.]+ frames/s, \d+ s left", "\n".join(progress))
+    seconds = 0.3 + 1.0 + len(progress) * 0.4
+    assert 0.5 * seconds / 0.4 <= len(statuses) <= seconds / 0.4 + 3  # one every status_interval_s, not faster
+    assert "episode 0 saved" in lines
+
+
+# --------------------------------------------------------------------------------------------
 # The G1: two arms' worth of devices, gloves to Dex3 hands, the pedal walks
 
 
@@ -497,6 +756,114 @@ def test_kill_9_mid_episode_keeps_finished_episodes(tmp_path):
     DatasetWriter.open(out).finalize()
     assert len(DatasetReader(out)) == 1
     assert not math.isnan(float(reader.episode(0).state.sum()))
+
+
+def _take_terminal() -> None:
+    """(in the child, after setsid) Make stdin, a pty, the controlling terminal, as a terminal window's shell has."""
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+def _read_until_match(proc: subprocess.Popen, fd: int, pattern: str, buf: list[str], timeout: float) -> re.Match:
+    deadline = time.monotonic() + timeout
+    while (m := re.search(pattern, "".join(buf))) is None:
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise AssertionError(f"waited for {pattern!r}; the session printed:\n{''.join(buf)}")
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if ready:
+            buf.append(os.read(fd, 65536).decode(errors="replace"))
+    return m
+
+
+def _session_saving(out: Path) -> tuple[subprocess.Popen, int, list[str], int]:
+    """`roboreward teleop run` on a pty that is its terminal (stdin, stdout, stderr, controlling terminal), after
+    recording 2 s and pressing 'r' to save: the process, the pty's master, the output so far, the episode's frames.
+
+    Two cameras of 640x480 at 60 fps are more than a CPU renders, so the save waits for frames to render;
+    skips on a machine fast enough to leave no save to interrupt.
+    """
+    master, slave = os.openpty()
+    termios.tcsetwinsize(slave, (24, 200))
+    env = dict(os.environ, MUJOCO_GL="egl", ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", PYTHONUNBUFFERED="1")
+    cmd = [sys.executable, "-m", "roboreward.cli", "teleop", "run", "--robot", "franka", "--simulated",
+           "--record", str(out), "--fps", "60", "--size", "640", "480", "--viewer", "off", "status_interval_s=0.2"]
+    proc = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave, cwd=REPO, env=env, start_new_session=True,
+                            preexec_fn=_take_terminal)
+    os.close(slave)
+    buf: list[str] = []
+    try:
+        _read_until(proc, master, "keys: 'r'", buf, 90)
+        os.write(master, b"r")
+        _read_until(proc, master, "recording episode 0", buf, 10)
+        time.sleep(2.0)
+        os.write(master, b"r")
+        stop = _read_until_match(proc, master, r"saving episode 0: (\d+) frames(?:, (\d+) still to render)?\r\n",
+                                 buf, 10)
+        total = int(stop.group(1))
+        # The status line shows the save's progress; the save is under way.
+        progress = _read_until_match(proc, master, r"saving episode 0: (\d+)/(\d+) frames rendered", buf, 10)
+        assert int(progress.group(2)) == total
+        if total - int(progress.group(1)) < 10:
+            pytest.skip("this machine renders two 640x480 cameras at 60 frames/s: no save left to interrupt")
+    except BaseException:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        os.close(master)
+        raise
+    return proc, master, buf, total
+
+
+@pytest.mark.slow
+def test_closing_the_terminal_during_a_save_finishes_the_save(tmp_path):
+    """The terminal window of `roboreward teleop run` closes while an episode is being saved: the kernel hangs
+    up the pty (SIGHUP to the session, EIO on every write to it), and the episode is still saved whole."""
+    out = tmp_path / "demo"
+    proc, master, buf, total = _session_saving(out)
+    try:
+        os.close(master)  # the window closes
+        proc.wait(180)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+    assert proc.returncode == 128 + signal.SIGHUP, "".join(buf)
+
+    reader = DatasetReader(out)
+    assert len(reader) == 1 and reader.episodes[0].length == total
+    for camera in ("front", "wrist"):
+        assert reader.frames(0, camera).shape == (total, 480, 640, 3)
+    ds = TeleopDataset(out)
+    assert not ds.episode(0).interrupted and ds.episode(0).meta["length"] == total
+    assert ds.lost_episodes == [] and not (out / "teleop" / "recording.json").exists()
+
+
+@pytest.mark.slow
+def test_sigterm_waits_for_the_save_and_a_second_interrupt_names_the_lost_episode(tmp_path):
+    out = tmp_path / "demo"
+    proc, master, buf, total = _session_saving(out)
+    try:
+        proc.send_signal(signal.SIGTERM)  # ends the session like 'q': the save goes on
+        _read_until_match(proc, master, r"the session was asked to stop \(SIGTERM\): ending once episode 0 is saved "
+                          r"\(\d+/\d+ frames rendered", buf, 10)
+        proc.send_signal(signal.SIGTERM)  # a second one changes nothing
+        time.sleep(0.3)
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGINT)  # Ctrl-C from outside: give up the save, and say so at once
+        _read_until(proc, master, f"interrupted while saving: episode 0 not saved; the next session to open {out} "
+                    "lists the one being written in teleop/lost.json", buf, 10)
+        proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+        os.close(master)
+    assert proc.returncode == 130, "".join(buf)
+    rec = EpisodeRecorder(out, fps=60, cameras=["front", "wrist"], image_size=(480, 640),
+                          state_names=[f"s{i}" for i in range(9)], action_names=[f"a{i}" for i in range(9)],
+                          robot_type="franka", task="x")
+    try:
+        assert rec.num_episodes == 0 and [e["episode_index"] for e in rec.lost_on_open] == [0]
+    finally:
+        rec.writer.finalize()
 
 
 # --------------------------------------------------------------------------------------------

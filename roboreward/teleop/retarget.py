@@ -180,10 +180,7 @@ def load_hand_retargeting(name_or_path: str | Path, overrides: Sequence[str] = (
     A relative ``model`` path is resolved against the YAML's folder.
     """
     path = _config_path(name_or_path)
-    try:
-        config = load_config(path, list(overrides), cls=HandRetargetingConfig)
-    except ConfigError as e:
-        raise ConfigError(f"{path}: {e}") from None
+    config = load_config(path, list(overrides), cls=HandRetargetingConfig)  # its errors name the file
     if config.model and not config.model.startswith("pkg://") and not Path(config.model).is_absolute():
         config = replace(config, model=str((path.parent / config.model).resolve()))
     return config
@@ -192,7 +189,7 @@ def load_hand_retargeting(name_or_path: str | Path, overrides: Sequence[str] = (
 def _config_path(name_or_path: str | Path) -> Path:
     p = Path(name_or_path)
     if p.suffix in (".yaml", ".yml") or p.is_file():
-        if not p.is_file():
+        if not p.exists():  # a folder or an unreadable file: load_config says which
             raise ConfigError(f"hand retargeting file {str(p)!r} does not exist")
         return p
     candidate = HANDS_DIR / f"{name_or_path}.yaml"

@@ -267,7 +267,7 @@ def load_teleop_robot_config(name_or_path: str | Path, overrides: Sequence[str] 
     """A shipped robot by name (``"g1"``, ``"franka"``) or a YAML file; ``overrides`` as ``key=value``."""
     p = Path(name_or_path)
     if p.suffix in (".yaml", ".yml") or p.is_file():
-        if not p.is_file():
+        if not p.exists():  # a folder or an unreadable file: load_config says which
             raise ConfigError(f"robot file {str(p)!r} does not exist")
         path = p
     else:
@@ -279,10 +279,7 @@ def load_teleop_robot_config(name_or_path: str | Path, overrides: Sequence[str] 
             raise ConfigError(
                 f"unknown robot {str(name_or_path)!r}{hint}; shipped robots: {names}, or pass a YAML file"
             )
-    try:
-        config = load_config(path, list(overrides), cls=TeleopRobotConfig)
-    except ConfigError as e:
-        raise ConfigError(f"{path}: {e}") from None
+    config = load_config(path, list(overrides), cls=TeleopRobotConfig)  # its errors name the file
     config.model = str(resolve_model_path(config.model, path.parent))
     for hand in config.hands.values():  # a hand file next to the robot file
         if isinstance(hand, DexterousHandConfig) and hand.retargeting.endswith((".yaml", ".yml")):

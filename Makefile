@@ -4,7 +4,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 RUN ?= runs/demo-$(shell date +%Y%m%d-%H%M%S)
-# Where the default job (roboreward/default_job.yaml) reads its demonstrations.
+# Where the default job (roboreward/configs/default_job.yaml) reads its demonstrations.
 DEMOS := demos/drawer-open
 
 # Headless MuJoCo rendering through EGL (Mesa on CPU, the driver on GPUs). ROS 2 discovery stays on

@@ -44,7 +44,8 @@ from roboreward.envs.humanoid_pose import random_action_frames
 from roboreward.envs.make import make_vec_env
 from roboreward.experiment import EnvConfig, RenderConfig
 from roboreward.rewards import ClipReward, ClipRewardConfig, RewardBatch
-from roboreward.rewards.clip import Int8Linear, cpu_has_native_bf16
+from roboreward.rewards.clip import cpu_has_native_bf16
+from roboreward.rewards.clip_int8 import Int8Linear
 
 GOAL, BASELINE = ["a humanoid robot kneeling"], ["a humanoid robot"]
 

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from roboreward.config import from_dict, load_config, to_dict
-from roboreward.experiment import DEFAULT_JOB, ExperimentConfig
+from roboreward.config import from_dict, to_dict
+from roboreward.experiment import DEFAULT_JOB, ExperimentConfig, load_experiment
 
 VARIANTS = ("learned", "task", "goal_image")
 
@@ -45,12 +45,12 @@ def main() -> None:
     from roboreward.policies.evaluate import evaluate
     from roboreward.policies.train import train
     from roboreward.rewards.base import make_reward_model
-    from roboreward.rewards.diagnostics import evaluate_reward_model
+    from roboreward.rewards.diagnostics.evaluation import evaluate_reward_model
 
     if args.out.exists():
         shutil.rmtree(args.out)
     args.out.mkdir(parents=True)
-    base = to_dict(load_config(DEFAULT_JOB, args.overrides))
+    base = to_dict(load_experiment(DEFAULT_JOB, args.overrides))
     n_demos = 20
     camera, size = base["env"]["render"]["camera"], base["env"]["render"]["width"]
     demos = args.demos or args.out / "demos" / "drawer-open"
@@ -89,7 +89,7 @@ def main() -> None:
 
     diagnostics = None
     if "learned" in args.variants:
-        config = load_config(args.out / "learned" / "config.yaml")
+        config = load_experiment(args.out / "learned" / "config.yaml")
         model = make_reward_model(config.reward)
         diagnostics = evaluate_reward_model(model, held_out, rollouts="random:10", env_config=config.env,
                                             out_dir=args.out / "diagnostics", gamma=config.shaping_gamma, seed=0)

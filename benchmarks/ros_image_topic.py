@@ -5,7 +5,7 @@ subscriber, both on this machine's clock). Two sources:
 
 - ``synthetic`` (default): a publisher process sends numbered frames (the number in ``frame_id``,
   so every drop is counted exactly) with a moving pattern, through :func:`roboreward.hardware.ros.image_message`.
-- ``sim``: ``python -m roboreward.hardware.sim_robot diff_drive`` renders its camera in MuJoCo and
+- ``sim``: ``roboreward sim-robot diff_drive`` renders its camera in MuJoCo and
   publishes it; drops are counted from gaps in the header stamps (as the bridge's subscriber does),
   and the latency includes rendering.
 
@@ -178,7 +178,7 @@ def run_sim(args: argparse.Namespace, reliability: str, domain_id: int) -> dict:
     cmd = [
         sys.executable,
         "-m",
-        "roboreward.hardware.sim_robot",
+        "roboreward.cli", "sim-robot",
         "diff_drive",
         *overrides,
         "--domain-id",

@@ -36,13 +36,10 @@ import torch  # noqa: E402
 
 torch.set_num_threads(1)
 
+from roboreward.teleop.cockpit import device_config  # noqa: E402
+from roboreward.teleop.recorder import RecordConfig  # noqa: E402
 from roboreward.teleop.robots import make_teleop_robot  # noqa: E402
-from roboreward.teleop.session import (  # noqa: E402
-    RecordConfig,
-    SessionConfig,
-    TeleopSession,
-    device_config,
-)
+from roboreward.teleop.session import SessionConfig, TeleopSession  # noqa: E402
 
 GOAL_HZ = 200.0
 GOAL_P99_MS = 5.0
@@ -52,7 +49,7 @@ def _devices_process(names: list[str], limits: dict, rate: float, realtime: int 
     """Child process: the simulated devices (real devices are microcontrollers, not threads of the session)."""
     import numpy as np
 
-    from roboreward.teleop.session import arm_motion, parse_device_name
+    from roboreward.teleop.cockpit import arm_motion, parse_device_name
     from roboreward.teleop.simulated import SimulatedExoskeletonArm, SimulatedGlove, SimulatedPedal
 
     if realtime:

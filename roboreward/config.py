@@ -1,20 +1,21 @@
-"""Typed experiment configs loaded from YAML, with ``key.sub=value`` overrides.
+"""Typed configs loaded from YAML, with ``key.sub=value`` overrides, and the shipped files picked by name.
 
-Every experiment is a YAML file in ``configs/`` that maps onto the dataclasses below. Loading is
-strict on purpose: a typo in a key or a value of the wrong type would otherwise train for fifteen
-minutes on a default the user never asked for. So an unknown key, a wrong type or an out-of-range
-value stops with a :class:`ConfigError` that names the key, the value and what is allowed.
+An experiment, a robot, a teleop robot, a hand or a ROS joint map is a YAML file that maps onto a
+dataclass. Loading is strict on purpose: a typo in a key or a value of the wrong type would otherwise
+train for fifteen minutes on a default the user never asked for — or move a robot. So an unknown key,
+a wrong type or an out-of-range value stops with a :class:`ConfigError` that names the file, the key,
+the value and what is allowed. One rule holds for every number: finite (NaN fails every comparison,
+so it is checked explicitly) and within the bounds that live next to the field, as metadata::
 
-Bounds live next to the field they constrain, as dataclass field metadata::
-
-    n_envs: int = field(default=4, metadata={"ge": 1, "le": 64, "help": "parallel envs"})
+    n_envs: int = bounded(4, "parallel envs", ge=1, le=256)
 
 Polymorphic sections (the reward model) are chosen by a ``type`` key; see
-:meth:`ChoiceConfig.register_subclass`.
+:meth:`ChoiceConfig.register_subclass`. The files roboreward ships live in ``roboreward/configs/``
+(package data) and are found by name with :func:`find_named` (``--robot franka``).
 
 Example::
 
-    cfg = load_config("configs/arm_reach.yaml", ["train.total_timesteps=2000", "env.n_envs=2"])
+    cfg = load_named("arm_reach", "experiment", ExperimentConfig, ["train.total_timesteps=2000", "env.n_envs=2"])
     save_config(cfg, run_dir / "config.yaml")
 """
 
@@ -23,11 +24,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import difflib
+import importlib.resources
 import math
 import operator
+import os
 import re
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Literal, TypeVar
@@ -117,18 +122,18 @@ class ChoiceConfig:
 # Loading and saving
 
 
-def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = (), cls: type[T] | None = None) -> T:
-    """Read a YAML experiment file, apply ``key.sub=value`` overrides, and build the typed config."""
+def load_config(path: str | Path, overrides: Sequence[str] = (), *, cls: type[T]) -> T:
+    """Read a YAML file, apply ``key.sub=value`` overrides, and build the typed config ``cls``.
+
+    Every error is a :class:`ConfigError` that names the file (and the key), except one about a value
+    given in ``overrides``, which names the key alone.
+    """
     path = Path(path)
-    data = read_yaml(path, "config file", example="configs/arm_reach.yaml") or {}
+    data = read_yaml(path, "config file") or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of keys to values, got {type(data).__name__}")
     for override in overrides:
         apply_override(data, override)
-    if cls is None:
-        from roboreward.experiment import ExperimentConfig
-
-        cls = ExperimentConfig  # type: ignore[assignment]
     try:
         return from_dict(cls, data)
     except ConfigError as e:
@@ -175,6 +180,62 @@ def read_yaml(path: str | Path, what: str = "YAML file", example: str | None = N
 def _yaml_position(e: yaml.YAMLError) -> str:
     mark = getattr(e, "problem_mark", None)
     return f": line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+
+
+# --------------------------------------------------------------------------------------------
+# Shipped files, picked by name
+
+
+# The folders of roboreward/configs/ whose files a command picks by name (`--robot franka`); they ship
+# inside the package, so a wheel install finds them as a source checkout does.
+NAMED_KINDS: dict[str, tuple[str, str]] = {
+    # kind: (folder under roboreward/configs, what the messages call a file of it)
+    "experiment": ("", "experiment config"),
+    "robot": ("robots", "robot file"),
+    "teleop robot": ("teleop/robots", "teleop robot file"),
+    "hand": ("teleop/hands", "hand retargeting file"),
+    "joint map": ("teleop/ros", "joint map"),
+}
+
+
+def shipped_dir(kind: str) -> Path:
+    """The package's folder of ``kind`` files (read with ``importlib.resources``: works from a wheel too)."""
+    if kind not in NAMED_KINDS:
+        raise ValueError(f"unknown kind of named config {kind!r}; one of {sorted(NAMED_KINDS)}")
+    folder = importlib.resources.files("roboreward") / "configs" / NAMED_KINDS[kind][0]
+    return Path(str(folder))  # pip installs packages as folders, so this is a real path
+
+
+def shipped_names(kind: str) -> list[str]:
+    """The names of the shipped ``kind`` files (``robot``: franka, g1, ...)."""
+    return sorted(p.stem for p in shipped_dir(kind).glob("*.yaml"))
+
+
+def find_named(name_or_path: str | Path, kind: str) -> Path:
+    """The file a user means: a shipped ``kind`` file by name (``"franka"``), or a path.
+
+    Anything ending in ``.yaml``/``.yml`` or holding a path separator is a path; a name that is not
+    shipped is refused with the names that are (and the closest one).
+    """
+    what = NAMED_KINDS[kind][1] if kind in NAMED_KINDS else kind
+    text = str(name_or_path)
+    names = shipped_names(kind)
+    if text.endswith((".yaml", ".yml")) or "/" in text or os.sep in text:
+        path = Path(text)
+        if not path.exists():
+            raise ConfigError(f"{what} {text!r} does not exist; give a YAML file or one of {names}")
+        return path  # a folder or an unreadable file: read_yaml says which
+    path = shipped_dir(kind) / f"{text}.yaml"
+    if not path.is_file():
+        close = difflib.get_close_matches(text, names, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"unknown {kind} {text!r}{hint}; choose one of {names}, or give a YAML file")
+    return path
+
+
+def load_named(name_or_path: str | Path, kind: str, cls: type[T], overrides: Sequence[str] = ()) -> T:
+    """:func:`find_named` then :func:`load_config`: the typed config of a shipped name or a YAML path."""
+    return load_config(find_named(name_or_path, kind), overrides, cls=cls)
 
 
 def apply_override(data: dict, override: str) -> None:
@@ -456,9 +517,12 @@ __all__ = [
     "bounded",
     "check_fields",
     "dataclass",
+    "find_named",
     "from_dict",
     "load_config",
+    "load_named",
     "read_yaml",
     "save_config",
+    "shipped_names",
     "to_dict",
 ]

@@ -16,7 +16,7 @@ class RoborewardError(Exception):
 
 
 class ConfigError(RoborewardError, ValueError):
-    """A config value is unknown, of the wrong type or out of range, or a config file cannot be read."""
+    """A config value, a config file or a command-line argument (a folder, a name) is not what is needed."""
 
 
 class DatasetError(RoborewardError, ValueError):
@@ -27,8 +27,24 @@ class CheckpointError(RoborewardError, ValueError):
     """A training checkpoint, saved model or exported policy is incomplete or damaged, or none can be used."""
 
 
+class DeviceError(RoborewardError, ConnectionError):
+    """A robot or a teleoperation device cannot be reached, or stopped sending what it should."""
+
+
+class SetupError(RoborewardError):
+    """Something roboreward needs from the machine is missing: a package, model weights, a library."""
+
+
 class NonFiniteError(RoborewardError, ValueError):
     """A reward, return or command came out NaN or infinite; it is refused rather than learned from or written."""
 
 
-__all__ = ["CheckpointError", "ConfigError", "DatasetError", "NonFiniteError", "RoborewardError"]
+__all__ = [
+    "CheckpointError",
+    "ConfigError",
+    "DatasetError",
+    "DeviceError",
+    "NonFiniteError",
+    "RoborewardError",
+    "SetupError",
+]

@@ -2,8 +2,9 @@
 
 The defaults of :class:`ExperimentConfig` are the base every experiment file is laid over: SAC on
 ``roboreward/ArmReach-v0`` with the offline goal-image reward, a job that trains in minutes.
-``configs/arm_reach.yaml`` spells the same values out; a test keeps the two equal. The embedded
-default job (``roboreward train`` with no file) is :data:`DEFAULT_JOB`, a file inside the package.
+The shipped experiment ``arm_reach`` spells the same values out; a test keeps the two equal. Shipped
+experiments live in ``roboreward/configs/`` and are picked by name (:func:`load_experiment`); the
+embedded default job (``roboreward train`` with no file) is :data:`DEFAULT_JOB` among them.
 """
 
 from __future__ import annotations
@@ -11,16 +12,18 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal
 
-from roboreward.config import ConfigError, bounded, from_dict
+from roboreward.config import bounded, from_dict, load_named
+from roboreward.errors import ConfigError
 from roboreward.rewards.base import RewardConfig
 from roboreward.rewards.goal_image import GoalImageRewardConfig
 
 # `roboreward train` with no file: Meta-World drawer-open learned from demonstrations only.
-DEFAULT_JOB = Path(__file__).with_name("default_job.yaml")
+DEFAULT_JOB = "default_job"
 # The longest training a config may ask for: far beyond any run (HEIGHT trains 2e8 steps), and a typo
 # such as 1e30 stops at once instead of looking like a job that never ends.
 MAX_TIMESTEPS = 10**11
@@ -320,3 +323,8 @@ class ExperimentConfig:
     def shaping_gamma(self) -> float:
         """The ``γ`` of the shaping term: the algorithm's discount."""
         return float(self.algo.hyperparams["gamma"])
+
+
+def load_experiment(name_or_path: str | Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
+    """An experiment: a shipped one by name (``arm_reach``, ``default_job``) or a YAML path, with overrides."""
+    return load_named(name_or_path, "experiment", ExperimentConfig, overrides)

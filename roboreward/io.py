@@ -21,6 +21,8 @@ from typing import BinaryIO
 
 import numpy as np
 
+from roboreward.errors import RoborewardError
+
 
 def fsync_dir(path: Path) -> None:
     """Flush a folder's entries (a rename into it) to disk."""
@@ -48,11 +50,18 @@ def atomic_write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
 
 
 def _write_and_replace(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+    except OSError as e:  # a full disk, a read-only folder: the user's to fix, and the old file is intact
+        raise WriteError(f"cannot write {path}: {e.strerror or e}; free space or pick a folder you can write to") from e
+
+
+class WriteError(RoborewardError, OSError):
+    """A file could not be written (the previous version, if any, is still there)."""

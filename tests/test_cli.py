@@ -50,7 +50,7 @@ def test_overrides_may_follow_the_options(tmp_path, capsys):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["train", "{tmp}/missing.yaml"], "config file '{tmp}/missing.yaml' does not exist"),
+        (["train", "{tmp}/missing.yaml"], "experiment config '{tmp}/missing.yaml' does not exist"),
         (["train", "{tmp}"], "config file '{tmp}' is a folder, not a file"),
         (["eval", "{tmp}/none"], "is not a run folder"),
         (["sim-robot", "{tmp}/robot.yaml"], "robot file '{tmp}/robot.yaml' does not exist"),
@@ -69,3 +69,16 @@ def test_bad_numbers_on_the_command_line_name_the_flag(capsys):
         main(["sim-robot", "franka", "--realtime-factor", "nan"])
     assert e.value.code == 2
     assert "argument --realtime-factor: nan is not a finite number" in capsys.readouterr().err
+
+
+def test_a_bug_is_not_dressed_as_a_user_error(tmp_path):
+    """Only a RoborewardError is a one-line user error (status 2); any other exception keeps its traceback
+    and ends the command with status 1, as an uncaught exception does."""
+    code = ("import sys, roboreward.cli as cli, roboreward.policies.cli as policies\n"
+            "def broken(args): raise ValueError('an internal bug')\n"
+            "policies.run_eval = broken\n"
+            f"sys.exit(cli.main(['eval', {str(tmp_path)!r}]))\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 1
+    assert "Traceback" in run.stderr and "ValueError: an internal bug" in run.stderr
+    assert "error: an internal bug" not in run.stderr

@@ -2,8 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from roboreward.config import ConfigError, apply_override, from_dict, load_config, save_config, to_dict
-from roboreward.experiment import ExperimentConfig
+from roboreward.config import apply_override, from_dict, save_config, to_dict
+from roboreward.errors import ConfigError
+from roboreward.experiment import ExperimentConfig, load_experiment
 from roboreward.rewards.base import EnvRewardConfig
 from roboreward.rewards.goal_image import GoalImageRewardConfig
 
@@ -25,12 +26,12 @@ def test_defaults_are_the_embedded_job():
 
 
 def test_arm_reach_yaml_spells_out_the_defaults(repo_root):
-    assert to_dict(load_config(repo_root / "configs" / "arm_reach.yaml")) == to_dict(ExperimentConfig())
+    assert to_dict(load_experiment(repo_root / "configs" / "arm_reach.yaml")) == to_dict(ExperimentConfig())
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
 def test_every_shipped_config_loads(path):
-    assert isinstance(load_config(path), ExperimentConfig)
+    assert isinstance(load_experiment(path), ExperimentConfig)
 
 
 def test_overrides_are_typed():
@@ -70,12 +71,12 @@ def test_section_without_type_keeps_default_kind_and_type_switches_kind():
 def test_saved_config_round_trips(tmp_path):
     cfg = build("reward.scale=2.5", "env.n_envs=2", "algo.name=ppo", "algo.hyperparams={n_steps: 64}")
     save_config(cfg, tmp_path / "config.yaml")
-    assert load_config(tmp_path / "config.yaml") == cfg
+    assert load_experiment(tmp_path / "config.yaml") == cfg
 
 
 def test_missing_file_says_so(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
-        load_config(tmp_path / "nope.yaml")
+        load_experiment(tmp_path / "nope.yaml")
 
 
 # ---------------------------------------------------------------------------------------------- the number rule
@@ -147,7 +148,7 @@ def test_a_linear_schedule_round_trips_and_trains(tmp_path):
 
     cfg = build("algo.hyperparams.learning_rate=lin_1e-3", "algo.hyperparams.train_freq=[1, step]", "algo.net_arch=[8]")
     save_config(cfg, tmp_path / "config.yaml")
-    assert load_config(tmp_path / "config.yaml") == cfg
+    assert load_experiment(tmp_path / "config.yaml") == cfg
     model = build_algorithm(cfg)
     assert model.lr_schedule(0.5) == pytest.approx(5e-4)
 
@@ -218,7 +219,7 @@ def test_unreadable_config_files_are_one_line_errors_naming_the_file(tmp_path, m
     path = tmp_path / "bad.yaml"
     path.write_bytes(content)
     with pytest.raises(ConfigError) as info:
-        load_config(path)
+        load_experiment(path)
     assert message in str(info.value) and "bad.yaml" in str(info.value)
     assert not (tmp_path / "PWNED").exists()
 
@@ -226,13 +227,13 @@ def test_unreadable_config_files_are_one_line_errors_naming_the_file(tmp_path, m
 def test_a_folder_or_a_missing_file_is_named(tmp_path):
     (tmp_path / "configs.yaml").mkdir()
     with pytest.raises(ConfigError, match="is a folder, not a file"):
-        load_config(tmp_path / "configs.yaml")
+        load_experiment(tmp_path / "configs.yaml")
     with pytest.raises(ConfigError, match="does not exist"):
-        load_config(tmp_path / "none.yaml")
+        load_experiment(tmp_path / "none.yaml")
 
 
 def test_errors_in_a_file_name_the_file_and_the_key(tmp_path):
     path = tmp_path / "job.yaml"
     path.write_text("reward:\n  type: goal_image\n  scale: .nan\n")
     with pytest.raises(ConfigError, match=r"job\.yaml: reward\.scale: nan is not a finite number"):
-        load_config(path)
+        load_experiment(path)

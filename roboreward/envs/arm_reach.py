@@ -57,6 +57,7 @@ import numpy as np
 from gymnasium import spaces
 
 from roboreward.envs.rendering import FrameRenderer, RenderOptions, mujoco
+from roboreward.errors import ConfigError
 
 LINK_LENGTH = 0.1  # metres, both links
 ELBOW_RANGE = (0.0, 2.7)  # one-sided: unique inverse kinematics, so goal images are unambiguous
@@ -136,11 +137,11 @@ class ArmReachEnv(gym.Env):
         multisample: int = 0,
     ):
         if goal not in ("random", "fixed"):
-            raise ValueError(f"goal={goal!r} is not allowed; choose 'random' or 'fixed'")
+            raise ConfigError(f"goal={goal!r} is not allowed; choose 'random' or 'fixed'")
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode={render_mode!r} is not supported; use 'rgb_array' or None")
         if not GOAL_ELBOW_RANGE[0] <= fixed_goal[1] <= GOAL_ELBOW_RANGE[1]:
-            raise ValueError(f"fixed_goal elbow angle {fixed_goal[1]} must lie in {GOAL_ELBOW_RANGE} radians")
+            raise ConfigError(f"fixed_goal elbow angle {fixed_goal[1]} must lie in {GOAL_ELBOW_RANGE} radians")
         self.goal_mode = goal
         self.fixed_goal = np.asarray(fixed_goal, dtype=np.float64)
         self.max_joint_step = max_joint_step

@@ -80,6 +80,7 @@ import numpy as np
 from gymnasium import spaces
 
 from roboreward.envs.rendering import FrameRenderer, RenderOptions, mujoco
+from roboreward.errors import ConfigError
 
 GYMNASIUM_HUMANOID_XML = Path(gym.__file__).resolve().parent / "envs" / "mujoco" / "assets" / "humanoid.xml"
 BASELINE_PROMPTS = ["a humanoid robot"]
@@ -462,13 +463,13 @@ class HumanoidPoseEnv(gym.Env):
         multisample: int = 0,
     ):
         if task is not None and task not in POSE_TASKS:
-            raise ValueError(f"task={task!r} is not a pose task; choose one of {sorted(POSE_TASKS)} or None")
+            raise ConfigError(f"task={task!r} is not a pose task; choose one of {sorted(POSE_TASKS)} or None")
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode={render_mode!r} is not supported; use 'rgb_array' or None")
         if frame_skip < 1:
-            raise ValueError(f"frame_skip={frame_skip} must be >= 1")
+            raise ConfigError(f"frame_skip={frame_skip} must be >= 1")
         if not healthy_z_range[0] < healthy_z_range[1]:
-            raise ValueError(f"healthy_z_range={healthy_z_range} must be (low, high) with low < high")
+            raise ConfigError(f"healthy_z_range={healthy_z_range} must be (low, high) with low < high")
         self.task = task
         self.pose_task = POSE_TASKS[task] if task is not None else None
         self.fixed_length = fixed_length
@@ -566,7 +567,7 @@ class HumanoidPoseEnv(gym.Env):
         for name, degrees in (joints or {}).items():
             low, high = np.degrees(self.model.joint(name).range)
             if not low - 1e-6 <= degrees <= high + 1e-6:
-                raise ValueError(f"joint {name!r} at {degrees} degrees is outside its range [{low:g}, {high:g}]")
+                raise ConfigError(f"joint {name!r} at {degrees} degrees is outside its range [{low:g}, {high:g}]")
             self.data.joint(name).qpos[0] = np.radians(degrees)
         quat = np.asarray(orientation, dtype=np.float64)
         self.data.qpos[3:7] = quat / np.linalg.norm(quat)

@@ -21,6 +21,7 @@ import gymnasium as gym
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecEnvWrapper, VecMonitor
 
 import roboreward.envs  # noqa: F401  (registers the ids)
+from roboreward.errors import ConfigError
 from roboreward.experiment import EnvConfig
 from roboreward.rewards.base import RewardModel
 from roboreward.rewards.shaping import VecPotentialShaping
@@ -34,7 +35,7 @@ def make_env(config: EnvConfig, render: bool = True, **overrides) -> gym.Env:
     """One env, with the configured render options when ``render`` is set."""
     if config.id not in gym.registry:
         ours = sorted(k for k in gym.registry if k.startswith("roboreward/"))
-        raise ValueError(f"env.id {config.id!r} is not registered; roboreward's envs are {ours} (see `roboreward envs`)")
+        raise ConfigError(f"env.id {config.id!r} is not registered; roboreward's envs are {ours} (see `roboreward envs`)")
     kwargs = dict(config.kwargs)
     if render:
         r = config.render
@@ -46,7 +47,7 @@ def make_env(config: EnvConfig, render: bool = True, **overrides) -> gym.Env:
     try:
         env = gym.make(config.id, **kwargs)
     except TypeError as e:
-        raise ValueError(f"env {config.id!r} rejected its arguments {sorted(kwargs)}: {e}; check env.kwargs") from e
+        raise ConfigError(f"env {config.id!r} rejected its arguments {sorted(kwargs)}: {e}; check env.kwargs") from e
     if render and config.render.cameras:
         from roboreward.envs.views import MultiViewRender
 
@@ -102,7 +103,7 @@ def _check_views(model: RewardModel, config: EnvConfig) -> None:
     """A multi-view model needs its cameras tiled in its order: say so before any step is taken."""
     cameras = list(getattr(model, "required_cameras", None) or [])
     if len(cameras) > 1 and cameras != list(config.render.cameras):
-        raise ValueError(
+        raise ConfigError(
             f"the {model.name} model reads the views {cameras} side by side, but env.render.cameras is "
             f"{list(config.render.cameras)}; set env.render.cameras: [{', '.join(cameras)}]"
         )

@@ -83,6 +83,7 @@ from gymnasium import spaces
 
 # Import order matters: rendering chooses the GL backend (and loads Triton) before MuJoCo loads.
 from roboreward.envs.rendering import FrameRenderer, RenderOptions, mujoco
+from roboreward.errors import ConfigError
 
 # isort: split
 from metaworld.env_dict import ALL_V3_ENVIRONMENTS
@@ -122,7 +123,7 @@ class MetaWorldEnv(gym.Env):
         multisample: int = 0,
     ):
         if task not in ALL_V3_ENVIRONMENTS:
-            raise ValueError(f"task={task!r} is not a Meta-World v3 task; choose one of {sorted(ALL_V3_ENVIRONMENTS)}")
+            raise ConfigError(f"task={task!r} is not a Meta-World v3 task; choose one of {sorted(ALL_V3_ENVIRONMENTS)}")
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode={render_mode!r} is not supported; use 'rgb_array' or None")
         self.task = task
@@ -197,7 +198,7 @@ class MetaWorldEnv(gym.Env):
     def _check_cameras(self, cameras: list[str]) -> None:
         unknown = [c for c in cameras if c not in self.cameras]
         if unknown:
-            raise ValueError(f"camera {unknown[0]!r} is not in the Meta-World model; choose one of {self.cameras}")
+            raise ConfigError(f"camera {unknown[0]!r} is not in the Meta-World model; choose one of {self.cameras}")
 
     def _frame_renderer(self, camera: str) -> FrameRenderer:
         if camera not in self._renderers:

@@ -37,6 +37,8 @@ _load_triton_before_gl()
 
 import mujoco  # noqa: E402
 
+from roboreward.errors import ConfigError  # noqa: E402
+
 _live_renderers: weakref.WeakSet[FrameRenderer] = weakref.WeakSet()
 _atexit_registered = False
 
@@ -61,9 +63,9 @@ class RenderOptions:
 
     def __post_init__(self) -> None:
         if not (8 <= self.width <= 4096 and 8 <= self.height <= 4096):
-            raise ValueError(f"render size {self.width}x{self.height} is out of range; use 8..4096 pixels per side")
+            raise ConfigError(f"render size {self.width}x{self.height} is out of range; use 8..4096 pixels per side")
         if self.multisample not in (0, 2, 4, 8):
-            raise ValueError(f"multisample={self.multisample} is not allowed; choose 0, 2, 4 or 8")
+            raise ConfigError(f"multisample={self.multisample} is not allowed; choose 0, 2, 4 or 8")
 
 
 class FrameRenderer:
@@ -79,7 +81,7 @@ class FrameRenderer:
         camera = options.camera if options.camera is not None else default_camera
         if isinstance(camera, str) and mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, camera) < 0:
             names = [mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_CAMERA, i) for i in range(model.ncam)]
-            raise ValueError(f"camera {camera!r} is not in the model; choose one of {names}")
+            raise ConfigError(f"camera {camera!r} is not in the model; choose one of {names}")
         self.camera = camera
         self._renderer: mujoco.Renderer | None = mujoco.Renderer(model, height=options.height, width=options.width)
         _track(self)

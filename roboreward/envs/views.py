@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import gymnasium as gym
 import numpy as np
 
+from roboreward.errors import ConfigError
+
 
 def tile_views(views: Sequence[np.ndarray]) -> np.ndarray:
     """Views ``uint8 [..., H, W, 3]`` (one per camera, equal shapes) side by side: ``[..., H, V·W, 3]``."""
@@ -50,7 +52,7 @@ class MultiViewRender(gym.Wrapper):
             raise ValueError("MultiViewRender needs at least one camera")
         if not callable(getattr(env.unwrapped, "render_cameras", None)):
             name = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
-            raise ValueError(
+            raise ConfigError(
                 f"{name} cannot render several cameras (no render_cameras method); "
                 "multi-view frames (env.render.cameras) need a Meta-World env"
             )

@@ -62,7 +62,10 @@ def _add_deploy(subparsers: argparse._SubParsersAction) -> None:
         "reset on /roboreward_deploy/reset). Stops on Ctrl-C, SIGTERM or --duration.",
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder, or an export folder holding policy.onnx")
-    p.add_argument("overrides", nargs="*", help="key.sub=value overrides of the robot file, e.g. control.rate_hz=200")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                   help="overrides of the deploy settings (rate_hz, stale_after_periods, diagnostics_hz, executor, "
+                   "realtime_priority, safety.max_step, safety.velocity_scale, safety.position_margin, safety.on_stale; "
+                   "the flags below are shorthands for them) or of the robot file (control.rate_hz=200, ...)")
     p.add_argument("--robot", required=True, help="a robot in configs/robots (franka, g1, diff_drive) or a robot YAML")
     p.add_argument("--policy", choices=["auto", "onnx", "sb3"], default="auto",
                    help="auto (default): the ONNX export when it is up to date with the model, else SB3")
@@ -82,7 +85,7 @@ def _add_deploy(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--stats", default=None, metavar="FILE", help="write the run's summary (timing, counters) as JSON")
     p.add_argument("--realtime", type=arg_number(int, ge=1, le=99), default=None, metavar="PRIO",
                    help="run the loop threads with SCHED_FIFO at this priority (1-99; needs CAP_SYS_NICE)")
-    p.add_argument("--executor", choices=["events", "single"], default="events",
+    p.add_argument("--executor", choices=["events", "single"], default=None,
                    help="rclpy executor: events (default; C++ dispatch) or single (SingleThreadedExecutor)")
     p.add_argument("--timings", default=None, metavar="FILE.npz",
                    help="write each command's state arrival and publish time (for benchmarks/deploy_loop.py)")

@@ -4,6 +4,7 @@
 
     roboreward deploy runs/franka_reach-20261201-101500 --robot franka            # until Ctrl-C / SIGTERM
     roboreward deploy RUN_DIR --robot franka --policy onnx --max-step 0.01 --duration 60 --stats deploy.json
+    roboreward deploy RUN_DIR --robot franka safety.max_step=0.01 safety.on_stale=stop rate_hz=25   # the same keys
     roboreward deploy RUN_DIR --robot my_robot.yaml control.rate_hz=500 state.joint_state.rate_hz=500
     roboreward deploy RUN_DIR --robot franka --discovery subnet --domain-id 3      # a real robot on the LAN
 
@@ -46,10 +47,10 @@ hits, holds, state age, e-stop).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import json
 import math
-import signal
 import sys
 import threading
 import time
@@ -59,12 +60,14 @@ from typing import Any, Literal
 
 import numpy as np
 
-from roboreward.config import ConfigError, bounded, check_fields, from_dict
+from roboreward.config import apply_override, bounded, check_fields, from_dict
+from roboreward.errors import ConfigError
 from roboreward.hardware.realtime import set_fifo_priority, set_fifo_priority_for_process
 from roboreward.hardware.robot import RobotConfig, RobotState, load_robot_config
 from roboreward.hardware.safety import EStop, SafetyConfig, SafetyLayer, Watchdog
 from roboreward.io import atomic_write, atomic_write_npz
 from roboreward.policies.export import PolicyRunner
+from roboreward.signals import on_signals
 
 NODE_NAME = "roboreward_deploy"
 MIN_STAMP_STEP = 0.65  # periods between the stamps of two states that both get a command
@@ -581,44 +584,80 @@ def check_policy_fits_robot(policy: PolicyRunner, robot: RobotConfig) -> None:
         problems.append(f"joint order {list(policy.joint_names)} != the robot's {robot.joint_names}")
     if problems:
         trained = f" (trained on {policy.robot!r})" if getattr(policy, "robot", None) else ""
-        raise ValueError(
+        raise ConfigError(
             f"the policy{trained} does not fit robot {robot.name!r}: {'; '.join(problems)}. Deploy a policy trained "
             f"with env.kwargs.robot={robot.name}, or pass the robot file it was trained with"
         )
+
+
+# The flags of `roboreward deploy` that are shorthands for keys of DeployConfig (`--max-step 0.01` is
+# `safety.max_step=0.01`).
+FLAG_KEYS = {
+    "rate_hz": "rate_hz",
+    "stale_after_periods": "stale_after_periods",
+    "realtime": "realtime_priority",
+    "executor": "executor",
+    "on_stale": "safety.on_stale",
+    "max_step": "safety.max_step",
+    "velocity_scale": "safety.velocity_scale",
+    "position_margin": "safety.position_margin",
+}
+
+
+def config_from_args(args: argparse.Namespace) -> tuple[DeployConfig, list[str]]:
+    """The deploy settings and the robot file's overrides, from the command line.
+
+    ``key=value`` overrides whose first part is a key of :class:`DeployConfig` (``rate_hz``,
+    ``safety.max_step``, ...) set the deploy settings, after the flags that are shorthands for them
+    (:data:`FLAG_KEYS`); every other override is the robot file's (``control.rate_hz=200``).
+    """
+    own = {f.name for f in dataclasses.fields(DeployConfig)}
+    data: dict[str, Any] = {}
+    for flag, key in FLAG_KEYS.items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            *sections, name = key.split(".")
+            node = data
+            for section in sections:
+                node = node.setdefault(section, {})
+            node[name] = value
+    robot_overrides = []
+    for override in args.overrides or []:
+        if override.partition("=")[0].split(".")[0] in own:
+            apply_override(data, override)
+        else:
+            robot_overrides.append(override)
+    return from_dict(DeployConfig, data), robot_overrides
 
 
 def run_from_args(args: argparse.Namespace) -> int:
     """The ``deploy`` command's handler (see :mod:`roboreward.hardware.cli`)."""
     from roboreward.policies.export import load_policy
 
-    options = (("max_step", args.max_step), ("velocity_scale", args.velocity_scale),
-               ("position_margin", args.position_margin), ("on_stale", args.on_stale))
-    safety = {k: v for k, v in options if v is not None}
-    config = from_dict(DeployConfig, {"rate_hz": args.rate_hz, "stale_after_periods": args.stale_after_periods,
-                                      "realtime_priority": args.realtime, "executor": args.executor, "safety": safety})
-    robot = load_robot_config(args.robot, list(args.overrides or []))
+    config, robot_overrides = config_from_args(args)
+    robot = load_robot_config(args.robot, robot_overrides)
     policy = load_policy(args.run_dir, backend=args.policy, checkpoint=args.checkpoint)
-    if "torch" in sys.modules:  # an SB3 policy: one thread beats a pool for an MLP at batch 1
-        sys.modules["torch"].set_num_threads(1)
-    node = DeployNode(robot, policy, config, domain_id=args.domain_id, discovery=args.discovery)
-
-    def stop(signum, frame):  # noqa: ARG001
-        node._stop.set()
-
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    torch = sys.modules.get("torch")  # an SB3 policy: one thread beats a pool for an MLP at batch 1
+    threads = torch.get_num_threads() if torch is not None else None
     try:
-        print(
-            f"deploy {robot.name}: ready; {type(policy).__name__} at {node.rate_hz:g} Hz, ROS_DOMAIN_ID="
-            f"{node.session.domain_id}, discovery {args.discovery}; "
-            f"commands on {robot.command.topic}; "  # type: ignore[union-attr]
-            f"e-stop: service/topic /{NODE_NAME}/estop, reset: /{NODE_NAME}/reset",
-            flush=True,
-        )
-        summary = node.run(args.duration)
+        if torch is not None:
+            torch.set_num_threads(1)
+        node = DeployNode(robot, policy, config, domain_id=args.domain_id, discovery=args.discovery)
+        try:
+            with on_signals(lambda sig: node._stop.set()):
+                print(
+                    f"deploy {robot.name}: ready; {type(policy).__name__} at {node.rate_hz:g} Hz, ROS_DOMAIN_ID="
+                    f"{node.session.domain_id}, discovery {args.discovery}; "
+                    f"commands on {robot.command.topic}; "  # type: ignore[union-attr]
+                    f"e-stop: service/topic /{NODE_NAME}/estop, reset: /{NODE_NAME}/reset",
+                    flush=True,
+                )
+                summary = node.run(args.duration)
+        finally:
+            node.close()
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        node.close()
+        if torch is not None:  # a caller's process (a test session) keeps its own setting
+            torch.set_num_threads(threads)
     if args.stats is not None:
         atomic_write(Path(args.stats), (json.dumps(summary, indent=2) + "\n").encode())
     if args.timings is not None:  # per-command arrival and publish times (time.monotonic), for offline analysis

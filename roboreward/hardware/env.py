@@ -55,6 +55,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from roboreward.errors import ConfigError
 from roboreward.hardware.robot import RobotConfig, RobotState, load_robot_config
 
 
@@ -101,7 +102,7 @@ class RosRobotEnv(gym.Env):
             raise ValueError(f"render_mode={render_mode!r} is not supported; use 'rgb_array' or None")
         self.robot = load_robot_config(robot, overrides)
         if render_mode == "rgb_array" and self.robot.state.image is None:
-            raise ValueError(f"{self.robot.name} has no image topic (state.image) to render; leave render_mode out")
+            raise ConfigError(f"{self.robot.name} has no image topic (state.image) to render; leave render_mode out")
         self.render_mode = render_mode
         self.max_episode_steps = max_episode_steps
         self.observation_space = self.robot.observation_space

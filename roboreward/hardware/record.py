@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import queue
-import signal
 import threading
 import time
 from dataclasses import dataclass
@@ -42,8 +41,9 @@ from typing import Any
 
 import numpy as np
 
-from roboreward.config import ConfigError
+from roboreward.errors import ConfigError
 from roboreward.hardware.robot import OBSERVATION_TERMS, RobotConfig, load_robot_config
+from roboreward.signals import on_signals
 
 NODE_NAME = "roboreward_record"
 QUEUE_FRAMES = 2000  # frames waiting for the encoder (40 s at 50 Hz); more and the oldest are dropped
@@ -109,7 +109,7 @@ class RosRecorder:
                 "add the camera topic to the robot file"
             )
         if not isinstance(task, str) or not task.strip():
-            raise ValueError(f"--task {task!r} must describe the episodes in words, e.g. 'reach the cup'")
+            raise ConfigError(f"--task {task!r} must describe the episodes in words, e.g. 'reach the cup'")
         fps = robot.control.rate_hz
         if abs(fps - round(fps)) > 1e-9:
             raise ConfigError(f"control.rate_hz: {fps} is not a whole number; the dataset's fps must be an integer")
@@ -217,9 +217,9 @@ class RosRecorder:
         :param on_first_frame: called once, when the first frame (state, camera and command together) arrives.
         """
         if episodes is not None and episodes < 1:
-            raise ValueError(f"--episodes {episodes} must be >= 1 (leave it out to record until stopped)")
+            raise ConfigError(f"--episodes {episodes} must be >= 1 (leave it out to record until stopped)")
         if not episode_seconds > 0 or not idle_seconds > 0:
-            raise ValueError("--episode-seconds and --idle-seconds must be > 0")
+            raise ConfigError("--episode-seconds and --idle-seconds must be > 0")
         max_frames = max(1, int(round(episode_seconds * self.fps)))
         started = time.monotonic()
         self._spinner.start()
@@ -293,30 +293,26 @@ class RosRecorder:
 def run_from_args(args: argparse.Namespace) -> int:
     """The ``record`` command's handler (see :mod:`roboreward.hardware.cli`)."""
     if args.duration is not None and not args.duration > 0:
-        raise ValueError(f"--duration {args.duration} must be > 0 seconds (leave it out to record until stopped)")
+        raise ConfigError(f"--duration {args.duration} must be > 0 seconds (leave it out to record until stopped)")
     robot = load_robot_config(args.robot, list(args.overrides or []))
     task = args.task or f"{robot.name}: recorded from ROS 2"
     recorder = RosRecorder(robot, args.out, task=task, domain_id=args.domain_id, discovery=args.discovery)
 
-    def stop(signum, frame):  # noqa: ARG001
-        recorder.stop()
-
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        print(
-            f"record {robot.name}: ready; ROS_DOMAIN_ID={recorder.session.domain_id}, discovery {args.discovery}; "
-            f"one frame per command on {robot.command.topic} "  # type: ignore[union-attr]
-            f"at {recorder.fps} fps -> {args.out}",
-            flush=True,
-        )
-        summary = recorder.run(
-            episodes=args.episodes, episode_seconds=args.episode_seconds, idle_seconds=args.idle_seconds,
-            duration=args.duration, on_episode=lambda i: print(f"record {robot.name}: saved episode {i}", flush=True),
-            on_first_frame=lambda: print(f"record {robot.name}: receiving state, camera and commands", flush=True),
-        )
+        with on_signals(lambda sig: recorder.stop()):
+            print(
+                f"record {robot.name}: ready; ROS_DOMAIN_ID={recorder.session.domain_id}, discovery {args.discovery}; "
+                f"one frame per command on {robot.command.topic} "  # type: ignore[union-attr]
+                f"at {recorder.fps} fps -> {args.out}",
+                flush=True,
+            )
+            summary = recorder.run(
+                episodes=args.episodes, episode_seconds=args.episode_seconds, idle_seconds=args.idle_seconds,
+                duration=args.duration,
+                on_episode=lambda i: print(f"record {robot.name}: saved episode {i}", flush=True),
+                on_first_frame=lambda: print(f"record {robot.name}: receiving state, camera and commands", flush=True),
+            )
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         recorder.close()
     print(f"record {robot.name}: stopped; {summary}", flush=True)
     return 0

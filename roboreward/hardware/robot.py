@@ -1,4 +1,5 @@
-"""Robot descriptions: one YAML file per robot in ``configs/robots/``, read into :class:`RobotConfig`.
+"""Robot descriptions: one YAML file per robot (shipped in ``roboreward/configs/robots/``), read into
+:class:`RobotConfig`.
 
 A robot's interface to the rest of roboreward is what this file says, and nothing else: the joints
 (names, order, limits), how the robot is commanded (position / velocity / torque targets at a rate),
@@ -11,7 +12,7 @@ why a policy trained on the first deploys unchanged on the last.
 Loading is strict (see :mod:`roboreward.config`): a robot file with a typo must stop before a
 command reaches a motor, so every problem is a :class:`ConfigError` naming the field::
 
-    robot = load_robot_config("franka")                  # configs/robots/franka.yaml
+    robot = load_robot_config("franka")                  # roboreward/configs/robots/franka.yaml
     robot = load_robot_config("my_robot.yaml", ["control.rate_hz=200"])
     # -> ConfigError: my_robot.yaml: joints[2].position: lower 1.0 > upper 0.5; ...
 
@@ -38,9 +39,8 @@ from typing import Any, Literal
 import numpy as np
 from gymnasium import spaces
 
-from roboreward.config import ConfigError, apply_override, bounded, from_dict, read_yaml
-
-ROBOTS_DIR = Path(__file__).resolve().parents[2] / "configs" / "robots"
+from roboreward.config import apply_override, bounded, find_named, from_dict, read_yaml, shipped_names
+from roboreward.errors import ConfigError
 
 # Message types per state slot and for commands ("package/Type", as `ros2 topic` writes them).
 STATE_MESSAGE_TYPES: dict[str, str] = {
@@ -461,27 +461,19 @@ def _observation_term(term: str, s: RobotState) -> Any:
 
 
 def robot_config_path(name_or_path: str | Path) -> Path:
-    """``"franka"`` -> ``configs/robots/franka.yaml``; a path (anything with a suffix or a slash) as is."""
-    text = str(name_or_path)
-    if text.endswith((".yaml", ".yml")) or "/" in text or "\\" in text:
-        path = Path(text)
-        if not path.exists():
-            raise ConfigError(f"robot file {text!r} does not exist; give a robot YAML or one of {available_robots()}")
-        return path  # a folder or an unreadable file: read_yaml says which
-    path = ROBOTS_DIR / f"{text}.yaml"
-    if not path.is_file():
-        raise ConfigError(f"unknown robot {text!r}; choose one of {available_robots()} or give a robot YAML path")
-    return path
+    """``"franka"`` -> the shipped ``robots/franka.yaml``; a path (``.yaml``, or with a slash) as is."""
+    return find_named(name_or_path, "robot")
 
 
 def available_robots() -> list[str]:
-    return sorted(p.stem for p in ROBOTS_DIR.glob("*.yaml"))
+    """The robots shipped with roboreward (``franka``, ``g1``, ``diff_drive``)."""
+    return shipped_names("robot")
 
 
 def load_robot_config(
     name_or_path: str | Path | RobotConfig, overrides: list[str] | tuple[str, ...] = ()
 ) -> RobotConfig:
-    """Read a robot YAML (a name in ``configs/robots`` or a path), apply ``key.sub=value`` overrides, validate.
+    """Read a robot YAML (a shipped name or a path), apply ``key.sub=value`` overrides, validate.
 
     Errors are :class:`ConfigError` s that start with the file and name the field.
     """

@@ -51,6 +51,7 @@ from sensor_msgs.msg import Image, Imu, JointState
 from std_msgs.msg import Float64MultiArray, MultiArrayDimension
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from roboreward.errors import ConfigError, DeviceError
 from roboreward.hardware.robot import (
     ImageFrame,
     ImuState,
@@ -74,7 +75,7 @@ MESSAGE_CLASSES: dict[str, type] = {
 DISCOVERY_RANGES = {"localhost": "LOCALHOST", "subnet": "SUBNET"}
 
 
-class StaleStateError(RuntimeError):
+class StaleStateError(DeviceError):
     """No state newer than required arrived within the timeout. The step did not happen."""
 
     def __init__(self, message: str, *, topic: str, age: float | None, timeout: float):
@@ -105,13 +106,13 @@ def ros_environment(domain_id: int | None = None, discovery: str = "localhost") 
     :return: the ROS variables now set, for passing to subprocesses.
     """
     if discovery not in DISCOVERY_RANGES:
-        raise ValueError(
+        raise ConfigError(
             f"discovery={discovery!r} is not allowed; choose 'localhost' (this machine only) "
             "or 'subnet' (a robot on the LAN)"
         )
     if domain_id is not None:
         if isinstance(domain_id, bool) or not isinstance(domain_id, int) or not 0 <= domain_id <= 232:
-            raise ValueError(
+            raise ConfigError(
                 f"ROS domain id {domain_id!r} is out of range; use an integer in 0..232 (0..101 is safest)"
             )
         os.environ["ROS_DOMAIN_ID"] = str(domain_id)

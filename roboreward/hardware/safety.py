@@ -53,7 +53,8 @@ from typing import Any, Callable, Literal
 
 import numpy as np
 
-from roboreward.config import ConfigError, bounded, check_fields
+from roboreward.config import bounded, check_fields
+from roboreward.errors import ConfigError
 
 ControlMode = Literal["position", "velocity", "torque"]  # as RobotConfig.control.mode
 MAX_PERIOD_S = 10.0  # a control period longer than this is a mistake (a rate in Hz given as a period, ...)
@@ -158,7 +159,7 @@ class SafetyLayer:
         config: SafetyConfig | None = None,
     ) -> None:
         if mode not in ("position", "velocity", "torque"):
-            raise ValueError(
+            raise ConfigError(
                 f"control mode {mode!r} is not one the safety layer knows; use position, velocity or torque"
             )
         self.mode = mode
@@ -179,14 +180,14 @@ class SafetyLayer:
             )
         if np.isnan(self.lower).any() or np.isnan(self.upper).any() or (self.lower > self.upper).any():
             bad = [self.joint_names[i] for i in np.flatnonzero(~(self.lower <= self.upper))]
-            raise ValueError(f"joints {bad}: lower position limit above upper (or NaN); fix the robot description")
+            raise ConfigError(f"joints {bad}: lower position limit above upper (or NaN); fix the robot description")
         if np.isposinf(self.lower).any() or np.isneginf(self.upper).any():
             bad = [self.joint_names[i] for i in np.flatnonzero(np.isposinf(self.lower) | np.isneginf(self.upper))]
-            raise ValueError(f"joints {bad}: a lower limit of +inf or an upper limit of -inf leaves no position to hold")
+            raise ConfigError(f"joints {bad}: a lower limit of +inf or an upper limit of -inf leaves no position to hold")
         if not (np.isfinite(self.velocity_limit).all() and (self.velocity_limit > 0).all()):
-            raise ValueError(f"velocity limits {self.velocity_limit.tolist()} must all be finite and > 0")
+            raise ConfigError(f"velocity limits {self.velocity_limit.tolist()} must all be finite and > 0")
         if not (isinstance(period_s, (int, float, np.number)) and math.isfinite(period_s) and 0 < period_s <= MAX_PERIOD_S):
-            raise ValueError(
+            raise ConfigError(
                 f"period_s={period_s!r} must be a number of seconds in (0, {MAX_PERIOD_S}] (1 / control rate)"
             )
         self.period_s = float(period_s)
@@ -195,9 +196,9 @@ class SafetyLayer:
             if self.effort_limit.shape != self.lower.shape or not (
                 np.isfinite(self.effort_limit).all() and (self.effort_limit > 0).all()
             ):
-                raise ValueError(f"effort limits {self.effort_limit.tolist()} need one finite value > 0 per joint")
+                raise ConfigError(f"effort limits {self.effort_limit.tolist()} need one finite value > 0 per joint")
         elif mode == "torque":
-            raise ValueError(
+            raise ConfigError(
                 "torque mode needs effort limits; the robot description must give an effort limit per joint"
             )
         else:

@@ -39,8 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
-from roboreward.config import ConfigError
 from roboreward.envs.rendering import FrameRenderer, RenderOptions, mujoco
+from roboreward.errors import ConfigError, SetupError
 from roboreward.hardware.robot import ImuState, OdometryState, RobotConfig, RobotState, load_robot_config
 
 DIFF_DRIVE_XML = """
@@ -95,7 +95,7 @@ def _package_dir(package: str) -> Path:
     """Where an installed package's files are, without importing it (robotblockset's __init__ is heavy)."""
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(f"the Python package {package!r} is not installed; `make setup` installs it")
+        raise SetupError(f"the Python package {package!r} is not installed; `make setup` installs it")
     return Path(list(spec.submodule_search_locations)[0])
 
 
@@ -409,7 +409,7 @@ class RobotSimulation:
         self.data.qpos[self.qpos_adr] = q
         if base_pose is not None:
             if self.odometry_body is None:
-                raise ValueError(f"{self.robot.name} has no floating base (simulation.odometry_body) to place")
+                raise ConfigError(f"{self.robot.name} has no floating base (simulation.odometry_body) to place")
             jnt = self.model.body_jntadr[self.odometry_body]
             adr = self.model.jnt_qposadr[jnt]
             x, y, yaw = base_pose

@@ -9,7 +9,6 @@ robot uses::
     roboreward sim-robot my_robot.yaml control.rate_hz=200 --realtime-factor 0.5
     roboreward sim-robot franka --discovery subnet       # visible to other machines on the LAN
     roboreward sim-robot franka --realtime 10            # SCHED_FIFO loop (needs CAP_SYS_NICE)
-    python -m roboreward.hardware.sim_robot franka       # the same, without the CLI's torch import
 
 What the node does, in one thread plus a render thread:
 
@@ -36,7 +35,6 @@ A ``ready`` line on stdout says when the topics exist; a summary line follows on
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import threading
 import time
@@ -47,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from roboreward.envs.rendering import FrameRenderer, RenderOptions, mujoco
+from roboreward.errors import ConfigError
 from roboreward.hardware.realtime import set_fifo_priority_for_process, set_normal_priority, tight_timer_slack
 from roboreward.hardware.robot import RobotConfig, load_robot_config
 from roboreward.hardware.ros import (
@@ -59,6 +58,7 @@ from roboreward.hardware.ros import (
     odometry_message,
 )
 from roboreward.hardware.sim import RobotSimulation
+from roboreward.signals import on_signals
 
 MAX_LAG_S = 0.25  # sim seconds behind wall time before skipping ahead
 # Wall seconds before a tick at which the command is taken and the physics stepped (a quarter period at most), so
@@ -149,9 +149,9 @@ class SimRobotNode:
         realtime_priority: int | None = None,
     ):
         if not realtime_factor > 0:
-            raise ValueError(f"--realtime-factor {realtime_factor} must be > 0 (1 = real time)")
+            raise ConfigError(f"--realtime-factor {realtime_factor} must be > 0 (1 = real time)")
         if realtime_priority is not None and not 1 <= realtime_priority <= 99:
-            raise ValueError(f"--realtime {realtime_priority} must be a SCHED_FIFO priority, 1..99")
+            raise ConfigError(f"--realtime {realtime_priority} must be a SCHED_FIFO priority, 1..99")
         self.realtime_priority = realtime_priority
         self.realtime_refused: str | None = None
         self.robot = load_robot_config(robot)
@@ -346,7 +346,7 @@ class SimRobotNode:
 def run_from_args(args: argparse.Namespace) -> int:
     """The ``sim-robot`` command's handler (see :mod:`roboreward.hardware.cli`)."""
     if args.duration is not None and not args.duration > 0:
-        raise ValueError(f"--duration {args.duration} must be > 0 seconds (leave it out to run until stopped)")
+        raise ConfigError(f"--duration {args.duration} must be > 0 seconds (leave it out to run until stopped)")
     robot = load_robot_config(args.robot, list(args.overrides or []))
     node = SimRobotNode(
         robot,
@@ -356,20 +356,12 @@ def run_from_args(args: argparse.Namespace) -> int:
         realtime_factor=args.realtime_factor,
         realtime_priority=args.realtime,
     )
-    previous = {}
-
-    def stop(signum, frame):  # noqa: ARG001
-        node.stop_event.set()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        previous[sig] = signal.signal(sig, stop)
     try:
-        print(node.describe(), flush=True)
-        summary = node.run(args.duration)
+        with on_signals(lambda sig: node.stop_event.set()):
+            print(node.describe(), flush=True)
+            summary = node.run(args.duration)
         print(f"sim-robot {robot.name}: stopped; {summary}", flush=True)
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         node.close()
     if "render_error" in summary:
         print(f"sim-robot {robot.name}: error: rendering failed: {summary['render_error']}", file=sys.stderr)
@@ -377,26 +369,4 @@ def run_from_args(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m roboreward.hardware.sim_robot ROBOT [...]``: the ``sim-robot`` command on its own.
-
-    Same arguments and behaviour; it skips the rest of roboreward's CLI, whose start-up imports torch
-    (through the reward models), so it starts seconds sooner and runs where torch is not installed.
-    """
-    from roboreward.config import ConfigError
-    from roboreward.hardware.cli import _add_sim_robot
-
-    parser = argparse.ArgumentParser(prog="roboreward")
-    _add_sim_robot(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["sim-robot", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return int(args.run(args))
-    except (ConfigError, FileNotFoundError, ValueError) as e:
-        print(f"roboreward sim-robot: error: {e}", file=sys.stderr)
-        return 2
-
-
-__all__ = ["SimRobotNode", "main", "run_from_args"]
-
-if __name__ == "__main__":
-    sys.exit(main())
+__all__ = ["SimRobotNode", "run_from_args"]

@@ -1,4 +1,4 @@
-"""``sink: ros2``: the teleoperation session commands a robot over ROS 2 instead of the simulation.
+"""``sink: {type: ros2}``: the teleoperation session commands a robot over ROS 2 instead of the simulation.
 
 The cockpit (:mod:`roboreward.teleop.session`) turns device readings into joint targets of a *teleop
 robot* (``configs/teleop/robots/*.yaml``, a MuJoCo model whose joint names are the model's). This
@@ -10,25 +10,29 @@ drives ``roboreward sim-robot`` or the real arm::
     roboreward sim-robot franka --domain-id 7 --no-images            # or the robot's own driver
     roboreward teleop run --robot franka --simulated --sink ros2 --ros-robot franka --domain-id 7
 
-**Joints are matched by name.** ``ros.joint_map`` (teleop joint -> robot joint, null: not sent), on
+The session config's ``sink:`` section is a :class:`RosSinkConfig` (``type: ros2``); its keys are the
+``sink.*`` overrides (``sink.robot=franka sink.domain_id=7``), and ``--ros-robot``, ``--domain-id`` and
+``--discovery`` set them from the command line.
+
+**Joints are matched by name.** ``sink.joint_map`` (teleop joint -> robot joint, null: not sent), on
 top of the section for the robot file in ``configs/teleop/ros/<teleop robot>.yaml``, renames; any
 other joint keeps its name. Every teleop joint must land on a joint of the robot file or be mapped to
 null (a gripper with a controller of its own), and every joint of the robot file must be driven or
-listed in ``ros.hold_joints`` (held where it was when the session started). Anything else stops
+listed in ``sink.hold_joints`` (held where it was when the session started). Anything else stops
 before a message is sent, with a :class:`~roboreward.config.ConfigError` naming the joints.
 
 **The robot file's limits hold whatever the devices say.** Targets pass through the deploy loop's
 :class:`~roboreward.hardware.safety.SafetyLayer`: clamped into the file's position limits (less
-``ros.position_margin``), moved at most ``velocity limit x ros.velocity_scale x period`` per command,
+``sink.position_margin``), moved at most ``velocity limit x sink.velocity_scale x period`` per command,
 NaN/inf replaced by the hold. The first command is limited from the *measured* position, so a robot
 standing elsewhere ramps to the operator's pose instead of jumping; and the teleop robot's targets are
 set to the measured pose when the sink connects, so the session's start blend starts there too.
 
 **Nothing on the command path waits for ROS.** :meth:`RosCommandSink.send` and :meth:`~RosCommandSink.hold`
 only store a reference under a lock (microseconds). A publisher thread sends the newest targets once per
-control period (the file's ``control.rate_hz``, or ``ros.rate_hz``) on a fixed grid, so the safety
+control period (the file's ``control.rate_hz``, or ``sink.rate_hz``) on a fixed grid, so the safety
 layer's per-period step is a true velocity limit; a command waits at most one period for its slot (20 ms
-at the Franka's 50 Hz: raise ``ros.rate_hz`` for a driver that takes more). Without new commands the
+at the Franka's 50 Hz: raise ``sink.rate_hz`` for a driver that takes more). Without new commands the
 last targets are re-sent each period, the stream that ros2_control's forward controllers and drivers'
 command watchdogs expect. After :meth:`~RosCommandSink.hold` (a device unplugged) the measured joint
 positions are sent until a command made after the hold arrives.
@@ -41,37 +45,27 @@ therefore holds the robot's own joints (``panda_joint1.pos``, ``panda_joint1.tar
 takes one from the cockpit).
 
 Every process joins the graph through :class:`~roboreward.hardware.ros.RosSession`: DDS discovery
-stays on this machine unless ``ros.discovery: subnet``.
+stays on this machine unless ``sink.discovery: subnet``.
 """
 
 from __future__ import annotations
 
-import collections
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-from roboreward.config import ConfigError, read_yaml
+from roboreward.config import bounded, find_named, read_yaml, shipped_dir, shipped_names
+from roboreward.errors import ConfigError, DeviceError, RoborewardError
 from roboreward.hardware.robot import RobotConfig, load_robot_config
 from roboreward.hardware.safety import SafetyConfig, SafetyLayer
-from roboreward.teleop.session import (
-    CommandSink,
-    Observation,
-    RosSinkConfig,
-    SessionConfig,
-    TeleopCommand,
-    register_sink,
-)
-
-JOINT_MAPS_DIR = Path(__file__).resolve().parents[2] / "configs" / "teleop" / "ros"
+from roboreward.teleop.sinks import CommandSink, Observation, SinkConfig, TeleopCommand
 
 
-class RobotNotConnectedError(ConnectionError):
+class RobotNotConnectedError(DeviceError):
     """The robot's joint state did not arrive in time (nothing on the topic, wrong domain or discovery)."""
 
 
@@ -86,7 +80,7 @@ class JointMapping:
     :param teleop_index: entries of ``TeleopCommand.targets`` that are sent.
     :param robot_index: the robot file's joints they drive (same length, same order).
     :param unsent: teleop joints mapped to null.
-    :param held: robot joints no teleop joint drives (``ros.hold_joints``).
+    :param held: robot joints no teleop joint drives (``sink.hold_joints``).
     """
 
     teleop_names: list[str]
@@ -104,9 +98,9 @@ class JointMapping:
 
 def load_joint_map(teleop_robot: str, robot_name: str) -> dict[str, str | None]:
     """The section ``robot_name`` of ``configs/teleop/ros/<teleop_robot>.yaml``; {} when there is none."""
-    path = JOINT_MAPS_DIR / f"{teleop_robot}.yaml"
-    if not path.is_file():
+    if teleop_robot not in shipped_names("joint map"):
         return {}
+    path = find_named(teleop_robot, "joint map")
     data = read_yaml(path, "joint map") or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected robot file names mapping to sections of teleop joint -> robot joint")
@@ -126,7 +120,7 @@ def joint_mapping(
     for key in config.joint_map:
         if key not in teleop_names:
             raise ConfigError(
-                f"ros.joint_map.{key}: {key!r} is not a joint of the teleop robot {teleop_robot}; "
+                f"sink.joint_map.{key}: {key!r} is not a joint of the teleop robot {teleop_robot}; "
                 f"its joints: {teleop_names}"
             )
     names = {**file_map, **config.joint_map}
@@ -145,37 +139,38 @@ def joint_mapping(
             continue
         if target in driven_by:
             raise ConfigError(
-                f"ros.joint_map: teleop joints {driven_by[target]!r} and {name!r} both drive {robot.name}'s "
+                f"sink.joint_map: teleop joints {driven_by[target]!r} and {name!r} both drive {robot.name}'s "
                 f"{target!r}; map each robot joint from one teleop joint"
             )
         driven_by[target] = name
         pairs.append((t, index[target]))
     if lacking:
         raise ConfigError(
-            f"ros.joint_map: the session drives {', '.join(lacking)}, which the robot file {robot.name} lacks "
-            f"(its joints: {robot_names}); map each to a robot joint (ros.joint_map.{teleop_names[0]}="
-            f"{robot_names[0]}) or to null to leave it unsent (ros.joint_map.{lacking[0].split(' ')[0]}=null), "
-            f"or give the map once as a section '{robot.name}:' in {JOINT_MAPS_DIR / (teleop_robot + '.yaml')}"
+            f"sink.joint_map: the session drives {', '.join(lacking)}, which the robot file {robot.name} lacks "
+            f"(its joints: {robot_names}); map each to a robot joint (sink.joint_map.{teleop_names[0]}="
+            f"{robot_names[0]}) or to null to leave it unsent (sink.joint_map.{lacking[0].split(' ')[0]}=null), "
+            f"or give the map once as a section '{robot.name}:' in "
+            f"{shipped_dir('joint map') / (teleop_robot + '.yaml')}"
         )
     for i, name in enumerate(config.hold_joints):
         if name not in index:
             raise ConfigError(
-                f"ros.hold_joints[{i}]: {name!r} is not a joint of {robot.name}; its joints: {robot_names}"
+                f"sink.hold_joints[{i}]: {name!r} is not a joint of {robot.name}; its joints: {robot_names}"
             )
         if name in driven_by:
             raise ConfigError(
-                f"ros.hold_joints[{i}]: {name!r} is driven by the teleop joint {driven_by[name]!r}; "
+                f"sink.hold_joints[{i}]: {name!r} is driven by the teleop joint {driven_by[name]!r}; "
                 "remove it from hold_joints or map that teleop joint to null"
             )
     undriven = [n for n in robot_names if n not in driven_by and n not in config.hold_joints]
     if undriven:
         raise ConfigError(
-            f"ros.hold_joints: the session does not drive {robot.name}'s joints {undriven}; map a teleop joint to "
-            f"each (ros.joint_map.JOINT={undriven[0]}) or list them in ros.hold_joints to hold them where they are "
+            f"sink.hold_joints: the session does not drive {robot.name}'s joints {undriven}; map a teleop joint to "
+            f"each (sink.joint_map.JOINT={undriven[0]}) or list them in sink.hold_joints to hold them where they are "
             "when the session starts"
         )
     if not pairs:
-        raise ConfigError(f"ros.joint_map: no joint of the teleop robot {teleop_robot} drives a joint of {robot.name}")
+        raise ConfigError(f"sink.joint_map: no joint of the teleop robot {teleop_robot} drives a joint of {robot.name}")
     return JointMapping(
         teleop_names=teleop_names,
         robot_names=robot_names,
@@ -190,12 +185,12 @@ def check_robot_file(robot: RobotConfig) -> None:
     """The cockpit sends joint positions: the robot file must take position targets per joint."""
     if robot.action_kind == "twist":
         raise ConfigError(
-            f"ros.robot: {robot.name} is commanded with geometry_msgs/Twist; the cockpit sends joint positions: "
+            f"sink.robot: {robot.name} is commanded with geometry_msgs/Twist; the cockpit sends joint positions: "
             "give a robot file with joint position commands"
         )
     if robot.control.mode != "position":
         raise ConfigError(
-            f"ros.robot: {robot.name}'s control.mode is {robot.control.mode!r}; the cockpit sends joint positions: "
+            f"sink.robot: {robot.name}'s control.mode is {robot.control.mode!r}; the cockpit sends joint positions: "
             "use a robot file (or controller) with control.mode: position"
         )
 
@@ -226,6 +221,7 @@ class RosCommandSink(CommandSink):
     """
 
     name = "ros2"
+    applied_at = "publish"
 
     def __init__(
         self,
@@ -243,6 +239,7 @@ class RosCommandSink(CommandSink):
     ) -> None:
         from roboreward.hardware.ros import CommandPublisher, RosSession, StaleStateError, StateSubscriber
 
+        super().__init__()
         check_robot_file(robot)
         self.robot = robot
         self.mapping = mapping
@@ -260,7 +257,6 @@ class RosCommandSink(CommandSink):
         self.published = 0
         self.holds = 0
         self.missing_images = 0
-        self.publish_latency: collections.deque[float] = collections.deque(maxlen=1 << 16)  # command.t -> publish
 
         self.session = RosSession(node_name, domain_id=domain_id, discovery=discovery)
         try:
@@ -273,8 +269,8 @@ class RosCommandSink(CommandSink):
                 raise RobotNotConnectedError(
                     f"{robot.name}: no {js.type} arrived on {js.topic} within {connect_timeout_s:g} s on "
                     f"ROS_DOMAIN_ID={domain} (discovery {discovery}); start the robot's driver or "
-                    f"`roboreward sim-robot {robot.name} --domain-id {domain}`, or set ros.domain_id / ros.discovery "
-                    "to the robot's (ros.connect_timeout_s waits longer)"
+                    f"`roboreward sim-robot {robot.name} --domain-id {domain}`, or set sink.domain_id / sink.discovery "
+                    "to the robot's (sink.connect_timeout_s waits longer)"
                 ) from None
         except BaseException:
             self.session.close()
@@ -298,6 +294,8 @@ class RosCommandSink(CommandSink):
 
     def send(self, command: TeleopCommand) -> None:
         if self.error is not None:
+            if isinstance(self.error, RoborewardError):
+                raise self.error
             raise RuntimeError(f"publishing to {self.robot.name} failed: {self.error!r}") from self.error
         with self._lock:
             self._pending = command
@@ -337,7 +335,7 @@ class RosCommandSink(CommandSink):
             desired[self.mapping.robot_index] = np.asarray(command.targets, dtype=np.float64)[self.mapping.teleop_index]
             self._desired = desired
             self._applied = command
-            self.publish_latency.append(now - command.t)
+            self.apply_latency.append(now - command.t)  # command made -> published
         targets = self.safety.filter(self._desired, position=measured)
         self.publisher.publish(targets)
         self._sent = targets
@@ -375,7 +373,7 @@ class RosCommandSink(CommandSink):
         width, height = self.frame_size
         for camera in cameras:
             if camera not in self.cameras:
-                raise ValueError(f"camera {camera!r} is not one of {self.robot.name}'s: {self.cameras}")
+                raise ConfigError(f"camera {camera!r} is not one of {self.robot.name}'s: {self.cameras}")
             if state.image is None:  # no frame yet (the camera starts later than the joints): black, counted
                 self.missing_images += 1
                 images[camera] = np.zeros((height, width, 3), dtype=np.uint8)
@@ -399,40 +397,56 @@ class RosCommandSink(CommandSink):
         self.session.close()
 
 
-def make_ros_sink(config: SessionConfig, robot: Any) -> RosCommandSink:
-    """The ``ros2`` sink of a session config (``config.ros``) for the teleop robot ``robot``."""
-    ros = config.ros
-    if ros.robot is None:
-        raise ConfigError(
-            "ros.robot: missing; sink: ros2 needs the robot file to command, e.g. --ros-robot franka "
-            "(configs/robots/franka.yaml) or ros.robot=path/to/robot.yaml"
-        )
-    try:
-        robot_file = load_robot_config(ros.robot)
-    except ConfigError as e:
-        raise ConfigError(f"ros.robot: {e}") from None
-    if robot is None or not hasattr(robot, "joint_names"):
-        raise ConfigError("sink: ros2 needs the session's teleop robot (its joint names) to map onto the robot file")
-    check_robot_file(robot_file)
-    mapping = joint_mapping(robot.joint_names, robot_file, ros, getattr(robot, "name", "teleop robot"))
-    safety = SafetyConfig(velocity_scale=ros.velocity_scale, position_margin=ros.position_margin)
-    return RosCommandSink(
-        robot_file, mapping, teleop_robot=robot, domain_id=ros.domain_id, discovery=ros.discovery,
-        rate_hz=ros.rate_hz, safety=safety, connect_timeout_s=ros.connect_timeout_s,
-        frame_size=(config.record.width, config.record.height),
+@SinkConfig.register_subclass("ros2")
+@dataclass(kw_only=True)
+class RosSinkConfig(SinkConfig):
+    """``sink: {type: ros2, robot: ...}``: the ROS 2 robot the commands go to (see the module docstring)."""
+
+    robot: str | None = bounded(None, "robot file: a name in configs/robots (e.g. franka) or a YAML path")
+    # The teleop robots use their MuJoCo model's joint names, a robot file its driver's.
+    joint_map: dict[str, str | None] = bounded(
+        {}, "teleop joint -> robot joint (null: not sent), over configs/teleop/ros/<teleop robot>.yaml; else same name"
     )
+    hold_joints: list[str] = bounded([], "robot joints the session does not drive: held where they are at the start")
+    domain_id: int | None = bounded(None, "ROS_DOMAIN_ID (null: the environment's)", ge=0, le=232)
+    discovery: Literal["localhost", "subnet"] = bounded("localhost", "DDS discovery: this machine, or the LAN")
+    rate_hz: float | None = bounded(None, "commands per second; null: the robot file's control.rate_hz", gt=0, le=2000)
+    # The devices, their calibration and the teleop robot's limits are not the robot's: its own file is.
+    velocity_scale: float = bounded(1.0, "fraction of each joint's velocity limit a command may use", gt=0.0, le=1.0)
+    position_margin: float = bounded(0.0, "keep targets this far inside the robot file's limits (rad or m)", ge=0.0)
+    connect_timeout_s: float = bounded(10.0, "seconds to wait for the robot's first joint state", gt=0.0, le=600.0)
 
+    def __post_init__(self) -> None:
+        if self.robot is None:
+            raise ConfigError(
+                "sink.robot: missing; sink type ros2 needs the robot file to command, e.g. --ros-robot franka "
+                "(configs/robots/franka.yaml) or sink.robot=path/to/robot.yaml"
+            )
 
-register_sink("ros2", make_ros_sink)
+    def build(self, robot: Any, *, frame_size: tuple[int, int] = (128, 96)) -> RosCommandSink:
+        """Connect to the robot file's topics for the teleop robot ``robot``; waits for the first joint state."""
+        try:
+            robot_file = load_robot_config(self.robot)  # type: ignore[arg-type]
+        except ConfigError as e:
+            raise ConfigError(f"sink.robot: {e}") from None
+        if robot is None or not hasattr(robot, "joint_names"):
+            raise ConfigError("sink type ros2 needs the session's teleop robot (its joint names) to map onto the "
+                              "robot file")
+        check_robot_file(robot_file)
+        mapping = joint_mapping(robot.joint_names, robot_file, self, getattr(robot, "name", "teleop robot"))
+        safety = SafetyConfig(velocity_scale=self.velocity_scale, position_margin=self.position_margin)
+        return RosCommandSink(
+            robot_file, mapping, teleop_robot=robot, domain_id=self.domain_id, discovery=self.discovery,
+            rate_hz=self.rate_hz, safety=safety, connect_timeout_s=self.connect_timeout_s, frame_size=frame_size,
+        )
 
 
 __all__ = [
-    "JOINT_MAPS_DIR",
     "JointMapping",
     "RobotNotConnectedError",
     "RosCommandSink",
+    "RosSinkConfig",
     "check_robot_file",
     "joint_mapping",
     "load_joint_map",
-    "make_ros_sink",
 ]

@@ -39,7 +39,7 @@ from stable_baselines3 import SAC
 from stable_baselines3.common.utils import polyak_update
 from tqdm.auto import tqdm
 
-from roboreward.config import ConfigError
+from roboreward.errors import ConfigError
 from roboreward.experiment import BehaviourCloningConfig, EnvConfig
 from roboreward.rewards.base import RewardBatch, RewardModel
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
 from roboreward.policies.checkpoints import save_checkpoint
+from roboreward.signals import STOP_SIGNALS, on_signals
 
 
 class EpisodeStats(BaseCallback):
@@ -156,33 +156,21 @@ class Checkpointer(BaseCallback):
 
 
 @contextmanager
-def stop_on_signals(
-    checkpointer: Checkpointer, signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)
-) -> Iterator[None]:
+def stop_on_signals(checkpointer: Checkpointer, signals: tuple[int, ...] = STOP_SIGNALS) -> Iterator[None]:
     """While inside, the first Ctrl-C or SIGTERM stops training at the next consistent point with a checkpoint.
 
     A second one raises ``KeyboardInterrupt`` at once, wherever training is (a checkpoint being written
-    is then left as an ignored ``.tmp`` folder; the ones before it stay). The handlers that were in place
-    are put back on leaving. Outside the main thread, where Python cannot set handlers, nothing changes
-    and Ctrl-C stays an immediate ``KeyboardInterrupt``.
+    is then left as an ignored ``.tmp`` folder; the ones before it stay). Outside the main thread, where
+    Python cannot set handlers, nothing changes and Ctrl-C stays an immediate ``KeyboardInterrupt``.
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
 
-    def handle(signum: int, frame: object) -> None:
+    def handle(sig: signal.Signals) -> None:
         if checkpointer.stop_reason is not None:
             raise KeyboardInterrupt
-        checkpointer.request_stop(signal.Signals(signum).name)
+        checkpointer.request_stop(sig.name)
         # os.write, not print: a handler may run in the middle of another print (the progress bar's)
-        os.write(2, f"\n{signal.Signals(signum).name}: stopping with a checkpoint once this step (PPO: this rollout) "
+        os.write(2, f"\n{sig.name}: stopping with a checkpoint once this step (PPO: this rollout) "
                     "is done; Ctrl-C again stops at once\n".encode())
 
-    previous = {s: signal.getsignal(s) for s in signals}
-    try:
-        for s in signals:
-            signal.signal(s, handle)
+    with on_signals(handle, signals):
         yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler if handler is not None else signal.SIG_DFL)

@@ -20,15 +20,15 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from roboreward.config import load_config
 from roboreward.envs.make import make_env
 from roboreward.envs.rendering import FrameRenderer, RenderOptions
-from roboreward.errors import NonFiniteError
-from roboreward.experiment import ExperimentConfig
+from roboreward.errors import CheckpointError, ConfigError, NonFiniteError
+from roboreward.experiment import ExperimentConfig, load_experiment
 from roboreward.io import atomic_write
 from roboreward.policies.checkpoints import list_checkpoints, load_weights, read_state, restore_reward_normalizer
 from roboreward.policies.train import CONFIG_FILE, FINAL_MODEL, build_algorithm
 from roboreward.rewards.base import make_reward_model
+from roboreward.rewards.metrics import pearson, spearman
 from roboreward.rewards.wrappers import FRAME_KEY, LearnedReward
 
 EVAL_SEED_OFFSET = 1_000_000  # evaluation episodes never replay training seeds
@@ -50,13 +50,13 @@ def find_model(run_dir: Path, checkpoint: str | None = None) -> Path:
         path = path / "model.zip" if path.is_dir() else path
         if not path.is_file():
             names = [p.name for p in list_checkpoints(run_dir)] + sorted(p.name for p in run_dir.glob("*.zip"))
-            raise FileNotFoundError(f"checkpoint {checkpoint!r} not found; {run_dir} has {names}")
+            raise ConfigError(f"checkpoint {checkpoint!r} not found; {run_dir} has {names}")
         return path
     if (run_dir / FINAL_MODEL).is_file():
         return run_dir / FINAL_MODEL
     checkpoints = list_checkpoints(run_dir)
     if not checkpoints:
-        raise FileNotFoundError(f"{run_dir} has no {FINAL_MODEL} and no checkpoint; train it first")
+        raise CheckpointError(f"{run_dir} has no {FINAL_MODEL} and no checkpoint; train it first")
     return checkpoints[-1] / "model.zip"
 
 
@@ -69,8 +69,8 @@ def evaluate(
 ) -> dict:
     run_dir = Path(run_dir)
     if not (run_dir / CONFIG_FILE).is_file():
-        raise FileNotFoundError(f"{run_dir} is not a run folder (no {CONFIG_FILE}); pass the folder `roboreward train` printed")
-    config: ExperimentConfig = load_config(run_dir / CONFIG_FILE)
+        raise ConfigError(f"{run_dir} is not a run folder (no {CONFIG_FILE}); pass the folder `roboreward train` printed")
+    config: ExperimentConfig = load_experiment(run_dir / CONFIG_FILE)
     episodes = episodes or config.eval.episodes
     video = config.eval.video if video is None else video
     out_dir = Path(out_dir) if out_dir is not None else run_dir / "eval"
@@ -149,23 +149,11 @@ def summarise(episodes: list[Episode]) -> dict:
         "learned_return": {"mean": float(learned.mean()), "std": float(learned.std())},
         "true_return": {"mean": float(true.mean()), "std": float(true.std())},
         "episode_length": float(np.mean([len(e.true) for e in episodes])),
-        "reward_correlation": {
-            "pearson": _correlation(steps_learned, steps_true),
-            "spearman": _correlation(_ranks(steps_learned), _ranks(steps_true)),
+        "reward_correlation": {  # None (null) where undefined, e.g. a constant reward
+            "pearson": pearson(steps_learned, steps_true),
+            "spearman": spearman(steps_learned, steps_true),
         },
     }
-
-
-def _correlation(a: np.ndarray, b: np.ndarray) -> float | None:
-    if a.std() == 0 or b.std() == 0:
-        return None  # undefined for a constant reward
-    return float(np.corrcoef(a, b)[0, 1])
-
-
-def _ranks(x: np.ndarray) -> np.ndarray:
-    ranks = np.empty(len(x))
-    ranks[np.argsort(x, kind="stable")] = np.arange(len(x))
-    return ranks
 
 
 def _write_json(path: Path, data: dict) -> None:

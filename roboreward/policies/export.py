@@ -33,7 +33,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 from gymnasium import spaces
 
-from roboreward.errors import CheckpointError
+from roboreward.errors import CheckpointError, ConfigError, RoborewardError
 from roboreward.io import atomic_write
 
 EXPORT_DIR = "export"
@@ -67,17 +67,18 @@ class PolicyRunner(Protocol):
 
 def _load_run(run_dir: Path, checkpoint: str | None = None):
     """(config, model, model_path) of a run; the model rebuilt from config.yaml and its weights read without pickle."""
-    from roboreward.config import load_config
-    from roboreward.policies.evaluate import find_model
+
+    from roboreward.experiment import load_experiment
     from roboreward.policies.checkpoints import load_weights
+    from roboreward.policies.evaluate import find_model
     from roboreward.policies.train import CONFIG_FILE, build_algorithm
 
     run_dir = Path(run_dir)
     if not (run_dir / CONFIG_FILE).is_file():
-        raise FileNotFoundError(
+        raise ConfigError(
             f"{run_dir} is not a run folder (no {CONFIG_FILE}); pass the folder `roboreward train` printed"
         )
-    config = load_config(run_dir / CONFIG_FILE)
+    config = load_experiment(run_dir / CONFIG_FILE)
     model_path = find_model(run_dir, checkpoint)
     model = build_algorithm(config)
     load_weights(model, model_path)
@@ -88,12 +89,12 @@ def _load_run(run_dir: Path, checkpoint: str | None = None):
 
 def _check_spaces(obs_space: Any, action_space: Any, where: Any) -> None:
     if not isinstance(obs_space, spaces.Box) or len(obs_space.shape) != 1:
-        raise ValueError(
+        raise ConfigError(
             f"{where}: the policy's observation space is {obs_space}; export and deploy support flat Box "
             "observations (a robot's joint state vector) only"
         )
     if not isinstance(action_space, spaces.Box) or len(action_space.shape) != 1:
-        raise ValueError(f"{where}: the policy's action space is {action_space}; export and deploy need a flat Box")
+        raise ConfigError(f"{where}: the policy's action space is {action_space}; export and deploy need a flat Box")
 
 
 def _robot_joint_names(config: Any) -> tuple[str | None, list[str] | None]:
@@ -232,7 +233,7 @@ def export_policy(run_dir: str | Path, checkpoint: str | None = None, out_dir: s
     got = session.run([OUTPUT_NAME], {INPUT_NAME: observations})[0]
     diff = float(np.max(np.abs(got - expected)))
     if not diff <= PARITY_TOL:
-        raise RuntimeError(
+        raise RoborewardError(
             f"the ONNX export differs from SB3's predict by {diff:.3g} (> {PARITY_TOL}); the policy has a part the "
             "exporter does not reproduce. Deploy with --policy sb3 instead, and report the run's algo and policy."
         )
@@ -282,7 +283,7 @@ class OnnxPolicyRunner:
         onnx_path = path / ONNX_FILE if path.is_dir() else path
         meta_path = onnx_path.with_name(META_FILE)
         if not onnx_path.is_file() or not meta_path.is_file():
-            raise FileNotFoundError(
+            raise CheckpointError(
                 f"no exported policy at {onnx_path} (with {META_FILE} beside it); run `roboreward export RUN_DIR` first"
             )
         again = "export the run again (`roboreward export RUN_DIR`)"
@@ -328,7 +329,7 @@ def load_policy(run_dir: str | Path, backend: Backend = "auto", checkpoint: str 
     """
     run_dir = Path(run_dir)
     if backend not in ("auto", "onnx", "sb3"):
-        raise ValueError(f"policy backend {backend!r} is unknown; choose auto, onnx or sb3")
+        raise ConfigError(f"policy backend {backend!r} is unknown; choose auto, onnx or sb3")
     onnx_path = run_dir / EXPORT_DIR / ONNX_FILE
     if run_dir.suffix == ".onnx" or (run_dir / ONNX_FILE).is_file():
         if backend == "sb3":

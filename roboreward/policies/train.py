@@ -24,11 +24,10 @@ once, keeping the checkpoints already on disk. Either way :func:`train` and :fun
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import shutil
-import signal
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,14 +40,22 @@ from stable_baselines3.common.callbacks import CallbackList
 from stable_baselines3.common.logger import CSVOutputFormat, Logger, TensorBoardOutputFormat
 from stable_baselines3.common.vec_env import VecEnv
 
-from roboreward.config import load_config, save_config
+from roboreward.config import save_config
 from roboreward.envs.make import make_env, make_vec_env
-from roboreward.experiment import ExperimentConfig
-from roboreward.policies.bc import BC_POLICY, BCRegularisedSAC, Demonstrations, load_demonstrations, start_from_demonstrations
+from roboreward.errors import ConfigError
+from roboreward.experiment import ExperimentConfig, load_experiment
 from roboreward.io import atomic_write
+from roboreward.policies.bc import (
+    BC_POLICY,
+    BCRegularisedSAC,
+    Demonstrations,
+    load_demonstrations,
+    start_from_demonstrations,
+)
 from roboreward.policies.callbacks import Checkpointer, EpisodeStats, ProgressBar, stop_on_signals
 from roboreward.policies.checkpoints import find_resumable, list_checkpoints
 from roboreward.rewards.base import RewardModel, make_reward_model
+from roboreward.signals import on_signals
 
 CONFIG_FILE = "config.yaml"
 FINAL_MODEL = "model.zip"
@@ -107,7 +114,7 @@ def train(config: ExperimentConfig, run_dir: Path | None = None) -> Path:
     """Train from scratch into ``run_dir`` (a new folder under ``config.runs_dir`` by default)."""
     run_dir = Path(run_dir) if run_dir is not None else new_run_dir(config)
     if (run_dir / CONFIG_FILE).exists():
-        raise FileExistsError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or pick a new folder")
+        raise ConfigError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or pick a new folder")
     created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(config, run_dir / CONFIG_FILE)
@@ -131,8 +138,8 @@ def resume(run_dir: Path) -> Path:
     """
     run_dir = Path(run_dir)
     if not (run_dir / CONFIG_FILE).is_file():
-        raise FileNotFoundError(f"{run_dir} is not a run folder (no {CONFIG_FILE}); pass the folder `roboreward train` printed")
-    config = load_config(run_dir / CONFIG_FILE)
+        raise ConfigError(f"{run_dir} is not a run folder (no {CONFIG_FILE}); pass the folder `roboreward train` printed")
+    config = load_experiment(run_dir / CONFIG_FILE)
     return _learn(config, run_dir, resuming=True)
 
 
@@ -228,8 +235,7 @@ def _torch_threads(threads: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-@contextmanager
-def _workers_ignore_interrupts(subproc: bool) -> Iterator[None]:
+def _workers_ignore_interrupts(subproc: bool):
     """Start env worker processes with SIGINT and SIGTERM ignored (``vectorization: subproc``).
 
     Ctrl-C in a terminal (and a scheduler's SIGTERM) reaches every process of the group; workers that died
@@ -237,15 +243,7 @@ def _workers_ignore_interrupts(subproc: bool) -> Iterator[None]:
     disposition survives the forkserver's exec, so its workers keep it (a forkserver this process
     started earlier keeps its own); they still exit when training closes them or dies.
     """
-    if not subproc or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler if handler is not None else signal.SIG_DFL)
+    return on_signals(None) if subproc else contextlib.nullcontext()
 
 
 def _logger(run_dir: Path, session: int) -> Logger:

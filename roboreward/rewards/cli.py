@@ -21,6 +21,8 @@ import argparse
 from pathlib import Path
 
 from roboreward.config import arg_number
+from roboreward.errors import ConfigError
+from roboreward.experiment import load_experiment
 
 DEFAULT_ROLLOUTS = "random:5"
 
@@ -72,29 +74,32 @@ def run_rewards(args: argparse.Namespace) -> int:
 
 def _load(config_arg: str, overrides: list[str]):
     """(config, run_dir or None) from a YAML file, a run folder, or overrides of the default job."""
-    from roboreward.config import ConfigError, apply_override, from_dict, load_config
+    from roboreward.config import apply_override, from_dict
+    from roboreward.errors import ConfigError
     from roboreward.experiment import ExperimentConfig
     from roboreward.policies.train import CONFIG_FILE
 
     path = Path(config_arg)
     if path.is_dir():
         if not (path / CONFIG_FILE).is_file():
-            raise FileNotFoundError(
+            raise ConfigError(
                 f"{path} is a folder without {CONFIG_FILE}; pass a run folder that `roboreward train` made, or an "
                 "experiment YAML such as configs/arm_reach.yaml"
             )
-        return load_config(path / CONFIG_FILE, overrides), path
+        return load_experiment(path / CONFIG_FILE, overrides), path
     if path.is_file():
-        return load_config(path, overrides), None
+        return load_experiment(path, overrides), None
     if "=" in config_arg:  # `rewards evaluate reward.scale=5 --demos ...`: overrides of the default job
         data: dict = {}
         for override in [config_arg, *overrides]:
             apply_override(data, override)
         return from_dict(ExperimentConfig, data), None
-    raise ConfigError(
-        f"{config_arg!r} is neither an experiment YAML nor a run folder; pass e.g. configs/arm_reach.yaml or "
-        "runs/NAME-TIME"
-    )
+    if "/" in config_arg or config_arg.endswith((".yaml", ".yml")):
+        raise ConfigError(
+            f"{config_arg!r} is neither an experiment YAML nor a run folder; pass e.g. configs/arm_reach.yaml, "
+            "a shipped experiment's name such as arm_reach, or runs/NAME-TIME"
+        )
+    return load_experiment(config_arg, overrides), None  # a shipped experiment by name
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -102,18 +107,19 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     from roboreward.datasets.lerobot_v3 import DatasetReader
     from roboreward.rewards.base import EnvRewardConfig, make_reward_model
-    from roboreward.rewards.diagnostics import choose_cameras, evaluate_reward_model, parse_rollouts, training_episodes
+    from roboreward.rewards.diagnostics.episodes import choose_cameras, parse_rollouts, training_episodes
+    from roboreward.rewards.diagnostics.evaluation import evaluate_reward_model
 
     config, run_dir = _load(args.config, list(args.overrides))
     if isinstance(config.reward, EnvRewardConfig):
-        raise ValueError(
+        raise ConfigError(
             "reward.type is 'env': the env's own reward needs no diagnostics; evaluate a learned reward "
             "(reward.type=goal_image, perceptual, clip, ...)"
         )
     if config.train.torch_threads is not None:
         torch.set_num_threads(config.train.torch_threads)
     if not args.demos.is_dir():
-        raise FileNotFoundError(
+        raise ConfigError(
             f"--demos {str(args.demos)!r} is not a dataset folder; record one first, e.g. `roboreward demos record "
             f"reach --episodes 10 --cameras corner3 --size 64 --out {args.demos}`"
         )
@@ -128,7 +134,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             choose_cameras(reader.cameras, args.cameras, required, hints, where=str(reader.root))
     unknown = sorted(set(args.episodes or []) - {e.index for e in demos.episodes})
     if unknown:
-        raise ValueError(f"--episodes {unknown} are not in {args.demos}; it has episodes 0..{len(demos) - 1}")
+        raise ConfigError(f"--episodes {unknown} are not in {args.demos}; it has episodes 0..{len(demos) - 1}")
     gamma = args.gamma if args.gamma is not None else float(config.algo.hyperparams.get("gamma", 0.99))
     seed = config.seed if args.seed is None else args.seed
     out = args.out

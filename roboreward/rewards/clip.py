@@ -6,12 +6,22 @@ al., ICLR 2024)::
     r(s) = 1 - ½‖P(x - g)‖²,    P = α·ddᵀ/‖d‖² + (1 - α)·I,    d = g - b
 
 with ``x`` the unit CLIP embedding of the rendered frame, ``g`` the goal — the mean of the unit text
-embeddings of ``goal_prompts`` ("a humanoid robot kneeling"), renormalised — and ``b`` the baseline
-made the same way from ``baseline_prompts`` ("a humanoid robot"). ``P`` is the goal-baseline
-regularisation: with weight ``α`` it keeps only the part of ``x - g`` along the direction from the
-baseline to the goal, dropping what the two prompts agree on (the robot, the floor, the lighting).
-``α = 0`` is plain cosine similarity to the goal (``r = x·g``); ``α = 1`` scores only the progress
-along ``d``. The paper's code defaults to ``α = 0.5``.
+embeddings of ``goal_prompts`` ("a humanoid robot kneeling") — and ``b`` the baseline made the same
+way from ``baseline_prompts`` ("a humanoid robot"). ``P`` is the goal-baseline regularisation: with
+weight ``α`` it keeps only the part of ``x - g`` along the direction from the baseline to the goal,
+dropping what the two prompts agree on (the robot, the floor, the lighting). ``α = 1`` scores only
+the progress along ``d``; ``α = 0`` is a similarity to the goal, ``r = x·g + ½(1 - ‖g‖²)``: plain
+cosine similarity where ``‖g‖ = 1``. The paper's code defaults to ``α = 0.5``.
+
+Several prompts (``prompt_mean``). The mean of several unit embeddings is shorter than 1, and the
+public VLM-RM code uses it as it is: ``vlmrm``, the default, does the same, so rewards reproduce the
+paper's set-up (AlignmentResearch/vlmrm, ``src/vlmrm/reward_model.py``: ``CLIPReward.__init__`` takes
+``target`` and ``baseline`` as the ``mean(dim=0)`` of the unit prompt embeddings and
+``direction = target - baseline``; ``forward`` computes ``1 - ‖(x - target) @ projection‖² / 2``).
+``renormalised`` scales each mean back to unit length, so ``g`` and ``b`` are directions like ``x``
+(and ``α = 0`` is exactly cosine similarity). With one goal and one baseline prompt the two agree.
+With several the rewards differ in value and, for ``α > 0``, in the direction ``d`` and so in how
+they rank frames.
 
 Weights are read from disk only; this module never downloads anything. ``pretrained`` names an
 open_clip tag whose weights must already be in the open_clip / Hugging Face cache (download them once
@@ -29,12 +39,9 @@ Precision (``precision``), exact and fast:
 - ``bf16``: the image tower in bfloat16. Fast on GPUs and on CPUs with native bf16 (AVX512-BF16, AMX);
   on CPUs without (e.g. AVX2-only) PyTorch emulates it and it runs several times *slower* than fp32
   (~8x on an AVX2 EPYC): a warning says so and points to ``int8``.
-- ``int8`` (CPU only): every linear layer of the image tower (attention projections, MLPs) and the
-  patch embedding (a convolution whose stride is its kernel: one GEMM on the patches) runs as a
-  dynamically quantised int8 GEMM (oneDNN): weights int8 per output channel, activations quantised
-  per call to 7 bits (``reduce_range``: AVX2's u8 x s8 pair sums stay within int16; with 8 bits they
-  saturate), and attention is one fused ``scaled_dot_product_attention``. The fast mode on AVX2
-  CPUs; ``benchmarks/clip_reward.py`` prints its speed-up and its largest reward difference.
+- ``int8`` (CPU only): the image tower's linear layers and patch embedding as dynamically quantised
+  int8 GEMMs (:mod:`roboreward.rewards.clip_int8`). The fast mode on AVX2 CPUs;
+  ``benchmarks/clip_reward.py`` prints its speed-up and its largest reward difference.
 
 In every precision the last block of a ViT tower computes the class token only: the embedding is that
 token, and the block's other tokens are only keys and values there. That is exact and skips ~6 % of
@@ -65,7 +72,9 @@ import torch
 import torch.nn.functional as F
 
 from roboreward.config import bounded
+from roboreward.errors import CheckpointError, ConfigError, SetupError
 from roboreward.rewards.base import RewardBatch, RewardConfig, RewardModel
+from roboreward.rewards.clip_int8 import Int8SelfAttention, quantize_linear_layers_int8
 from roboreward.rewards.postprocess import RewardPostprocessConfig
 
 
@@ -86,7 +95,11 @@ class ClipRewardConfig(RewardConfig, RewardPostprocessConfig):
     goal_prompts: list[str] = bounded([], "sentences describing the goal; their embeddings are averaged")
     baseline_prompts: list[str] = bounded([], "sentences describing the scene without the goal (needed when alpha > 0)")
     alpha: float = bounded(
-        0.5, "goal-baseline projection: 0 = cosine similarity to the goal, 1 = along goal - baseline", ge=0.0, le=1.0
+        0.5, "goal-baseline projection: 0 = similarity to the goal, 1 = along goal - baseline", ge=0.0, le=1.0
+    )
+    prompt_mean: Literal["vlmrm", "renormalised"] = bounded(
+        "vlmrm", "goal and baseline from several prompts: vlmrm = the mean of their unit embeddings, as the "
+        "public VLM-RM code; renormalised = that mean scaled back to unit length"
     )
     batch_size: int = bounded(64, "frames per CLIP forward pass", ge=1)
     device: str = "auto"  # "auto" picks CUDA when present
@@ -109,6 +122,8 @@ class ClipRewardConfig(RewardConfig, RewardPostprocessConfig):
                 raise ValueError(f"{key} holds an empty prompt; every prompt must be a non-empty sentence")
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"alpha={self.alpha} is out of range; it must be in [0, 1]")
+        if self.prompt_mean not in ("vlmrm", "renormalised"):
+            raise ValueError(f"prompt_mean={self.prompt_mean!r} is not allowed; choose 'vlmrm' or 'renormalised'")
         if self.alpha > 0 and not self.baseline_prompts:
             raise ValueError(
                 f"alpha is {self.alpha} but baseline_prompts is empty; set reward.baseline_prompts=[...] to describe "
@@ -146,7 +161,7 @@ class ClipReward(RewardModel):
         if precision == "auto":
             precision = "fp16" if self.device.type == "cuda" else "fp32"
         if precision == "int8" and self.device.type != "cpu":
-            raise ValueError(
+            raise ConfigError(
                 f"reward.precision=int8 runs on the CPU only (PyTorch's quantized CPU kernels); on {self.device.type} "
                 "use fp16 (the default there) or bf16"
             )
@@ -164,8 +179,11 @@ class ClipReward(RewardModel):
         self.mean = torch.tensor(cfg["mean"], dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
         self.std = torch.tensor(cfg["std"], dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
 
-        self.goal = mean_direction(self.embed_texts(config.goal_prompts))
-        self.baseline = mean_direction(self.embed_texts(config.baseline_prompts)) if config.baseline_prompts else None
+        renormalise = config.prompt_mean == "renormalised"
+        self.goal = prompt_embedding(self.embed_texts(config.goal_prompts), renormalise)
+        self.baseline: np.ndarray | None = None
+        if config.baseline_prompts:
+            self.baseline = prompt_embedding(self.embed_texts(config.baseline_prompts), renormalise)
         self.projection = projection_matrix(self.goal, self.baseline, config.alpha)  # P: checked, kept to inspect
         if config.alpha > 0:
             d = self.goal.astype(np.float64) - self.baseline.astype(np.float64)
@@ -282,13 +300,17 @@ class ClipReward(RewardModel):
 # The math
 
 
-def mean_direction(unit_embeddings: np.ndarray) -> np.ndarray:
-    """The mean of unit embeddings ``[N, D]``, renormalised to unit length: ``float32 [D]``."""
+def prompt_embedding(unit_embeddings: np.ndarray, renormalise: bool) -> np.ndarray:
+    """The goal (or baseline) of several prompts' unit embeddings ``[N, D]``: ``float32 [D]``.
+
+    Their mean, as it is (``prompt_mean: vlmrm``; shorter than 1 unless the prompts agree), or scaled to
+    unit length (``renormalised``); see the module docstring.
+    """
     mean = np.asarray(unit_embeddings, dtype=np.float64).mean(axis=0)
     norm = np.linalg.norm(mean)
     if norm < 1e-8:
-        raise ValueError("the prompts' embeddings cancel out (their mean is zero); use prompts that agree")
-    return (mean / norm).astype(np.float32)
+        raise ConfigError("the prompts' embeddings cancel out (their mean is zero); use prompts that agree")
+    return (mean / norm if renormalise else mean).astype(np.float32)
 
 
 def projection_matrix(goal: np.ndarray, baseline: np.ndarray | None, alpha: float) -> np.ndarray:
@@ -298,11 +320,11 @@ def projection_matrix(goal: np.ndarray, baseline: np.ndarray | None, alpha: floa
     if alpha == 0:
         return identity
     if baseline is None:
-        raise ValueError("alpha > 0 needs a baseline direction; set reward.baseline_prompts")
+        raise ConfigError("alpha > 0 needs a baseline direction; set reward.baseline_prompts")
     d = goal.astype(np.float64) - baseline.astype(np.float64)
     norm2 = float(d @ d)
     if norm2 < 1e-12:
-        raise ValueError(
+        raise ConfigError(
             "the goal and baseline prompts embed to the same direction, so goal - baseline is zero; "
             "make reward.baseline_prompts describe the scene without the goal, or set reward.alpha=0"
         )
@@ -385,7 +407,7 @@ def clip_preprocess_config(model: torch.nn.Module) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------
-# Reduced precision on the CPU
+# bf16 on the CPU
 
 
 def cpu_has_native_bf16() -> bool:
@@ -396,128 +418,8 @@ def cpu_has_native_bf16() -> bool:
         return False
 
 
-class Int8Linear(torch.nn.Module):
-    """``y = x Wᵀ + b`` as a dynamically quantised int8 GEMM (PyTorch's oneDNN kernels, else fbgemm).
-
-    Weights are int8 with one scale per output channel, fixed at construction; each call quantises its
-    input to 7-bit unsigned integers with one scale and zero point for the whole input
-    (``reduce_range``, so that the pair sums of AVX2's u8 x s8 instruction cannot saturate int16), and
-    the int32 result is scaled back to float and the float bias added. The weights are packed for
-    oneDNN where PyTorch has it (~10% faster than fbgemm on ViT-B-32's shapes on an AVX2 CPU); the
-    packed weights carry their kernels, so the process-wide ``torch.backends.quantized.engine`` is
-    left as it was.
-    """
-
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None):
-        super().__init__()
-        w = weight.detach().float().cpu().contiguous()
-        self.in_features, self.out_features = w.shape[1], w.shape[0]
-        scale = (w.abs().amax(dim=1) / 127.0).clamp_min(1e-12).double()
-        engine = torch.backends.quantized.engine
-        with warnings.catch_warnings():  # the quantized tensor API warns that it will move to torchao
-            warnings.simplefilter("ignore")
-            qweight = torch.quantize_per_channel(w, scale, torch.zeros_like(scale, dtype=torch.long), 0, torch.qint8)
-            try:
-                if "onednn" in torch.backends.quantized.supported_engines:
-                    torch.backends.quantized.engine = "onednn"
-                bias = None if bias is None else bias.detach().float().cpu()
-                self._packed = torch.ops.quantized.linear_prepack(qweight, bias)
-            finally:
-                torch.backends.quantized.engine = engine
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.ops.quantized.linear_dynamic(x.float(), self._packed, True)
-
-    def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}, int8"
-
-
-class Int8SelfAttention(torch.nn.Module):
-    """An ``nn.MultiheadAttention`` in inference with its input and output projections in int8.
-
-    Takes the module's call signature (``need_weights`` must be False, as open_clip calls it); the
-    attention itself (softmax of ``q kᵀ``) stays in float, in one ``scaled_dot_product_attention``.
-    Cross-attention (``query`` not ``key``) falls back to the original float module.
-    """
-
-    def __init__(self, mha: torch.nn.MultiheadAttention):
-        super().__init__()
-        if not mha._qkv_same_embed_dim or mha.in_proj_weight is None:
-            raise ValueError("Int8SelfAttention needs an nn.MultiheadAttention with one packed qkv projection")
-        self.num_heads = mha.num_heads
-        self.batch_first = mha.batch_first
-        self.in_proj = Int8Linear(mha.in_proj_weight, mha.in_proj_bias)
-        self.out_proj = Int8Linear(mha.out_proj.weight, mha.out_proj.bias)
-        self.float_module = mha
-
-    def forward(
-        self, query, key, value, key_padding_mask=None, need_weights=True, attn_mask=None,
-        query_tokens: int | None = None, **kwargs,
-    ):
-        """As ``nn.MultiheadAttention``; ``query_tokens=n`` attends from the first ``n`` tokens only.
-
-        The output then holds those ``n`` tokens (the class token of a ViT's last block, see
-        :class:`ClassTokenBlock`); the keys and values are still all the tokens.
-        """
-        if not (query is key and key is value) or key_padding_mask is not None or kwargs.get("is_causal"):
-            if query_tokens is not None:
-                raise ValueError("query_tokens needs self-attention (query is key is value) without key_padding_mask")
-            return self.float_module(
-                query, key, value,
-                key_padding_mask=key_padding_mask, need_weights=need_weights, attn_mask=attn_mask, **kwargs,
-            )
-        if need_weights:
-            raise ValueError("the int8 attention does not return attention weights; call it with need_weights=False")
-        x = query if self.batch_first else query.transpose(0, 1)
-        batch, tokens, dim = x.shape
-        qkv = self.in_proj(x).view(batch, tokens, 3, self.num_heads, dim // self.num_heads).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv[0], qkv[1], qkv[2]  # [batch, heads, tokens, head_dim]; strided views, as SDPA takes them
-        if query_tokens is not None:
-            q = q[:, :, :query_tokens]
-        mask = attn_mask
-        if mask is not None:
-            if mask.dim() == 3:  # [batch * heads, L, S]
-                mask = mask.view(batch, self.num_heads, *mask.shape[-2:])
-            if query_tokens is not None:
-                mask = mask[..., :query_tokens, :]
-            if mask.dtype == torch.bool:
-                mask = ~mask  # MHA masks out where True, scaled_dot_product_attention attends where True
-        # One fused kernel (scores, softmax, weighted sum) instead of matmul, softmax, matmul and their copies.
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        out = self.out_proj(out.transpose(1, 2).reshape(batch, q.shape[2], dim))
-        return (out if self.batch_first else out.transpose(0, 1)), None
-
-
-class Int8PatchEmbedding(torch.nn.Module):
-    """A ViT's patch embedding (a convolution whose stride is its kernel) as one int8 GEMM on the patches.
-
-    Non-overlapping patches are a reshape of the image, so the convolution is ``[B·N, C·p·p] x [C·p·p, D]``;
-    it runs as an :class:`Int8Linear` and returns the convolution's ``[B, D, H/p, W/p]`` (a view, no copy).
-    """
-
-    def __init__(self, conv: torch.nn.Conv2d):
-        super().__init__()
-        if not is_patch_embedding(conv):
-            raise ValueError(
-                f"Int8PatchEmbedding needs a Conv2d with stride = kernel, no padding, dilation or groups; got {conv}"
-            )
-        self.patch = tuple(conv.kernel_size)
-        self.out_channels = conv.out_channels
-        self.linear = Int8Linear(conv.weight.reshape(conv.out_channels, -1), conv.bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        batch, channels, h, w = x.shape
-        (ph, pw), (gh, gw) = self.patch, (x.shape[2] // self.patch[0], x.shape[3] // self.patch[1])
-        x = x[:, :, : gh * ph, : gw * pw]  # what the convolution covers
-        patches = x.reshape(batch, channels, gh, ph, gw, pw).permute(0, 2, 4, 1, 3, 5).reshape(batch, gh * gw, -1)
-        return self.linear(patches).transpose(1, 2).view(batch, self.out_channels, gh, gw)
-
-
-def is_patch_embedding(module: torch.nn.Module) -> bool:
-    return (
-        isinstance(module, torch.nn.Conv2d) and tuple(module.stride) == tuple(module.kernel_size)
-        and tuple(module.dilation) == (1, 1) and module.groups == 1 and module.padding in ((0, 0), 0, "valid")
-    )
+# --------------------------------------------------------------------------------------------
+# The last block of the image tower: the class token only, in every precision
 
 
 class ClassTokenBlock(torch.nn.Module):
@@ -575,29 +477,6 @@ def class_token_only_last_block(visual: torch.nn.Module) -> bool:
     return True
 
 
-def quantize_linear_layers_int8(module: torch.nn.Module, patch_embedding: bool = False) -> int:
-    """Replace, in place, every ``nn.Linear`` and self-attention block under ``module`` by its int8 version.
-
-    With ``patch_embedding``, convolutions whose stride is their kernel (a ViT's patch embedding) become
-    :class:`Int8PatchEmbedding` too. Returns how many modules were replaced. Other convolutions, layer
-    norms and a ViT's final projection matrix (a parameter, not a module) stay in float.
-    """
-    replaced = 0
-    for name, child in module.named_children():
-        if isinstance(child, torch.nn.MultiheadAttention) and child._qkv_same_embed_dim:
-            setattr(module, name, Int8SelfAttention(child))
-            replaced += 1
-        elif isinstance(child, torch.nn.Linear):
-            setattr(module, name, Int8Linear(child.weight, child.bias))
-            replaced += 1
-        elif patch_embedding and is_patch_embedding(child):
-            setattr(module, name, Int8PatchEmbedding(child))
-            replaced += 1
-        else:
-            replaced += quantize_linear_layers_int8(child, patch_embedding)
-    return replaced
-
-
 # --------------------------------------------------------------------------------------------
 # Weights, from disk only
 
@@ -608,7 +487,7 @@ def load_clip_model(config: ClipRewardConfig, device: torch.device, precision: s
 
     models = open_clip.list_models()
     if config.model not in models:
-        raise ValueError(
+        raise ConfigError(
             f"unknown CLIP model {config.model!r}; reward.model must be an open_clip architecture, one of {models}"
         )
 
@@ -619,7 +498,7 @@ def load_clip_model(config: ClipRewardConfig, device: torch.device, precision: s
             hint = f"choose one of {tags}" if tags else "open_clip has no tags for it; pass reward.checkpoint instead"
             if config.checkpoint is not None:
                 hint += " (or reward.pretrained=null: load reward.checkpoint with the architecture's own preprocessing)"
-            raise ValueError(f"CLIP model {config.model!r} has no pretrained tag {config.pretrained!r}; {hint}")
+            raise ConfigError(f"CLIP model {config.model!r} has no pretrained tag {config.pretrained!r}; {hint}")
         tag_cfg = open_clip.get_pretrained_cfg(config.model, config.pretrained)
 
     path: Path | None = None
@@ -627,7 +506,7 @@ def load_clip_model(config: ClipRewardConfig, device: torch.device, precision: s
         if config.checkpoint is not None:
             path = Path(config.checkpoint).expanduser()
             if not path.is_file():
-                raise FileNotFoundError(
+                raise ConfigError(
                     f"reward.checkpoint {str(path)!r} does not exist; give a weights file (.pt, .bin or .safetensors) "
                     f"for CLIP {config.model!r}"
                 )
@@ -635,7 +514,7 @@ def load_clip_model(config: ClipRewardConfig, device: torch.device, precision: s
             assert config.pretrained is not None  # checked by the config
             path, looked_in = find_cached_weights(tag_cfg)
             if path is None:
-                raise FileNotFoundError(missing_weights_message(config.model, config.pretrained, looked_in))
+                raise SetupError(missing_weights_message(config.model, config.pretrained, looked_in))
 
     # The tag decides the image normalisation and the activation its weights were trained with.
     overlay = {k: v for k, v in tag_cfg.items() if k in ("mean", "std", "interpolation", "resize_mode", "fill_color")}
@@ -653,7 +532,7 @@ def load_clip_model(config: ClipRewardConfig, device: torch.device, precision: s
         try:
             open_clip.load_checkpoint(model, str(path), weights_only=True)
         except RuntimeError as e:
-            raise RuntimeError(f"the weights in {str(path)!r} do not fit CLIP {config.model!r}: {e}") from e
+            raise CheckpointError(f"the weights in {str(path)!r} do not fit CLIP {config.model!r}: {e}") from e
     return model.eval().requires_grad_(False)
 
 

@@ -25,23 +25,22 @@ from typing import Literal
 import numpy as np
 
 from roboreward.config import bounded
+from roboreward.errors import ConfigError
 from roboreward.rewards.base import RewardBatch, RewardConfig, RewardModel
-from roboreward.rewards.features import features_for
+from roboreward.rewards.features import FeatureSettings, feature_default, features_for
 
 
 @RewardConfig.register_subclass("goal_image")
 @dataclass(kw_only=True)
-class GoalImageRewardConfig(RewardConfig):
+class GoalImageRewardConfig(RewardConfig, FeatureSettings):
     goal_source: Literal["env", "images"] = "env"
     goal_images: list[str] = field(default_factory=list)  # files, for goal_source: images
     demo_last_frames: int = bounded(5, "frames taken from the end of each .npy demonstration", ge=1)
-    blocks: int = bounded(6, "EfficientNet-Lite0 blocks to run (of 16): fewer = finer layout, faster", ge=1, le=16)
-    grid: int = bounded(4, "side of the pooled feature map", ge=1, le=16)
-    input_size: int | None = bounded(None, "resize frames to this square side first; null keeps them", ge=16)
-    weights: Literal["imagenet", "random"] = "imagenet"
+    # Earlier blocks on a finer grid than the fitted rewards' features: they keep where the arm is,
+    # which is what tells a frame from the goal image.
+    blocks: int = feature_default("blocks", 6)
+    grid: int = feature_default("grid", 4)
     scale: float = bounded(10.0, "reward = scale * (cosine similarity - 1)", gt=0)
-    cache_size: int = bounded(4096, "frames whose features are memoised (0 disables)", ge=0)
-    device: str = "auto"  # "auto" picks CUDA when present
 
     def __post_init__(self) -> None:
         if self.goal_source == "images" and not self.goal_images:
@@ -73,7 +72,7 @@ class GoalImageReward(RewardModel):
         elif batch.goal_frames is not None:
             g = self.features(batch.goal_frames)
         else:
-            raise ValueError(
+            raise ConfigError(
                 "the goal_image reward has no goal: this env does not render goal images (no render_goal()); "
                 "set reward.goal_source=images and reward.goal_images=[...] to give goal images"
             )
@@ -87,15 +86,15 @@ def load_goal_images(paths: list[str], demo_last_frames: int) -> np.ndarray:
     images = []
     for p in map(Path, paths):
         if not p.is_file():
-            raise FileNotFoundError(f"goal image {str(p)!r} does not exist; give PNG/JPEG images or .npy frame arrays")
+            raise ConfigError(f"goal image {str(p)!r} does not exist; give PNG/JPEG images or .npy frame arrays")
         if p.suffix == ".npy":
             frames = np.load(p, allow_pickle=False)
             if frames.ndim != 4 or frames.shape[-1] != 3:
-                raise ValueError(f"{p}: a demonstration must be uint8 [T, H, W, 3] frames, got shape {frames.shape}")
+                raise ConfigError(f"{p}: a demonstration must be uint8 [T, H, W, 3] frames, got shape {frames.shape}")
             images.extend(frames[-demo_last_frames:])
         else:
             images.append(iio.imread(p)[..., :3])
     shapes = {im.shape for im in images}
     if len(shapes) != 1:
-        raise ValueError(f"goal images differ in size {sorted(shapes)}; render or resize them to one size")
+        raise ConfigError(f"goal images differ in size {sorted(shapes)}; render or resize them to one size")
     return np.stack(images).astype(np.uint8)

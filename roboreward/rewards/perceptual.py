@@ -76,10 +76,11 @@ from typing import Literal
 import numpy as np
 
 from roboreward.config import bounded
-from roboreward.errors import ConfigError
+from roboreward.errors import CheckpointError, ConfigError, DatasetError
 from roboreward.io import atomic_write_npz
 from roboreward.rewards.base import RewardBatch, RewardConfig, RewardModel
 from roboreward.rewards.features import (
+    FeatureSettings,
     feature_settings_arrays,
     feature_settings_from_arrays,
     feature_settings_mismatch,
@@ -91,8 +92,11 @@ FORMAT_VERSION = 1
 
 @RewardConfig.register_subclass("perceptual")
 @dataclass(kw_only=True)
-class PerceptualRewardConfig(RewardConfig):
-    """Where the demonstrations or the fitted model are, and the method's knobs (see the module docstring)."""
+class PerceptualRewardConfig(RewardConfig, FeatureSettings):
+    """Where the demonstrations or the fitted model are, and the method's knobs (see the module docstring).
+
+    The feature fields (``blocks``, ``grid``, ...) and their defaults are :class:`FeatureSettings`'.
+    """
 
     demos: str | None = None  # a LeRobot v3 dataset folder: the model is fitted from it when built
     camera: str | None = None  # the dataset camera to learn from; null = the dataset's only camera
@@ -107,14 +111,6 @@ class PerceptualRewardConfig(RewardConfig):
     selection_alpha: float = bounded(5.0, "α of the paper's feature score", gt=0)
     std_floor: float = bounded(0.1, "σ floor, as a fraction of the feature's std over all demo frames", ge=0)
     step_weights: Literal["exponential", "linear"] = "exponential"  # w_k ∝ 2^(k-1) or ∝ k
-    # Mid-level features (block 11 of 16: 112 channels) on a 2x2 grid, D = 448: on held-out Meta-World
-    # demos they ranked frames by time better than earlier blocks (6) or the whole network (16).
-    blocks: int = bounded(11, "EfficientNet-Lite0 blocks to run (of 16): fewer = finer layout, faster", ge=1, le=16)
-    grid: int = bounded(2, "side of the pooled feature map (D = channels * grid²)", ge=1, le=16)
-    input_size: int | None = bounded(None, "resize frames to this square side first; null keeps them", ge=16)
-    weights: Literal["imagenet", "random"] = "imagenet"
-    cache_size: int = bounded(4096, "frames whose features are memoised (0 disables)", ge=0)
-    device: str = "auto"  # "auto" picks CUDA when present
 
     def __post_init__(self) -> None:
         if self.demos is not None and self.model_path is not None:
@@ -355,7 +351,7 @@ class PerceptualReward(RewardModel):
             from roboreward.datasets.lerobot_v3 import DatasetReader
 
             if not Path(config.demos).is_dir():
-                raise FileNotFoundError(
+                raise ConfigError(
                     f"reward.demos={config.demos!r} is not a folder; record demonstrations first, e.g. "
                     "`roboreward demos record drawer-open --episodes 5 --cameras corner3 --size 64 "
                     f"--out {config.demos}`"
@@ -387,10 +383,10 @@ class PerceptualReward(RewardModel):
         cfg = self.config
         shapes = {v.shape[1:3] for v in videos}
         if len(shapes) != 1:
-            raise ValueError(f"demonstrations have different frame sizes {sorted(shapes)}; record them at one size")
+            raise DatasetError(f"demonstrations have different frame sizes {sorted(shapes)}; record them at one size")
         short = [len(v) for v in videos if len(v) < cfg.steps * cfg.min_step_frames]
         if short:
-            raise ValueError(
+            raise ConfigError(
                 f"a demonstration of {short[0]} frames cannot hold steps={cfg.steps} steps of "
                 f"min_step_frames={cfg.min_step_frames}; use longer demos, fewer steps or fewer frames per step"
             )
@@ -414,12 +410,12 @@ class PerceptualReward(RewardModel):
         if isinstance(demos, DatasetReader):
             if camera is None:
                 if len(demos.cameras) != 1:
-                    raise ValueError(f"{demos.root} has cameras {demos.cameras}; say which one with reward.camera")
+                    raise ConfigError(f"{demos.root} has cameras {demos.cameras}; say which one with reward.camera")
                 camera = demos.cameras[0]
             if episodes is None:
                 episodes = [e.index for e in demos.episodes if e.success]
                 if not episodes:
-                    raise ValueError(
+                    raise DatasetError(
                         f"{demos.root} has no successful episode; learn from demos that succeed, or list "
                         "episodes explicitly with reward.episodes"
                     )
@@ -499,17 +495,17 @@ class PerceptualReward(RewardModel):
         """Read a model written by :meth:`save`; its feature settings must match this model's config."""
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(
+            raise ConfigError(
                 f"perceptual reward model {str(path)!r} does not exist; fit one and save it, "
                 "or set reward.demos to fit from a dataset"
             )
         with np.load(path, allow_pickle=False) as data:
             version = int(data["format_version"]) if "format_version" in data else -1
             if version != FORMAT_VERSION:
-                raise ValueError(f"{path}: format version {version}, this roboreward reads {FORMAT_VERSION}")
+                raise CheckpointError(f"{path}: format version {version}, this roboreward reads {FORMAT_VERSION}")
             wanted = feature_settings_mismatch(self.config, feature_settings_from_arrays(data))
             if wanted:
-                raise ValueError(
+                raise ConfigError(
                     f"{path} was fitted on other features; set {wanted} (or use PerceptualReward.from_file)"
                 )
             self.model = StepModels(

@@ -81,25 +81,31 @@ import numpy as np
 import torch
 
 from roboreward.config import bounded
-from roboreward.errors import ConfigError
 from roboreward.envs.views import split_views
+from roboreward.errors import CheckpointError, ConfigError, DatasetError
 from roboreward.io import atomic_write_npz
 from roboreward.rewards.base import RewardBatch, RewardConfig, RewardModel
 from roboreward.rewards.features import (
     FEATURE_SETTINGS,
+    FeatureSettings,
     feature_settings_arrays,
     feature_settings_from_arrays,
     feature_settings_mismatch,
     features_for,
 )
+from roboreward.rewards.metrics import spearman
 
 FORMAT_VERSION = 1
 
 
 @RewardConfig.register_subclass("progress")
 @dataclass(kw_only=True)
-class ProgressRewardConfig(RewardConfig):
-    """Where the demonstrations or the fitted head are, and the head's knobs (see the module docstring)."""
+class ProgressRewardConfig(RewardConfig, FeatureSettings):
+    """Where the demonstrations or the fitted head are, and the head's knobs (see the module docstring).
+
+    The feature fields (``blocks``, ``grid``, ...) and their defaults are :class:`FeatureSettings`', as the
+    perceptual reward's; ``device`` is the feature network's (the head runs on the CPU).
+    """
 
     demos: str | None = None  # a LeRobot v3 dataset folder: the head is fitted from it when built
     cameras: list[str] = field(default_factory=list)  # views to fuse, in this order; [] = every dataset camera
@@ -124,13 +130,6 @@ class ProgressRewardConfig(RewardConfig):
     weight_decay: float = bounded(1.0, "AdamW (decoupled) weight decay", ge=0)
     seed: int = bounded(0, "seeds the head's initialisation and dropout", ge=0)
     std_floor: float = bounded(0.1, "standardisation floor, as a fraction of the mean feature std", ge=0)
-    # Features as the perceptual reward's: block 11 of 16 (112 channels) pooled 2x2, D = 448 per view.
-    blocks: int = bounded(11, "EfficientNet-Lite0 blocks to run (of 16)", ge=1, le=16)
-    grid: int = bounded(2, "side of the pooled feature map (D = channels * grid²)", ge=1, le=16)
-    input_size: int | None = bounded(None, "resize each view to this square side first; null keeps it", ge=16)
-    weights: Literal["imagenet", "random"] = "imagenet"
-    cache_size: int = bounded(4096, "view frames whose features are memoised (0 disables)", ge=0)
-    device: str = "auto"  # the feature network's; "auto" picks CUDA when present (the head runs on the CPU)
     # The reward (or potential) is scale·Φ. A larger scale makes the reward count more against SAC's
     # entropy bonus; progress(), report() and saved heads stay in [0, 1].
     scale: float = bounded(1.0, "reward = scale * progress", gt=0)
@@ -197,24 +196,6 @@ def expected_progress(probabilities: np.ndarray) -> np.ndarray:
     """The readout ``Σ_k p_k·c_k`` of bin probabilities ``[N, K]`` -> ``[N]`` in ``[½K⁻¹, 1 − ½K⁻¹]``."""
     p = np.asarray(probabilities, dtype=np.float64)
     return p @ bin_centres(p.shape[-1])
-
-
-def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman's rank correlation (ties get their average rank); 0 when either side is constant."""
-    ra, rb = _ranks(np.asarray(a, dtype=np.float64)), _ranks(np.asarray(b, dtype=np.float64))
-    if len(ra) != len(rb):
-        raise ValueError(f"spearman needs equal lengths; got {len(ra)} and {len(rb)}")
-    if len(ra) < 2 or ra.std() == 0 or rb.std() == 0:
-        return 0.0
-    return float(np.corrcoef(ra, rb)[0, 1])
-
-
-def _ranks(x: np.ndarray) -> np.ndarray:
-    order = np.argsort(x, kind="stable")
-    ranks = np.empty(len(x))
-    ranks[order] = np.arange(len(x))
-    _, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
-    return np.bincount(inverse, weights=ranks)[inverse] / counts[inverse]
 
 
 # --------------------------------------------------------------------------------------------
@@ -320,13 +301,13 @@ def fit_head(
     weight /= weight.sum()
     allowed = bin_centres(s.bins) <= s.failure_ceiling
     if not allowed.any():
-        raise ValueError(f"failure_ceiling={s.failure_ceiling} is below the first bin's centre {0.5 / s.bins}")
+        raise ConfigError(f"failure_ceiling={s.failure_ceiling} is below the first bin's centre {0.5 / s.bins}")
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(s.seed)
         if init is not None:
             if (init.views, init.dim, init.bins) != (views, dim, s.bins):
-                raise ValueError(
+                raise ConfigError(
                     f"the initial head reads {init.views} views x {init.dim} features into {init.bins} bins, "
                     f"but this fit has {views} x {dim} and bins={s.bins}; use a head fitted with the same cameras, "
                     "features and bins"
@@ -384,7 +365,8 @@ class ProgressReport:
     """How well a progress model orders held-out demonstrations (see :meth:`ProgressReward.report`).
 
     ``spearman`` is each demo's rank correlation of predicted progress with time (frames up to first
-    success), the value-order correlation; 1 = perfectly increasing.
+    success), the value-order correlation (:func:`~roboreward.rewards.metrics.spearman`); 1 = perfectly
+    increasing, 0 for a constant prediction, which orders no frame.
     """
 
     episodes: list[int]  # held-out demos, by dataset episode index (or position in the list given)
@@ -492,16 +474,16 @@ class ProgressReward(RewardModel):
         failed = self._trajectories(failures, None, successful=False) if failures is not None else []
         shapes = {v.shape[1:3] for t in trajectories + failed for v in t.views}
         if len(shapes) != 1:
-            raise ValueError(f"demonstrations have different frame sizes {sorted(shapes)}; record them at one size")
+            raise DatasetError(f"demonstrations have different frame sizes {sorted(shapes)}; record them at one size")
         labels = [self._labels(t) for t in trajectories]
         if isinstance(init, ProgressReward):
             if init.cameras != self.cameras:
-                raise ValueError(
+                raise ConfigError(
                     f"the initial model reads cameras {init.cameras}, this fit {self.cameras}; use the same views"
                 )
             wanted = feature_settings_mismatch(self.config, {k: getattr(init.config, k) for k in FEATURE_SETTINGS})
             if wanted:
-                raise ValueError(f"the initial model was fitted on other features; set {wanted}")
+                raise ConfigError(f"the initial model was fitted on other features; set {wanted}")
             init = init._fitted()
         features_started = time.perf_counter()
         feats = [self._view_features(t.views) for t in trajectories]
@@ -531,7 +513,7 @@ class ProgressReward(RewardModel):
             if episodes is None:
                 episodes = [e.index for e in source.episodes if e.success == successful]
                 if not episodes and successful:
-                    raise ValueError(
+                    raise DatasetError(
                         f"{source.root} has no successful episode; learn from demos that succeed, or list "
                         "episodes explicitly with reward.episodes"
                     )
@@ -576,7 +558,7 @@ class ProgressReward(RewardModel):
             self.cameras = list(available)
         missing = [c for c in self.cameras if c not in available]
         if missing:
-            raise ValueError(f"camera {missing[0]!r} is not in {where}; it has {available} (set reward.cameras)")
+            raise ConfigError(f"camera {missing[0]!r} is not in {where}; it has {available} (set reward.cameras)")
         return self.cameras
 
     def _view_features(self, views: Sequence[np.ndarray], chunk: int = 256) -> np.ndarray:
@@ -617,7 +599,7 @@ class ProgressReward(RewardModel):
         if self.config.input_size is None and self.frame_size is not None:
             fh, fw = self.frame_size
             if (h, w) != (fh, views * fw):
-                raise ValueError(
+                raise ConfigError(
                     f"frames are {h}x{w} but this model reads {views} views of {fh}x{fw} side by side "
                     f"({fh}x{views * fw}): "
                     f"render cameras {self.cameras} at {fw}x{fh} (env.render.cameras, env.render.width/height)"
@@ -657,7 +639,8 @@ class ProgressReward(RewardModel):
             end = len(labels) if t.success_step is None else min(t.success_step + 1, len(labels))
             _, predicted = head_progress(head, self._view_features([v[:end] for v in t.views]))
             tenth = max(1, end // 10)
-            rhos.append(spearman(predicted, np.arange(end)))
+            rho = spearman(predicted, np.arange(end))
+            rhos.append(0.0 if rho is None else rho)  # undefined for a constant prediction: it orders nothing
             starts.append(predicted[:tenth].mean())
             ends.append(predicted[-tenth:].mean())
             errors.append(np.abs(predicted - labels[:end]))
@@ -699,15 +682,15 @@ class ProgressReward(RewardModel):
         with np.load(path, allow_pickle=False) as data:
             version = int(data["format_version"]) if "format_version" in data else -1
             if version != FORMAT_VERSION:
-                raise ValueError(
+                raise CheckpointError(
                     f"{path}: format version {version}, this roboreward reads progress heads of {FORMAT_VERSION}"
                 )
             wanted = feature_settings_mismatch(self.config, feature_settings_from_arrays(data))
             if wanted:
-                raise ValueError(f"{path} was fitted on other features; set {wanted} (or use ProgressReward.from_file)")
+                raise ConfigError(f"{path} was fitted on other features; set {wanted} (or use ProgressReward.from_file)")
             cameras = [str(c) for c in data["cameras"]]
             if self.config.cameras and self.config.cameras != cameras:
-                raise ValueError(
+                raise ConfigError(
                     f"{path} reads cameras {cameras}, but reward.cameras is {self.config.cameras}; drop or fix it"
                 )
             head = ProgressHead(
@@ -725,7 +708,7 @@ class ProgressReward(RewardModel):
 def _model_file(path: str | Path) -> Path:
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(
+        raise ConfigError(
             f"progress model {str(path)!r} does not exist; fit one and save it (ProgressReward.save), "
             "or set reward.demos to fit from a dataset"
         )
@@ -734,7 +717,7 @@ def _model_file(path: str | Path) -> Path:
 
 def _dataset_dir(path: str, key: str, cameras: Sequence[str]) -> str:
     if not Path(path).is_dir():
-        raise FileNotFoundError(
+        raise ConfigError(
             f"reward.{key}={path!r} is not a folder; record demonstrations first, e.g. `roboreward demos record "
             f"drawer-open --episodes 20 --cameras {' '.join(cameras or ['corner3'])} --size 64 --out {path}`"
         )

@@ -34,6 +34,7 @@ import numpy as np
 from stable_baselines3.common.vec_env import SubprocVecEnv, VecEnv, VecEnvWrapper
 from stable_baselines3.common.vec_env.subproc_vec_env import _stack_obs
 
+from roboreward.errors import ConfigError
 from roboreward.rewards.base import RewardBatch, RewardModel
 from roboreward.rewards.postprocess import RewardPostprocessor
 
@@ -153,7 +154,7 @@ class VecLearnedReward(VecEnvWrapper):
         if pipeline is None:
             pipeline = bool(getattr(config, "pipeline", False))
         if pipeline and model is not None and not isinstance(venv, SubprocVecEnv):
-            raise ValueError(
+            raise ConfigError(
                 f"the reward pipeline overlaps scoring with the envs' steps in worker processes, but the vector env is "
                 f"a {type(venv).__name__}; set env.vectorization=subproc, or reward.pipeline=false"
             )

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from roboreward.config import ConfigError
+from roboreward.errors import ConfigError
 from roboreward.teleop.calibration import (
     Calibration,
     CalibrationError,

@@ -37,8 +37,8 @@ from typing import Literal
 
 import numpy as np
 
-from roboreward.config import ChoiceConfig, ConfigError, bounded, load_config, save_config
-from roboreward.errors import RoborewardError
+from roboreward.config import ChoiceConfig, bounded, load_config, save_config
+from roboreward.errors import ConfigError, RoborewardError
 
 
 class CalibrationError(RoborewardError, ValueError):

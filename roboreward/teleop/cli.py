@@ -9,10 +9,15 @@ Examples::
     roboreward teleop run --robot franka --simulated --record demos/try     # no hardware: simulated devices
     roboreward teleop run --robot g1 --simulated record.fps=15 command_poll_s=0.001
     roboreward teleop run --robot franka --simulated --sink ros2 --ros-robot franka --domain-id 7   # a ROS 2 robot
+    roboreward teleop run --robot franka --simulated sink.type=ros2 sink.robot=franka sink.rate_hz=100
     roboreward teleop replay demos/g1_pick --episode 3
 
-Only argparse and the config module are imported here; drivers, MuJoCo and the dataset code load when a
-command runs.
+The session config's ``sink:`` section says where commands go (``type: sim`` or ``ros2``, and that sink's
+keys); ``--sink``, ``--ros-robot``, ``--domain-id`` and ``--discovery`` set it, as ``sink.KEY=VALUE``
+overrides do.
+
+Only argparse, the config module and the cockpit's device names are imported here; drivers, MuJoCo and
+the dataset code load when a command runs.
 """
 
 from __future__ import annotations
@@ -21,8 +26,8 @@ import argparse
 from pathlib import Path
 
 from roboreward.config import arg_number
-
-DEVICE_NAMES = ("exo_left", "exo_right", "glove_left", "glove_right", "pedal")  # as roboreward.teleop.session
+from roboreward.errors import ConfigError
+from roboreward.teleop.cockpit import DEVICE_NAMES
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -75,12 +80,16 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
     p.add_argument("--size", nargs=2, type=arg_number(int, ge=2, le=4096), metavar=("WIDTH", "HEIGHT"), help="camera frame size (default: 128 96)")
     p.add_argument("--viewer", choices=("auto", "on", "off"), help="MuJoCo viewer window (default: auto)")
     p.add_argument("--duration", type=arg_number(gt=0), metavar="SECONDS", help="stop after this long (default: until q)")
-    p.add_argument("--sink", help="where commands go: sim (the MuJoCo robot here; default) or ros2 (a ROS 2 robot)")
+    p.add_argument("--sink", metavar="TYPE",
+                   help="where commands go (sink.type): sim (the MuJoCo robot here; default) or ros2 (a ROS 2 robot)")
     p.add_argument("--ros-robot", metavar="ROBOT",
-                   help="the ROS 2 robot's file: a name in configs/robots (franka) or a YAML path; implies --sink ros2")
-    p.add_argument("--domain-id", type=arg_number(int, ge=0, le=232), help="--sink ros2: ROS_DOMAIN_ID, 0..232 (default: the environment's)")
+                   help="--sink ros2: the robot file (sink.robot), a name in configs/robots (franka) or a YAML path; "
+                   "implies --sink ros2")
+    p.add_argument("--domain-id", type=arg_number(int, ge=0, le=232),
+                   help="--sink ros2: ROS_DOMAIN_ID (sink.domain_id), 0..232 (default: the environment's)")
     p.add_argument("--discovery", choices=["localhost", "subnet"],
-                   help="--sink ros2: DDS discovery range: localhost (default, this machine only) or subnet (the LAN)")
+                   help="--sink ros2: DDS discovery range (sink.discovery): localhost (default, this machine only) "
+                   "or subnet (the LAN)")
     p.add_argument("--realtime", type=arg_number(int, ge=1, le=99), metavar="PRIO",
                    help="run the device readers and the command thread at this SCHED_FIFO priority (1-99; needs "
                    "CAP_SYS_NICE): keeps latency low on a busy machine")
@@ -108,19 +117,18 @@ def _pairs(items: list[str], what: str) -> dict[str, str]:
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or not name or not value:
-            raise ValueError(f"{what} {item!r} must look like NAME=VALUE, e.g. exo_left=/dev/ttyUSB0")
+            raise ConfigError(f"{what} {item!r} must look like NAME=VALUE, e.g. exo_left=/dev/ttyUSB0")
         if name not in DEVICE_NAMES:
-            raise ValueError(f"{what} {item!r}: unknown device {name!r}; use one of {list(DEVICE_NAMES)}")
+            raise ConfigError(f"{what} {item!r}: unknown device {name!r}; use one of {list(DEVICE_NAMES)}")
         if name in out:
-            raise ValueError(f"{what}: {name!r} is given twice")
+            raise ConfigError(f"{what}: {name!r} is given twice")
         out[name] = value
     return out
 
 
 def run_calibrate(args: argparse.Namespace) -> int:
     from roboreward.teleop.calibrate import CalibrationAborted, run_guided_calibration
-    from roboreward.teleop.devices import DeviceNotConnectedError
-    from roboreward.teleop.session import device_config, parse_device_name
+    from roboreward.teleop.cockpit import device_config, parse_device_name
 
     kind, side = parse_device_name(args.device)
     count_field = {"exo": "n_joints", "glove": "n_channels", "pedal": "n_axes"}[kind]
@@ -129,14 +137,14 @@ def run_calibrate(args: argparse.Namespace) -> int:
     out = args.out or Path("calibration") / f"{args.device}.yaml"
     extra: dict = {}
     if args.zero_pose == "home" and (kind != "exo" or not args.robot):
-        raise ValueError("--zero-pose home is for an exoskeleton and needs --robot (the robot's home pose)")
+        raise ConfigError("--zero-pose home is for an exoskeleton and needs --robot (the robot's home pose)")
     if kind == "exo" and args.robot:
         from roboreward.teleop.robots import make_teleop_robot
 
         robot = make_teleop_robot(args.robot)
         try:
             if side not in robot.arm_joints:
-                raise ValueError(f"{robot.name} has no {side} arm; its arms: {sorted(robot.arm_joints)}")
+                raise ConfigError(f"{robot.name} has no {side} arm; its arms: {sorted(robot.arm_joints)}")
             extra["joint_limits"] = robot.arm_limits(side)
             if args.zero_pose == "home":
                 index = {n: i for i, n in enumerate(robot.joint_names)}
@@ -148,8 +156,6 @@ def run_calibrate(args: argparse.Namespace) -> int:
     except CalibrationAborted:
         print("calibration stopped; nothing saved")
         return 1
-    except DeviceNotConnectedError as e:
-        raise ValueError(str(e)) from e
     return 0
 
 
@@ -160,8 +166,10 @@ SIMULATED_STALE_AFTER_S = 0.25
 
 def _session_config(args: argparse.Namespace, robot_name: str | None, ports: dict[str, str]):
     """The SessionConfig from --config, the flags and the overrides; ``ports`` are the devices' ports."""
-    from roboreward.config import ConfigError, apply_override, from_dict, read_yaml
-    from roboreward.teleop.session import SessionConfig, device_config
+    from roboreward.config import apply_override, from_dict, read_yaml
+    from roboreward.errors import ConfigError
+    from roboreward.teleop.cockpit import device_config
+    from roboreward.teleop.session import SessionConfig
 
     data: dict = {}
     if args.config is not None:
@@ -188,12 +196,12 @@ def _session_config(args: argparse.Namespace, robot_name: str | None, ports: dic
         devices[name] = entry
     unused = sorted(set(calibrations) - set(devices))
     if unused and devices:
-        raise ValueError(f"--calibration names {unused}, which are not among the devices {sorted(devices)}")
+        raise ConfigError(f"--calibration names {unused}, which are not among the devices {sorted(devices)}")
     for name, path in calibrations.items():
         if name not in devices:
             continue
         if not Path(path).is_file():
-            raise FileNotFoundError(f"calibration file {path!r} for {name} does not exist")
+            raise ConfigError(f"calibration file {path!r} for {name} does not exist")
         devices[name]["calibration"] = str(path)
     record = data.setdefault("record", {}) or {}
     data["record"] = record
@@ -208,15 +216,34 @@ def _session_config(args: argparse.Namespace, robot_name: str | None, ports: dic
         data["viewer"] = args.viewer
     if args.realtime is not None:
         data["command_realtime_priority"] = args.realtime
-    if args.sink is not None or args.ros_robot is not None:
-        data["sink"] = args.sink or "ros2"
-    ros = {key: value for key, value in (("robot", args.ros_robot), ("domain_id", args.domain_id),
-                                         ("discovery", args.discovery)) if value is not None}
-    if ros:
-        data["ros"] = {**(data.get("ros") or {}), **ros}
+    _sink_flags(args, data, SessionConfig().sink.type_name)
     for override in args.overrides:
         apply_override(data, override)
     return from_dict(SessionConfig, data)
+
+
+# The flags that set keys of the ROS 2 sink's section: flag -> key.
+_ROS_FLAGS = {"ros_robot": "robot", "domain_id": "domain_id", "discovery": "discovery"}
+
+
+def _sink_flags(args: argparse.Namespace, data: dict, default_type: str) -> None:
+    """Set the ``sink:`` section of the session config ``data`` from --sink and the ROS 2 flags.
+
+    A ROS 2 flag implies ``type: ros2`` unless --sink or the file names another type, which is an error;
+    a type other than the file's starts the section afresh (the file's keys are another sink's).
+    """
+    ros = {key: getattr(args, flag) for flag, key in _ROS_FLAGS.items() if getattr(args, flag) is not None}
+    if args.sink is None and not ros:
+        return
+    sink = data.get("sink") or {}
+    if not isinstance(sink, dict):
+        return  # from_dict names the malformed section
+    file_type = sink.get("type", default_type)
+    kind = args.sink or ("ros2" if ros and "type" not in sink else file_type)
+    if ros and kind != "ros2":
+        flags = ", ".join("--" + flag.replace("_", "-") for flag, key in _ROS_FLAGS.items() if key in ros)
+        raise ConfigError(f"{flags}: options of --sink ros2, but the sink is {kind!r}")
+    data["sink"] = {**(sink if kind == file_type else {}), **ros, "type": kind}
 
 
 def _reclaim_overrides(args: argparse.Namespace) -> None:
@@ -264,11 +291,13 @@ def run_session(args: argparse.Namespace) -> int:
 
     _reclaim_overrides(args)
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    from roboreward.teleop.devices import DeviceNotConnectedError
-    from roboreward.teleop.session import Console, TeleopSession, simulated_cockpit
+    from roboreward.signals import on_signals
+    from roboreward.teleop.cockpit import simulated_cockpit
+    from roboreward.teleop.console import Console
+    from roboreward.teleop.session import TeleopSession
 
     if args.simulated == bool(args.devices):
-        raise ValueError("give the devices (--devices exo_left=/dev/ttyUSB0 ...) or --simulated, one of the two")
+        raise ConfigError("give the devices (--devices exo_left=/dev/ttyUSB0 ...) or --simulated, one of the two")
     ports = _pairs(args.devices, "--devices")
     sims: dict = {}
     robot = None
@@ -281,43 +310,38 @@ def run_session(args: argparse.Namespace) -> int:
     session = None
     console = Console()
     terminals = [fd for fd in (1, 2) if os.isatty(fd)]
-    received: list[int] = []
+    received: list[signal.Signals] = []
 
-    def end_on_signal(signum, frame):
+    def end_on_signal(sig: signal.Signals) -> None:
         # Like 'q': the main loop ends at its next turn, saves already asked for finish and the episode in
         # progress is saved. A second signal changes nothing, so it cannot cut a save short either.
-        if signum == signal.SIGHUP:
+        if sig == signal.SIGHUP:
             _detach_from_terminal(terminals)
-        received.append(signum)
+        received.append(sig)
         if session is None:  # still setting up: nothing recorded yet
             raise KeyboardInterrupt
-        session.end(_SIGNAL_REASONS[signal.Signals(signum).name])
+        session.end(_SIGNAL_REASONS[sig.name])
 
-    previous = {sig: signal.signal(sig, end_on_signal) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
-        if args.simulated:
-            sims = simulated_cockpit(robot)
-            for sim in sims.values():
-                sim.start()
-            ports = {name: sim.port for name, sim in sims.items()}
-            console.print(f"simulated devices: {', '.join(f'{n}={p}' for n, p in ports.items())}")
-        config = _session_config(args, args.robot, ports)
-        session = TeleopSession(config, robot=robot, console=console)
-        console.print(f"driving {robot.name} with {', '.join(config.devices)}"
-                      + (f"; recording into {rec.root}" if config.record.root else "; not recording (--record DIR)"))
-        try:
-            with session:
-                session.run(duration=args.duration)
-        finally:
-            if session._started:
-                console.print(session.stats().format())
-    except ConnectionError as e:
-        if isinstance(e, DeviceNotConnectedError) or e.__class__.__module__.startswith("roboreward"):
-            raise ValueError(str(e)) from e
-        raise
+        with on_signals(end_on_signal, (signal.SIGTERM, signal.SIGHUP)):
+            if args.simulated:
+                sims = simulated_cockpit(robot)
+                for sim in sims.values():
+                    sim.start()
+                ports = {name: sim.port for name, sim in sims.items()}
+                console.print(f"simulated devices: {', '.join(f'{n}={p}' for n, p in ports.items())}")
+            config = _session_config(args, args.robot, ports)
+            session = TeleopSession(config, robot=robot, console=console)
+            console.print(f"driving {robot.name} with {', '.join(config.devices)}"
+                          + (f"; recording into {rec.root}" if config.record.root
+                             else "; not recording (--record DIR)"))
+            try:
+                with session:
+                    session.run(duration=args.duration)
+            finally:
+                if session._started:
+                    console.print(session.stats().format())
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         for sim in sims.values():
             sim.stop()
         if session is None or not session.abandoned:  # else a save may still be rendering with it

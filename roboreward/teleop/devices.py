@@ -43,7 +43,8 @@ from typing import Any, ClassVar, Literal
 
 import serial
 
-from roboreward.config import ChoiceConfig, ConfigError, bounded
+from roboreward.config import ChoiceConfig, bounded
+from roboreward.errors import ConfigError, DeviceError
 from roboreward.registry import Registered
 from roboreward.teleop.calibration import (
     ArmCalibration,
@@ -56,7 +57,7 @@ from roboreward.teleop.parser import StreamParser
 from roboreward.teleop.protocol import ArmReading, DeviceType, GloveReading, PedalReading, Reading, Side
 
 
-class DeviceNotConnectedError(ConnectionError):
+class DeviceNotConnectedError(DeviceError):
     """The device is not connected (never connected, or disconnected)."""
 
 

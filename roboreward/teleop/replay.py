@@ -39,6 +39,8 @@ from typing import Any
 import numpy as np
 
 from roboreward.datasets.lerobot_v3 import DatasetError
+from roboreward.teleop.calibration import LocoCommand
+from roboreward.teleop.dataset import BASE_COMMAND_NAMES, BASE_POSE_NAMES, TeleopDataset
 
 
 @dataclass
@@ -134,14 +136,11 @@ def replay_episode(
     *,
     robot: Any = None,
 ) -> ReplayResult:
-    """Replay ``episode`` of ``dataset`` (a folder, or a :class:`~roboreward.teleop.session.TeleopDataset`).
+    """Replay ``episode`` of ``dataset`` (a folder, or a :class:`~roboreward.teleop.dataset.TeleopDataset`).
 
     :param robot: the :class:`~roboreward.teleop.robots.TeleopRobot` to replay on; by default one is
         built from the dataset's ``robot_type`` (and closed afterwards).
     """
-    from roboreward.teleop.calibration import LocoCommand
-    from roboreward.teleop.session import BASE_COMMAND_NAMES, BASE_POSE_NAMES, TeleopDataset
-
     ds = dataset if isinstance(dataset, TeleopDataset) else TeleopDataset(dataset)
     reader = ds.reader
     ep = reader.episode(episode)
@@ -157,7 +156,7 @@ def replay_episode(
 
         robot = make_teleop_robot(reader.robot_type, size=(16, 16))
     try:
-        return _replay(ds, episode, ep, teleop, robot, LocoCommand, BASE_COMMAND_NAMES, BASE_POSE_NAMES)
+        return _replay(ds, episode, ep, teleop, robot)
     finally:
         if own:
             robot.close()
@@ -185,10 +184,8 @@ def recorded_joint_columns(
     return joints, state_cols, action_cols
 
 
-def _replay(ds, episode, ep, teleop, robot, LocoCommand, base_command_names, base_pose_names) -> ReplayResult:
+def _replay(ds, episode, ep, teleop, robot) -> ReplayResult:
     import mujoco
-
-    from roboreward.teleop.session import robot_has_base
 
     names = list(robot.joint_names)
     n = len(names)
@@ -203,8 +200,8 @@ def _replay(ds, episode, ep, teleop, robot, LocoCommand, base_command_names, bas
             f"{ds.root} was not recorded with {robot.name}'s joints ({n} joints: {names[:3]}...): its state starts "
             f"{state_names[:3]}, its action {action_names[:3]}; replay it on the robot it was recorded with"
         )
-    has_base = robot_has_base(robot)
-    base_columns = set(base_command_names) <= set(action_names) and set(base_pose_names) <= set(state_names)
+    has_base = robot.has_base
+    base_columns = set(BASE_COMMAND_NAMES) <= set(action_names) and set(BASE_POSE_NAMES) <= set(state_names)
     if has_base and not base_columns:
         raise DatasetError(f"{ds.root} has no base command and pose columns, but {robot.name} walks")
     T = len(ep)
@@ -213,7 +210,7 @@ def _replay(ds, episode, ep, teleop, robot, LocoCommand, base_command_names, bas
     state = ep.state.astype(np.float64)
     action = ep.action.astype(np.float64)
     recorded = state[:, state_cols]
-    command_cols = action_cols + ([action_names.index(c) for c in base_command_names] if has_base else [])
+    command_cols = action_cols + ([action_names.index(c) for c in BASE_COMMAND_NAMES] if has_base else [])
     commands = action[:, command_cols]
     k_sent = len(sent)
 
@@ -286,7 +283,7 @@ def _replay(ds, episode, ep, teleop, robot, LocoCommand, base_command_names, bas
         command_groups=_group_errors(replayed - commanded, compared, groups),
     )
     if poses is not None:
-        rec = _relative(state[:, [state_names.index(c) for c in base_pose_names]])
+        rec = _relative(state[:, [state_names.index(c) for c in BASE_POSE_NAMES]])
         rep = _relative(poses)
         result.base_position_error = float(np.max(np.hypot(rec[:, 0] - rep[:, 0], rec[:, 1] - rep[:, 1])))
         result.base_yaw_error = float(np.max(np.abs(_wrap(rec[:, 2] - rep[:, 2]))))
@@ -295,8 +292,6 @@ def _replay(ds, episode, ep, teleop, robot, LocoCommand, base_command_names, bas
 
 def replay_dataset(dataset: str | Path, episodes: Sequence[int] | None = None) -> list[ReplayResult]:
     """:func:`replay_episode` for each of ``episodes`` (all by default), on one robot."""
-    from roboreward.teleop.session import TeleopDataset
-
     ds = TeleopDataset(dataset)
     if len(ds) == 0:
         raise DatasetError(f"{dataset} has no finished episodes to replay")

@@ -26,7 +26,8 @@ reflection, e.g. the G1 hand's z-axis joints) has its target negated before clam
 
 :class:`HandRetargeter` also takes the limits directly (``joint_limits=`` a mapping from joint name
 to ``(lower, upper)``, or an array ``[J, 2]`` in config order), which is how a robot that already
-holds its compiled model builds one (:mod:`roboreward.teleop.robots`).
+holds its compiled model builds one (:mod:`roboreward.teleop.robots`); otherwise they are read from the
+hand's MJCF (:mod:`roboreward.teleop.mjcf`).
 """
 
 from __future__ import annotations
@@ -38,9 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
-from roboreward.config import ConfigError, bounded, load_config
-
-HANDS_DIR = Path(__file__).resolve().parents[2] / "configs" / "teleop" / "hands"
+from roboreward.config import bounded, find_named, load_config, shipped_names
+from roboreward.errors import ConfigError
 
 SIDES = ("left", "right")
 
@@ -170,8 +170,8 @@ class HandRetargetingConfig:
 
 
 def hand_retargeting_names() -> list[str]:
-    """The hand models shipped in ``configs/teleop/hands``."""
-    return sorted(p.stem for p in HANDS_DIR.glob("*.yaml"))
+    """The hand models shipped in ``roboreward/configs/teleop/hands``."""
+    return shipped_names("hand")
 
 
 def load_hand_retargeting(name_or_path: str | Path, overrides: Sequence[str] = ()) -> HandRetargetingConfig:
@@ -179,27 +179,11 @@ def load_hand_retargeting(name_or_path: str | Path, overrides: Sequence[str] = (
 
     A relative ``model`` path is resolved against the YAML's folder.
     """
-    path = _config_path(name_or_path)
+    path = find_named(name_or_path, "hand")
     config = load_config(path, list(overrides), cls=HandRetargetingConfig)  # its errors name the file
     if config.model and not config.model.startswith("pkg://") and not Path(config.model).is_absolute():
         config = replace(config, model=str((path.parent / config.model).resolve()))
     return config
-
-
-def _config_path(name_or_path: str | Path) -> Path:
-    p = Path(name_or_path)
-    if p.suffix in (".yaml", ".yml") or p.is_file():
-        if not p.exists():  # a folder or an unreadable file: load_config says which
-            raise ConfigError(f"hand retargeting file {str(p)!r} does not exist")
-        return p
-    candidate = HANDS_DIR / f"{name_or_path}.yaml"
-    if not candidate.is_file():
-        names = hand_retargeting_names()
-        raise ConfigError(
-            f"unknown hand {str(name_or_path)!r}{_suggest(str(name_or_path), names)}; shipped hands: {names}, "
-            "or pass a YAML file"
-        )
-    return candidate
 
 
 class HandRetargeter:
@@ -224,7 +208,7 @@ class HandRetargeter:
         self.joint_names = config.joint_names(self.side)
         n_j, n_c = len(config.joints), config.n_channels
         if joint_limits is None:
-            from roboreward.teleop.robots import joint_limits_from_mjcf
+            from roboreward.teleop.mjcf import joint_limits_from_mjcf
 
             if not config.model:
                 raise ConfigError(f"hand {config.name!r}: model is empty, so joint limits must be passed")
@@ -240,12 +224,12 @@ class HandRetargeter:
         else:
             limits = np.asarray(joint_limits, dtype=np.float64)
             if limits.shape != (n_j, 2):
-                raise ValueError(
+                raise ConfigError(
                     f"joint_limits must have shape ({n_j}, 2) for hand {config.name!r}, got {limits.shape}"
                 )
         if not np.all(limits[:, 0] <= limits[:, 1]):
             bad = int(np.flatnonzero(limits[:, 0] > limits[:, 1])[0])
-            raise ValueError(f"joint {self.joint_names[bad]!r} has lower limit > upper: {limits[bad].tolist()}")
+            raise ConfigError(f"joint {self.joint_names[bad]!r} has lower limit > upper: {limits[bad].tolist()}")
         self.lower = limits[:, 0].copy()
         self.upper = limits[:, 1].copy()
         self._gain = np.zeros((n_j, n_c))
@@ -273,7 +257,7 @@ class HandRetargeter:
         """Joint targets (float64, config order) from calibrated channels (0..1, clipped to it)."""
         x = np.asarray(channels, dtype=np.float64)
         if x.shape != (self.config.n_channels,):
-            raise ValueError(
+            raise ConfigError(
                 f"hand {self.config.name!r} expects {self.config.n_channels} glove channels, got shape {x.shape}; "
                 "check the glove's n_channels or the hand file's n_channels"
             )
@@ -300,7 +284,6 @@ def _suggest(name: str, names: Sequence[str]) -> str:
 
 
 __all__ = [
-    "HANDS_DIR",
     "HandJointMap",
     "HandRetargeter",
     "HandRetargetingConfig",

@@ -39,10 +39,7 @@ physically under the moving base either way.
 from __future__ import annotations
 
 import copy
-import difflib
-import importlib.util
 import math
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,95 +47,15 @@ from typing import Literal
 
 import numpy as np
 
-from roboreward.config import ChoiceConfig, ConfigError, bounded, load_config
+from roboreward.config import ChoiceConfig, bounded, find_named, load_config, shipped_names
+from roboreward.errors import ConfigError
 from roboreward.envs.rendering import FrameRenderer, RenderOptions  # sets MUJOCO_GL=egl before mujoco loads
 from roboreward.teleop.calibration import LocoCommand
+from roboreward.teleop.mjcf import body_id, cached_model, joint_id, joint_limits_from_model, resolve_model_path
 from roboreward.teleop.retarget import HandRetargeter, load_hand_retargeting
 
 import mujoco  # noqa: E402  (after rendering: it picks the GL backend)
 
-ROBOTS_DIR = Path(__file__).resolve().parents[2] / "configs" / "teleop" / "robots"
-
-
-# --------------------------------------------------------------------------------------------
-# Models on disk
-
-
-def resolve_model_path(model: str, base_dir: str | Path | None = None) -> Path:
-    """An MJCF path: ``pkg://PACKAGE/REL`` (in an installed Python package), absolute, or relative to ``base_dir``."""
-    if not model:
-        raise ConfigError("model: empty; give the MJCF file, e.g. pkg://PACKAGE/path/scene.xml")
-    if model.startswith("pkg://"):
-        package, _, rel = model[len("pkg://"):].partition("/")
-        spec = importlib.util.find_spec(package) if package else None
-        if spec is None or not spec.submodule_search_locations:
-            raise ConfigError(f"model: {model!r} names the Python package {package!r}, which is not installed; "
-                              "install roboreward's dependencies (pip install -e .)")
-        path = Path(list(spec.submodule_search_locations)[0]) / rel
-    else:
-        path = Path(model)
-        if not path.is_absolute() and base_dir is not None:
-            path = Path(base_dir) / path
-    if not path.is_file():
-        raise ConfigError(f"model: MJCF file {str(path)!r} does not exist (from {model!r})")
-    return path
-
-
-_model_cache: dict[tuple, object] = {}
-_model_lock = threading.Lock()
-
-
-def _cached_model(key: tuple, build):
-    """Compiling a humanoid with meshes takes seconds; compile each variant once per process."""
-    with _model_lock:
-        if key not in _model_cache:
-            _model_cache[key] = build()
-        return _model_cache[key]
-
-
-def joint_limits_from_model(model: mujoco.MjModel, names: Sequence[str]) -> np.ndarray:
-    """``[len(names), 2]`` lower/upper limits of the named joints (-inf/inf where a joint is unlimited)."""
-    out = np.empty((len(names), 2))
-    for i, name in enumerate(names):
-        jid = _joint_id(model, name)
-        out[i] = model.jnt_range[jid] if model.jnt_limited[jid] else (-np.inf, np.inf)
-    return out
-
-
-def joint_limits_from_mjcf(model: str | Path, names: Sequence[str]) -> np.ndarray:
-    """:func:`joint_limits_from_model` for an MJCF file (``pkg://`` paths allowed); compiled once per process."""
-    path = resolve_model_path(str(model))
-    m = _cached_model(("file", str(path)), lambda: mujoco.MjModel.from_xml_path(str(path)))
-    return joint_limits_from_model(m, names)
-
-
-def _joint_id(model: mujoco.MjModel, name: str) -> int:
-    return _named_id(model, "joint", name, list_all=True)
-
-
-def _body_id(model: mujoco.MjModel, name: str, key: str) -> int:
-    return _named_id(model, "body", name, where=f"{key}: ")
-
-
-# kind -> (MuJoCo object type, the model's count of them)
-_NAMED_KINDS = {"joint": (mujoco.mjtObj.mjOBJ_JOINT, "njnt"), "body": (mujoco.mjtObj.mjOBJ_BODY, "nbody")}
-
-
-def _named_id(model: mujoco.MjModel, kind: str, name: str, *, where: str = "", list_all: bool = False) -> int:
-    """The id of the ``kind`` (``"joint"`` or ``"body"``) called ``name`` in a compiled model.
-
-    A missing name is a config typo, so the error suggests the closest name there is (and, with
-    ``list_all``, lists them all); ``where`` prefixes the message with the config key that named it.
-    """
-    obj, count = _NAMED_KINDS[kind]
-    idx = mujoco.mj_name2id(model, obj, name)
-    if idx < 0:
-        names = [getattr(model, kind)(i).name for i in range(getattr(model, count))]
-        close = difflib.get_close_matches(name, names, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        listing = f"; its {kind}s: {names}" if list_all else ""
-        raise ConfigError(f"{where}{kind} {name!r} is not in the model{hint}{listing}")
-    return idx
 
 
 # --------------------------------------------------------------------------------------------
@@ -259,26 +176,13 @@ class TeleopRobotConfig:
 
 
 def teleop_robot_names() -> list[str]:
-    """The robots shipped in ``configs/teleop/robots``."""
-    return sorted(p.stem for p in ROBOTS_DIR.glob("*.yaml"))
+    """The robots shipped in ``roboreward/configs/teleop/robots``."""
+    return shipped_names("teleop robot")
 
 
 def load_teleop_robot_config(name_or_path: str | Path, overrides: Sequence[str] = ()) -> TeleopRobotConfig:
     """A shipped robot by name (``"g1"``, ``"franka"``) or a YAML file; ``overrides`` as ``key=value``."""
-    p = Path(name_or_path)
-    if p.suffix in (".yaml", ".yml") or p.is_file():
-        if not p.exists():  # a folder or an unreadable file: load_config says which
-            raise ConfigError(f"robot file {str(p)!r} does not exist")
-        path = p
-    else:
-        path = ROBOTS_DIR / f"{name_or_path}.yaml"
-        if not path.is_file():
-            names = teleop_robot_names()
-            close = difflib.get_close_matches(str(name_or_path), names, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(
-                f"unknown robot {str(name_or_path)!r}{hint}; shipped robots: {names}, or pass a YAML file"
-            )
+    path = find_named(name_or_path, "teleop robot")
     config = load_config(path, list(overrides), cls=TeleopRobotConfig)  # its errors name the file
     config.model = str(resolve_model_path(config.model, path.parent))
     for hand in config.hands.values():  # a hand file next to the robot file
@@ -402,7 +306,7 @@ def _model_for(config: TeleopRobotConfig) -> tuple[mujoco.MjModel, str | None]:
     cams = tuple((c.name, c.existing, c.body, tuple(c.pos), tuple(c.xyaxes), c.fovy, c.mode) for c in config.cameras)
     key = ("robot", config.model, config.base.free_joint, config.floor, config.show_sites, cams)
     # Each robot gets its own copy: renderers and options write into the model.
-    model, base_body = _cached_model(key, lambda: _build_model(config))
+    model, base_body = cached_model(key, lambda: _build_model(config))
     return copy.deepcopy(model), base_body
 
 
@@ -467,7 +371,7 @@ class TeleopRobot:
         if len(set(self.joint_names)) != len(self.joint_names):
             dup = next(n for n in self.joint_names if self.joint_names.count(n) > 1)
             raise ConfigError(f"joint {dup!r} is driven twice (by an arm and a hand, or by both sides)")
-        self._jid = np.array([_joint_id(m, n) for n in self.joint_names])
+        self._jid = np.array([joint_id(m, n) for n in self.joint_names])
         for n, j in zip(self.joint_names, self._jid):
             if m.jnt_type[j] not in (mujoco.mjtJoint.mjJNT_HINGE, mujoco.mjtJoint.mjJNT_SLIDE):
                 raise ConfigError(f"joint {n!r} is not a hinge or slide joint; only 1-DoF joints can be commanded")
@@ -506,7 +410,7 @@ class TeleopRobot:
     def _check_chain(self, side: str, joints: list[str]) -> None:
         """Exoskeleton joint i drives joint i: the list must be one chain, shoulder first."""
         m = self.model
-        bodies = [m.jnt_bodyid[_joint_id(m, n)] for n in joints]
+        bodies = [m.jnt_bodyid[joint_id(m, n)] for n in joints]
         for k in range(1, len(bodies)):
             b = bodies[k]
             while b not in (0, bodies[k - 1]):
@@ -565,18 +469,18 @@ class TeleopRobot:
         m, b = self.model, self.config.base
         self._mocap: int | None = None
         if self._base_body_name is not None:  # the free joint's body, made a mocap body when the model was built
-            self._base_body = _body_id(m, self._base_body_name, "base.free_joint")
+            self._base_body = body_id(m, self._base_body_name, "base.free_joint")
             self._mocap = int(m.body_mocapid[self._base_body])
         else:
             self._base_body = next((i for i in range(1, m.nbody) if m.body_parentid[i] == 0), 0)
         self._legs: dict[str, np.ndarray] = {}
         for side, joints in b.legs.items():
-            ids = np.array([_joint_id(m, n) for n in joints])
+            ids = np.array([joint_id(m, n) for n in joints])
             clash = [n for n in joints if n in self.joint_names]
             if clash:
                 raise ConfigError(f"base.legs.{side}: {clash[0]!r} is also an arm or hand joint")
             self._legs[side] = ids
-        self._feet = [_body_id(m, name, "base.feet") for name in b.feet]
+        self._feet = [body_id(m, name, "base.feet") for name in b.feet]
         self._squat_table: tuple[np.ndarray, np.ndarray] | None = None
         if self._legs:
             if self._mocap is None:
@@ -639,6 +543,11 @@ class TeleopRobot:
     # -- the cockpit's interface --------------------------------------------------------------
 
     @property
+    def has_base(self) -> bool:
+        """True when the pedal moves the base (``base.type: kinematic``): commands and recordings then carry it."""
+        return self.config.base.type == "kinematic"
+
+    @property
     def height_range(self) -> tuple[float, float]:
         """Base heights (m) the legs can reach with flat feet; (h, h) without squatting."""
         if self._squat_table is None:
@@ -697,7 +606,7 @@ class TeleopRobot:
         idx = self._side_index(self._arm_index, side, "arm")
         q = np.asarray(calibrated_joint_angles, dtype=np.float64)
         if q.shape != (len(idx),):
-            raise ValueError(
+            raise ConfigError(
                 f"{self.name}'s {side} arm has {len(idx)} joints ({self.arm_joints[side]}); the exoskeleton gave "
                 f"{q.shape[0] if q.ndim == 1 else q.shape} angles; use a {len(idx)}-joint exoskeleton (n_joints)"
             )
@@ -716,7 +625,7 @@ class TeleopRobot:
             raise ValueError(f"glove channels must be a finite 1-D array, got {x!r}")
         chans = grip.channels or list(range(len(x)))
         if max(chans) >= len(x):
-            raise ValueError(f"hands.{side}.channels uses channel {max(chans)} but the glove sent {len(x)} channels")
+            raise ConfigError(f"hands.{side}.channels uses channel {max(chans)} but the glove sent {len(x)} channels")
         closure = float(np.clip(x[chans], 0.0, 1.0).mean())
         q = np.full(len(idx), grip.open + (grip.closed - grip.open) * closure)
         return np.clip(q, self.lower[idx], self.upper[idx])
@@ -790,7 +699,7 @@ class TeleopRobot:
         """A ``uint8 [H, W, 3]`` frame from ``camera`` (the first of ``cameras`` by default)."""
         name = self.cameras[0] if camera is None else camera
         if name not in self.cameras:
-            raise ValueError(f"camera {name!r} is not enabled for {self.name}; enabled: {self.cameras}")
+            raise ConfigError(f"camera {name!r} is not enabled for {self.name}; enabled: {self.cameras}")
         renderer = self._renderers.get(name)
         if renderer is None:
             o = self._render_options
@@ -816,7 +725,7 @@ class TeleopRobot:
 
     def _side_index(self, index: dict[str, np.ndarray], side: str, part: str) -> np.ndarray:
         if side not in index:
-            raise ValueError(f"{self.name} has no {side!r} {part}; its {part}s: {sorted(index)}")
+            raise ConfigError(f"{self.name} has no {side!r} {part}; its {part}s: {sorted(index)}")
         return index[side]
 
     def _apply_ctrl(self) -> None:
@@ -872,14 +781,10 @@ __all__ = [
     "CameraConfig",
     "DexterousHandConfig",
     "GripperConfig",
-    "ROBOTS_DIR",
     "TeleopHandConfig",
     "TeleopRobot",
     "TeleopRobotConfig",
-    "joint_limits_from_mjcf",
-    "joint_limits_from_model",
     "load_teleop_robot_config",
     "make_teleop_robot",
-    "resolve_model_path",
     "teleop_robot_names",
 ]

@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from roboreward.datasets.lerobot_v3 import DatasetError, DatasetReader, DatasetWriter, verify_dataset
+from roboreward.io import WriteError
 
 _spec = importlib.util.spec_from_file_location("lerobot_v3_helpers", Path(__file__).with_name("test_lerobot_v3.py"))
 helpers = importlib.util.module_from_spec(_spec)
@@ -183,7 +184,7 @@ def test_a_save_that_raised_half_way_is_undone_by_the_next_open(ds):
     blocker = ds / (META + ".tmp")
     blocker.mkdir()
     add_episode(writer, 4, 3)
-    with pytest.raises(IsADirectoryError):
+    with pytest.raises(WriteError, match="Is a directory"):
         writer.save_episode(task="a task first seen here")
     writer.finalize()
     assert (ds / data(4)).is_file() and (ds / video(4, "top")).is_file()  # renamed in, not committed

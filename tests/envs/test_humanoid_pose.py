@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import roboreward.envs  # noqa: F401  (registers the ids)
-from roboreward.config import load_config
 from roboreward.envs.humanoid_pose import POSE_TASKS, HumanoidPoseEnv, lowest_point
+from roboreward.experiment import load_experiment
 from roboreward.rewards.clip import ClipRewardConfig
 
 ENV_ID = "roboreward/HumanoidPose-v0"
@@ -239,7 +239,7 @@ def test_camera_follows_the_body_when_it_falls():
 
 @pytest.mark.parametrize("name", list(POSE_TASKS))
 def test_config_prompts_are_the_tasks(name):
-    cfg = load_config(CONFIGS / f"humanoid_{name}.yaml")
+    cfg = load_experiment(CONFIGS / f"humanoid_{name}.yaml")
     assert cfg.env.id == ENV_ID and cfg.env.kwargs == {"task": name}
     assert (cfg.env.render.width, cfg.env.render.height, cfg.env.render.camera) == (224, 224, None)
     assert isinstance(cfg.reward, ClipRewardConfig) and cfg.reward.model == "ViT-B-32"

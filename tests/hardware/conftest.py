@@ -87,11 +87,10 @@ class CollectedProcess:
 
 
 class SimRobotProcess(CollectedProcess):
-    """``python -m roboreward.hardware.sim_robot ROBOT`` in a subprocess (the full CLI's start-up would import
-    torch); :meth:`wait_ready` waits for its ready line."""
+    """``roboreward sim-robot ROBOT`` in a subprocess; :meth:`wait_ready` waits for its ready line."""
 
     def __init__(self, robot, domain: int, *extra: str):
-        cmd = [sys.executable, "-m", "roboreward.hardware.sim_robot", str(robot), "--domain-id", str(domain), *extra]
+        cmd = [sys.executable, "-m", "roboreward.cli", "sim-robot", str(robot), "--domain-id", str(domain), *extra]
         super().__init__(cmd, ros_child_env(domain), "sim-robot")
 
     def wait_ready(self, timeout: float = 60.0) -> str:

@@ -22,10 +22,9 @@ import numpy as np
 import pytest
 import yaml
 
-from roboreward.hardware.robot import ROBOTS_DIR, RobotState, load_robot_config
+from roboreward.hardware.robot import RobotState, load_robot_config, robot_config_path
 
 from .conftest import RoborewardProcess as Process
-
 
 # --------------------------------------------------------------------------------------------
 # Processes, domains, observer
@@ -157,7 +156,7 @@ def observed_franka(domain_id, processes, observers):
 
 def reversed_franka(tmp_path: Path) -> Path:
     """Franka with its joints listed in reverse: the config order is the opposite of MuJoCo's (sim-robot's) order."""
-    data = yaml.safe_load((ROBOTS_DIR / "franka.yaml").read_text())
+    data = yaml.safe_load(robot_config_path("franka").read_text())
     data["name"] = "franka_reversed"
     data["joints"] = list(reversed(data["joints"]))
     path = tmp_path / "franka_reversed.yaml"
@@ -622,6 +621,9 @@ BAD_DEPLOY_SETTINGS = [
     (["--velocity-scale", "inf"], "argument --velocity-scale: inf is not a finite number"),
     (["--rate-hz", "nan"], "argument --rate-hz: nan is not a finite number"),
     (["--stale-after-periods", "inf"], "argument --stale-after-periods: inf is not a finite number"),
+    (["safety.position_margin=.nan"], "safety.position_margin: nan is not a finite number"),
+    (["safety.max_step=-1"], "safety.max_step: -1.0 is too small; it must be > 0"),
+    (["safety.velocity_scale=.inf"], "safety.velocity_scale: inf is not a finite number"),
     (["control.rate_hz=.nan"], "control.rate_hz: nan is not a finite number"),
     (["control.stale_after_periods=-1"], "control.stale_after_periods: -1.0 is too small"),
 ]
@@ -652,7 +654,7 @@ def test_nan_and_out_of_range_safety_settings_stop_deploy_before_any_command(tmp
 
 @pytest.mark.parametrize("key", ["position_margin", "max_step", "velocity_scale"])
 def test_a_safety_config_changed_to_nan_after_it_was_built_is_refused_by_the_node(domain_id, key):
-    from roboreward.config import ConfigError
+    from roboreward.errors import ConfigError
     from roboreward.hardware.deploy import DeployConfig, DeployNode
 
     robot = load_robot_config("franka")
@@ -682,3 +684,16 @@ def test_a_state_without_a_finite_position_is_never_commanded_from(domain_id):
         assert node.commands.published == 1
     finally:
         node.close()
+
+
+def test_deploy_settings_take_key_value_overrides_and_flags_are_shorthands_for_them():
+    import argparse
+
+    from roboreward.hardware.deploy import config_from_args
+
+    args = argparse.Namespace(rate_hz=None, stale_after_periods=None, realtime=None, executor=None, on_stale="stop",
+                              max_step=0.02, velocity_scale=None, position_margin=None,
+                              overrides=["safety.max_step=0.01", "rate_hz=25", "control.rate_hz=100"])
+    config, robot_overrides = config_from_args(args)
+    assert config.safety.max_step == 0.01 and config.safety.on_stale == "stop" and config.rate_hz == 25
+    assert robot_overrides == ["control.rate_hz=100"]

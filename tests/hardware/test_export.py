@@ -10,6 +10,7 @@ import torch
 
 from roboreward.cli import main
 from roboreward.config import apply_override, from_dict
+from roboreward.errors import CheckpointError
 from roboreward.experiment import ExperimentConfig
 from roboreward.policies.export import (
     OnnxPolicyRunner,
@@ -75,7 +76,7 @@ def test_metadata_describes_spaces_and_source(run_dir):
 def test_auto_uses_an_up_to_date_export_and_refuses_a_stale_one(tmp_path_factory):
     run_dir = tiny_run(tmp_path_factory, "ppo")
     assert isinstance(load_policy(run_dir), SB3PolicyRunner)  # nothing exported yet
-    with pytest.raises(FileNotFoundError, match="roboreward export"):
+    with pytest.raises(CheckpointError, match="roboreward export"):
         load_policy(run_dir, backend="onnx")
     export_policy(run_dir)
     assert isinstance(load_policy(run_dir), OnnxPolicyRunner)
@@ -98,7 +99,7 @@ def test_onnx_runner_checks_its_input_and_files(run_dir, tmp_path):
     runner = OnnxPolicyRunner(run_dir / "export")
     with pytest.raises(ValueError, match="shape"):
         runner(np.zeros(runner.observation_space.shape[0] + 1, dtype=np.float32))
-    with pytest.raises(FileNotFoundError, match="roboreward export"):
+    with pytest.raises(CheckpointError, match="roboreward export"):
         OnnxPolicyRunner(tmp_path)
     (tmp_path / "policy.onnx").write_bytes(b"")
     (tmp_path / "policy.json").write_text(json.dumps({"format": "something-else"}))

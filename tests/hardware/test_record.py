@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import yaml
 
-from roboreward.config import ConfigError
 from roboreward.datasets.lerobot_v3 import DatasetReader
+from roboreward.errors import ConfigError
 from roboreward.hardware.record import RosRecorder, action_names, state_names
-from roboreward.hardware.robot import ROBOTS_DIR, RobotConfig, load_robot_config
+from roboreward.hardware.robot import RobotConfig, load_robot_config, robot_config_path
 
 from .conftest import RoborewardProcess as Process
 
@@ -164,7 +164,7 @@ def test_names_follow_the_robot_file():
 
 
 def test_robot_without_camera_is_refused(tmp_path):
-    data = yaml.safe_load((ROBOTS_DIR / "franka.yaml").read_text())
+    data = yaml.safe_load(robot_config_path("franka").read_text())
     del data["state"]["image"]
     path = tmp_path / "blind.yaml"
     path.write_text(yaml.safe_dump(data))

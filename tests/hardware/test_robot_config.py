@@ -10,20 +10,20 @@ import numpy as np
 import pytest
 import yaml
 
-from roboreward.config import ConfigError
+from roboreward.errors import ConfigError
 from roboreward.hardware.robot import (
-    ROBOTS_DIR,
     ImuState,
     OdometryState,
     RobotState,
     available_robots,
     load_robot_config,
+    robot_config_path,
 )
 from roboreward.hardware.sim import RobotSimulation, mujoco
 
 
 def franka_data() -> dict:
-    return yaml.safe_load((ROBOTS_DIR / "franka.yaml").read_text())
+    return yaml.safe_load(robot_config_path("franka").read_text())
 
 
 def write(tmp_path, data: dict, name: str = "robot.yaml"):
@@ -61,7 +61,7 @@ def test_shipped_robot_loads_and_matches_its_mujoco_model(name):
 
 def test_name_path_and_overrides(tmp_path):
     by_name = load_robot_config("franka")
-    by_path = load_robot_config(ROBOTS_DIR / "franka.yaml")
+    by_path = load_robot_config(robot_config_path("franka"))
     assert by_name == by_path and by_name.joint_names[0] == "panda_joint1"
     fast = load_robot_config("franka", ["control.rate_hz=100", "state.joint_state.rate_hz=500"])
     assert fast.control.rate_hz == 100 and fast.state.joint_state.rate_hz == 500
@@ -185,7 +185,7 @@ def test_twist_commands_need_a_base_and_velocity_control(tmp_path):
     data["command"]["type"] = "geometry_msgs/Twist"
     with pytest.raises(ConfigError, match="base: missing; a robot commanded with geometry_msgs/Twist"):
         load_robot_config(write(tmp_path, data))
-    drive = yaml.safe_load((ROBOTS_DIR / "diff_drive.yaml").read_text())
+    drive = yaml.safe_load(robot_config_path("diff_drive").read_text())
     drive["base"]["left_wheel"] = "front_wheel"
     with pytest.raises(ConfigError, match=r"base\.left_wheel: 'front_wheel' is not one of the joints"):
         load_robot_config(write(tmp_path, drive))

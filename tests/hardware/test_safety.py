@@ -7,7 +7,8 @@ import threading
 import numpy as np
 import pytest
 
-from roboreward.config import ConfigError, from_dict
+from roboreward.config import from_dict
+from roboreward.errors import ConfigError
 from roboreward.hardware.safety import EStop, SafetyConfig, SafetyLayer, Watchdog
 
 LOWER = np.array([-1.0, -2.0, 0.0])

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import yaml
 
-from roboreward.hardware.robot import ROBOTS_DIR, load_robot_config
+from roboreward.hardware.robot import load_robot_config, robot_config_path
 
 from .conftest import ros_child_env
 
@@ -38,7 +38,7 @@ def envs():
 
 
 def write_permuted_franka(tmp_path) -> tuple[object, list[int]]:
-    data = yaml.safe_load((ROBOTS_DIR / "franka.yaml").read_text())
+    data = yaml.safe_load(robot_config_path("franka").read_text())
     order = [6, 2, 0, 5, 3, 1, 4]  # config joint k is MuJoCo joint order[k]
     data["joints"] = [data["joints"][i] for i in order]
     path = tmp_path / "franka_permuted.yaml"
@@ -217,13 +217,13 @@ def test_ros_environment_and_cli_errors(tmp_path, domain_id, monkeypatch):
     with pytest.raises(ValueError, match="ROS domain id 300 is out of range"):
         ros_environment(300)
 
-    data = yaml.safe_load((ROBOTS_DIR / "franka.yaml").read_text())
+    data = yaml.safe_load(robot_config_path("franka").read_text())
     data["joints"][2]["position"] = [1.0, 0.5]
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(data))
     cases = [
         (["roboreward.cli", "sim-robot", "nope"], "unknown robot 'nope'"),
-        (["roboreward.hardware.sim_robot", str(bad)], r"joints[2].position: lower 1.0 > upper 0.5"),
+        (["roboreward.cli", "sim-robot", str(bad)], r"joints[2].position: lower 1.0 > upper 0.5"),
     ]
     for args, message in cases:
         run = subprocess.run(
@@ -292,7 +292,7 @@ def test_sim_robot_at_500_hz_publishes_on_its_clock_without_bursts(tmp_path, dom
 
     from roboreward.hardware.ros import CommandPublisher, RosSession, qos_profile
 
-    data = yaml.safe_load((ROBOTS_DIR / "franka.yaml").read_text())
+    data = yaml.safe_load(robot_config_path("franka").read_text())
     data["control"]["rate_hz"] = data["state"]["joint_state"]["rate_hz"] = 500
     path = tmp_path / "franka_500hz.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
@@ -380,7 +380,7 @@ def test_realtime_refused_is_said_and_the_robot_runs_on(domain_id):
         pytest.skip("needs util-linux's setpriv to drop CAP_SYS_NICE")
     run = subprocess.run(
         [setpriv, "--inh-caps=-sys_nice", "--bounding-set=-sys_nice", sys.executable, "-m",
-         "roboreward.hardware.sim_robot", "diff_drive", "--domain-id", str(domain_id), "--no-images", "--realtime", "3",
+         "roboreward.cli", "sim-robot", "diff_drive", "--domain-id", str(domain_id), "--no-images", "--realtime", "3",
          "--duration", "1"],
         capture_output=True, text=True, env=ros_child_env(domain_id), timeout=60,
     )

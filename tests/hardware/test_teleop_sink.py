@@ -1,4 +1,4 @@
-"""``sink: ros2``: the teleoperation session drives ``roboreward sim-robot`` over DDS.
+"""``sink: {type: ros2}``: the teleoperation session drives ``roboreward sim-robot`` over DDS.
 
 Real parts throughout: ``sim-robot franka`` runs in its own process, the cockpit's exoskeleton is a
 simulated device on a real pty read by the real driver, the session runs here with the ROS 2 sink,
@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 import yaml
 
-from roboreward.config import ConfigError, from_dict
-from roboreward.hardware.robot import ROBOTS_DIR, load_robot_config
+from roboreward.config import from_dict
+from roboreward.errors import ConfigError
+from roboreward.hardware.robot import load_robot_config, robot_config_path
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,7 @@ def franka():
 def _franka_file(tmp_path, joint1_limits=(-0.3, 0.3), **changes) -> str:
     """configs/robots/franka.yaml with a small camera (80x60 at 10 Hz: cheap to render on a CPU) and joint 1
     limited to ``joint1_limits``, a narrower range than the teleop robot's, so that only the sink can enforce it."""
-    data = yaml.safe_load((ROBOTS_DIR / "franka.yaml").read_text())
+    data = yaml.safe_load(robot_config_path("franka").read_text())
     data["state"]["image"].update(width=80, height=60, rate_hz=10)
     data["joints"][0]["position"] = list(joint1_limits)
     data.update(changes)
@@ -44,7 +45,7 @@ class Probe:
     """A node of its own that records the robot's joint states (by name) and the commands on the wire."""
 
     def __init__(self, robot, domain: int):
-        from roboreward.hardware.ros import JointOrder, MESSAGE_CLASSES, RosSession, qos_profile
+        from roboreward.hardware.ros import MESSAGE_CLASSES, JointOrder, RosSession, qos_profile
 
         self.session = RosSession("teleop_sink_probe", domain_id=domain)
         order = JointOrder(robot)
@@ -80,10 +81,12 @@ class Probe:
 
 def test_sim_robot_follows_the_exoskeleton_within_limits_holds_on_unplug_and_records(tmp_path, domain_id, franka, sim_robot):
     from roboreward.datasets.lerobot_v3 import DatasetReader
-    from roboreward.hardware.teleop_sink import RosCommandSink
+    from roboreward.hardware.teleop_sink import RosCommandSink, RosSinkConfig
     from roboreward.teleop.calibration import ArmCalibration, JointCalibration, save_calibration
-    from roboreward.teleop.session import RecordConfig, RosSinkConfig, SessionConfig, TeleopSession, device_config
+    from roboreward.teleop.cockpit import device_config
+    from roboreward.teleop.recorder import RecordConfig
     from roboreward.teleop.replay import replay_episode
+    from roboreward.teleop.session import SessionConfig, TeleopSession
     from roboreward.teleop.simulated import SimulatedExoskeletonArm
 
     path = _franka_file(tmp_path)
@@ -112,8 +115,7 @@ def test_sim_robot_follows_the_exoskeleton_within_limits_holds_on_unplug_and_rec
         robot="franka",
         devices={"exo_right": device_config("exo_right", exo.port, calibration=str(tmp_path / "exo_right.yaml"),
                                             stale_after_s=0.3)},
-        sink="ros2",
-        ros=RosSinkConfig(robot=path, domain_id=domain_id, connect_timeout_s=20.0),
+        sink=RosSinkConfig(robot=path, domain_id=domain_id, connect_timeout_s=20.0),
         record=RecordConfig(root=str(tmp_path / "demo"), fps=20, width=64, height=48,
                             task="follow the exoskeleton over ROS 2"),
         resume_blend_s=0.2,
@@ -208,18 +210,18 @@ def test_sim_robot_follows_the_exoskeleton_within_limits_holds_on_unplug_and_rec
 
 
 def test_bad_ros_sink_configs_stop_with_the_field_and_the_fix(tmp_path, domain_id, franka, capsys):
-    from roboreward.hardware.teleop_sink import RobotNotConnectedError, joint_mapping, make_ros_sink
-    from roboreward.teleop.session import RosSinkConfig, SessionConfig, make_sink
+    from roboreward.hardware.teleop_sink import RobotNotConnectedError, RosSinkConfig, joint_mapping
+    from roboreward.teleop.session import SessionConfig
 
-    def session(**ros):
-        return SessionConfig(robot="franka", sink="ros2", ros=RosSinkConfig(**ros))
+    def make_sink(**keys):
+        return RosSinkConfig(**keys).build(franka, frame_size=(64, 48))
 
-    with pytest.raises(ConfigError, match="ros.robot: missing.*--ros-robot franka"):
-        from_dict(SessionConfig, {"sink": "ros2"})
-    with pytest.raises(ConfigError, match="ros.robot: missing"):
-        make_sink("ros2", SessionConfig(), franka)
-    with pytest.raises(ConfigError, match=r"ros.robot: unknown robot 'nope'; choose one of \[.*franka"):
-        make_sink("ros2", session(robot="nope"), franka)
+    with pytest.raises(ConfigError, match="sink.robot: missing.*--ros-robot franka"):
+        from_dict(SessionConfig, {"sink": {"type": "ros2"}})
+    with pytest.raises(ConfigError, match="sink.robot: missing"):
+        RosSinkConfig()
+    with pytest.raises(ConfigError, match=r"sink.robot: unknown robot 'nope'; choose one of \[.*franka"):
+        make_sink(robot="nope")
 
     robot_file = load_robot_config("franka")
     # The shipped map: the teleop Franka's panda.xml names onto the robot file's; the fingers stay local.
@@ -227,44 +229,46 @@ def test_bad_ros_sink_configs_stop_with_the_field_and_the_fix(tmp_path, domain_i
     assert [robot_file.joint_names[i] for i in m.robot_index] == [f"panda_joint{i}" for i in range(1, 8)]
     assert [franka.joint_names[i] for i in m.teleop_index] == [f"joint{i}" for i in range(1, 8)]
     # Joints the robot file lacks: named, with the fix.
-    with pytest.raises(ConfigError, match=r"ros.joint_map: the session drives finger_joint1, finger_joint2, "
+    with pytest.raises(ConfigError, match=r"sink.joint_map: the session drives finger_joint1, finger_joint2, "
                                           r"which the robot file franka lacks.*=null"):
-        make_sink("ros2", session(robot="franka", joint_map={"finger_joint1": "finger_joint1",
-                                                             "finger_joint2": "finger_joint2"}), franka)
+        make_sink(robot="franka", joint_map={"finger_joint1": "finger_joint1", "finger_joint2": "finger_joint2"})
     with pytest.raises(ConfigError, match=r"drives joint3 \(mapped to 'panda_joint33'\), which"):
-        make_sink("ros2", session(robot="franka", joint_map={"joint3": "panda_joint33"}), franka)
-    with pytest.raises(ConfigError, match=r"ros.joint_map.elbow: 'elbow' is not a joint of the teleop robot franka"):
-        make_sink("ros2", session(robot="franka", joint_map={"elbow": "panda_joint4"}), franka)
+        make_sink(robot="franka", joint_map={"joint3": "panda_joint33"})
+    with pytest.raises(ConfigError, match=r"sink.joint_map.elbow: 'elbow' is not a joint of the teleop robot franka"):
+        make_sink(robot="franka", joint_map={"elbow": "panda_joint4"})
     # Robot joints the session does not drive: named, with the fix; hold_joints accepts them.
-    with pytest.raises(ConfigError, match=r"ros.hold_joints: the session does not drive franka's joints "
-                                          r"\['panda_joint7'\].*ros.hold_joints to hold them"):
-        make_sink("ros2", session(robot="franka", joint_map={"joint7": None}), franka)
+    with pytest.raises(ConfigError, match=r"sink.hold_joints: the session does not drive franka's joints "
+                                          r"\['panda_joint7'\].*sink.hold_joints to hold them"):
+        make_sink(robot="franka", joint_map={"joint7": None})
     held = joint_mapping(franka.joint_names, robot_file,
                          RosSinkConfig(robot="franka", joint_map={"joint7": None}, hold_joints=["panda_joint7"]),
                          "franka")
     assert held.held == ["panda_joint7"] and len(held.robot_index) == 6
-    with pytest.raises(ConfigError, match=r"ros.hold_joints\[0\]: 'panda_joint1' is driven by the teleop joint"):
-        make_sink("ros2", session(robot="franka", hold_joints=["panda_joint1"]), franka)
+    with pytest.raises(ConfigError, match=r"sink.hold_joints\[0\]: 'panda_joint1' is driven by the teleop joint"):
+        make_sink(robot="franka", hold_joints=["panda_joint1"])
     with pytest.raises(ConfigError, match="both drive franka's 'panda_joint2'"):
-        make_sink("ros2", session(robot="franka", joint_map={"joint1": "panda_joint2"}), franka)
+        make_sink(robot="franka", joint_map={"joint1": "panda_joint2"})
     # A robot file that takes velocities cannot be driven with the cockpit's positions.
     velocity = _franka_file(tmp_path, control={"mode": "velocity", "rate_hz": 50})
     with pytest.raises(ConfigError, match="control.mode is 'velocity'.*control.mode: position"):
-        make_sink("ros2", session(robot=velocity), franka)
+        make_sink(robot=velocity)
     # Nobody on the domain: the joint-state topic, the domain and what to start, within the timeout.
     t0 = time.monotonic()
-    nobody = rf"/joint_states within 0.5 s on ROS_DOMAIN_ID={domain_id}.*sim-robot franka"
+    nobody = rf"/joint_states within 0.5 s on ROS_DOMAIN_ID={domain_id}.*sim-robot franka.*sink.domain_id"
     with pytest.raises(RobotNotConnectedError, match=nobody):
-        make_ros_sink(session(robot="franka", domain_id=domain_id, connect_timeout_s=0.5), franka)
+        make_sink(robot="franka", domain_id=domain_id, connect_timeout_s=0.5)
     assert time.monotonic() - t0 < 5
 
-    # The CLI: the flags reach the config, and the errors are CLI errors (exit 2), not tracebacks.
+    # The CLI: the flags reach the sink section, and the errors are CLI errors (exit 2), not tracebacks.
     from roboreward.cli import main
 
     assert main(["teleop", "run", "--robot", "franka", "--devices", "exo_right=/dev/x", "--sink", "ros2"]) == 2
-    assert "ros.robot: missing" in capsys.readouterr().err
+    assert "sink.robot: missing" in capsys.readouterr().err
     assert main(["teleop", "run", "--robot", "franka", "--devices", "exo_right=/dev/x", "--ros-robot", "nope"]) == 2
-    assert "ros.robot: unknown robot 'nope'" in capsys.readouterr().err
+    assert "sink.robot: unknown robot 'nope'" in capsys.readouterr().err
     assert main(["teleop", "run", "--robot", "franka", "--simulated", "--viewer", "off", "--ros-robot", "franka",
-                 "--domain-id", str(domain_id), "ros.connect_timeout_s=0.5"]) == 2
+                 "--domain-id", str(domain_id), "sink.connect_timeout_s=0.5"]) == 2
+    assert f"ROS_DOMAIN_ID={domain_id}" in capsys.readouterr().err
+    assert main(["teleop", "run", "--robot", "franka", "--simulated", "--viewer", "off", "sink.type=ros2",
+                 "sink.robot=franka", f"sink.domain_id={domain_id}", "sink.connect_timeout_s=0.5"]) == 2
     assert f"ROS_DOMAIN_ID={domain_id}" in capsys.readouterr().err

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from roboreward.config import ConfigError, from_dict, load_config
+from roboreward.config import from_dict
 from roboreward.datasets.record import record_scripted_demos
-from roboreward.experiment import DEFAULT_JOB, ExperimentConfig
+from roboreward.errors import ConfigError
+from roboreward.experiment import DEFAULT_JOB, ExperimentConfig, load_experiment
 from roboreward.policies.bc import (
     BC_POLICY,
     BCRegularisedSAC,
@@ -145,7 +146,7 @@ def test_bad_bc_configs_name_the_problem_and_the_fix(demos, tmp_path):
 
 
 def test_the_embedded_default_job_learns_drawer_open_from_demos_only():
-    config = load_config(DEFAULT_JOB)
+    config = load_experiment(DEFAULT_JOB)
     assert config.env.id == "roboreward/MetaWorld-DrawerOpen-v3"
     assert config.reward.type_name == "progress" and config.reward.demos == config.bc.demos
     assert config.shaping.potential is None  # the task reward is never trained on

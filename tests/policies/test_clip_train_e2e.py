@@ -14,9 +14,9 @@ import open_clip
 import pytest
 
 from roboreward.config import from_dict
-from roboreward.experiment import ExperimentConfig
 from roboreward.envs.make import make_vec_env
-from roboreward.policies.checkpoints import list_checkpoints, read_state, reward_normalizer, restore_reward_normalizer
+from roboreward.experiment import ExperimentConfig
+from roboreward.policies.checkpoints import list_checkpoints, read_state, restore_reward_normalizer, reward_normalizer
 from roboreward.policies.train import train
 from roboreward.rewards import make_reward_model
 

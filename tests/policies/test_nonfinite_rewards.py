@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from roboreward.config import ConfigError, apply_override, from_dict, load_config, save_config
-from roboreward.errors import NonFiniteError
-from roboreward.experiment import ExperimentConfig
+from roboreward.config import apply_override, from_dict, save_config
+from roboreward.errors import ConfigError, NonFiniteError
+from roboreward.experiment import ExperimentConfig, load_experiment
 from roboreward.rewards.base import RewardBatch, RewardConfig, RewardModel
 
 
@@ -65,7 +65,7 @@ def test_eval_refuses_nan_returns_and_writes_no_metrics(tmp_path, capsys):
     from roboreward.policies.train import train
 
     run = train(tiny("reward.type=env"), tmp_path / "run")
-    config = load_config(run / "config.yaml")
+    config = load_experiment(run / "config.yaml")
     assert evaluate(run)["learned_return"]["mean"] == pytest.approx(evaluate(run)["true_return"]["mean"])
     (run / "eval" / "metrics.json").unlink()
 

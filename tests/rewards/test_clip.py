@@ -15,16 +15,11 @@ import pytest
 import torch
 from PIL import Image
 
-from roboreward.config import ConfigError, from_dict
+from roboreward.config import from_dict
+from roboreward.errors import ConfigError, SetupError
 from roboreward.rewards import ClipReward, ClipRewardConfig, RewardBatch, RewardConfig, make_reward_model
-from roboreward.rewards.clip import (
-    ClassTokenBlock,
-    Int8Linear,
-    Int8PatchEmbedding,
-    Int8SelfAttention,
-    find_cached_weights,
-    preprocess_frames,
-)
+from roboreward.rewards.clip import ClassTokenBlock, find_cached_weights, preprocess_frames
+from roboreward.rewards.clip_int8 import Int8Linear, Int8PatchEmbedding, Int8SelfAttention
 
 ARCH = "roboreward-test-tiny"
 TINY_CONFIG = {
@@ -81,50 +76,95 @@ def tokenizer():
     return open_clip.get_tokenizer(ARCH)
 
 
-def text_direction(model: ClipReward, prompts: list[str]) -> np.ndarray:
-    """Goal or baseline embedding computed independently: tokenizer and text tower straight from open_clip."""
+def unit_text_embeddings(model: ClipReward, prompts: list[str]) -> torch.Tensor:
+    """The prompts' unit text embeddings, computed independently: tokenizer and text tower straight from open_clip."""
     tokens = tokenizer()(prompts)
     with torch.no_grad():
-        emb = model.model.encode_text(tokens).double().numpy()
-    return unit(unit(emb).mean(axis=0))
+        emb = model.model.encode_text(tokens).double()
+    return emb / emb.norm(dim=-1, keepdim=True)
 
 
+def prompt_means(model: ClipReward, prompt_mean: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Goal and baseline ``[1, D]``: the mean of the prompts' unit embeddings, scaled to unit length if renormalised."""
+    target = unit_text_embeddings(model, GOAL).mean(dim=0, keepdim=True)
+    baseline = unit_text_embeddings(model, BASELINE).mean(dim=0, keepdim=True)
+    if prompt_mean == "renormalised":
+        target, baseline = target / target.norm(), baseline / baseline.norm()
+    return target, baseline
+
+
+def vlmrm_reward(model: ClipReward, x: np.ndarray, alpha: float, prompt_mean: str) -> np.ndarray:
+    """The reward as the public VLM-RM code computes it (``src/vlmrm/reward_model.py``, ``CLIPReward``), in torch:
+    ``direction = target - baseline``, ``projection = α·dᵀd/‖d‖² + (1 - α)·I``,
+    ``r = 1 - ‖(x - target) @ projection‖² / 2`` for unit image embeddings ``x``."""
+    target, baseline = prompt_means(model, prompt_mean)
+    direction = target - baseline
+    identity = torch.eye(direction.shape[1], dtype=torch.float64)
+    projection = alpha * direction.T @ direction / torch.norm(direction) ** 2 + (1 - alpha) * identity
+    x = torch.as_tensor(x, dtype=torch.float64)
+    return (1 - torch.norm((x - target) @ projection, dim=-1) ** 2 / 2).numpy()
+
+
+@pytest.mark.parametrize("prompt_mean", ["vlmrm", "renormalised"])
 @pytest.mark.parametrize("alpha", [0.0, 0.25, 0.5, 1.0])
-def test_reward_is_the_vlm_rm_formula(alpha):
-    model = build(seed=1, alpha=alpha)
+def test_reward_is_the_vlm_rm_formula_with_several_prompts(alpha, prompt_mean):
+    model = build(seed=1, alpha=alpha, prompt_mean=prompt_mean)
     batch = frames(3, seed=2)
     r = model(RewardBatch(frames=batch))
     x = model.embed_images(batch).astype(np.float64)
-    g, b = text_direction(model, GOAL), text_direction(model, BASELINE)
-    np.testing.assert_allclose(r, reference_reward(x, g, b, alpha), rtol=0, atol=1e-5)
-    if alpha == 0:  # plain cosine similarity to the goal
-        np.testing.assert_allclose(r, x @ g, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(r, vlmrm_reward(model, x, alpha, prompt_mean), rtol=0, atol=1e-5)
+    g, b = (v[0].numpy() for v in prompt_means(model, prompt_mean))
+    if alpha == 0:  # a similarity to the goal: x·g + ½(1 - ‖g‖²), plain cosine similarity once renormalised
+        np.testing.assert_allclose(r, x @ g + 0.5 * (1 - g @ g), rtol=0, atol=1e-5)
+        if prompt_mean == "renormalised":
+            np.testing.assert_allclose(r, x @ g, rtol=0, atol=1e-5)
     if alpha == 1:  # only the component of x - g along d = g - b counts
         d_hat = unit(g - b)
         np.testing.assert_allclose(r, 1 - 0.5 * ((x - g) @ d_hat) ** 2, rtol=0, atol=1e-5)
 
 
+def test_prompt_means_differ_with_several_prompts_and_agree_with_one():
+    x = build(seed=1).embed_images(frames(4, seed=9)).astype(np.float64)
+    for alpha, least_difference in ((0.0, 0.1), (0.5, 0.02), (1.0, 0.0)):
+        vlmrm, renormalised = (build(seed=1, alpha=alpha, prompt_mean=m) for m in ("vlmrm", "renormalised"))
+        r_vlmrm, r_renormalised = vlmrm.reward_from_embeddings(x), renormalised.reward_from_embeddings(x)
+        assert np.abs(r_vlmrm - r_renormalised).max() > least_difference, alpha
+        if alpha == 1.0:  # d itself differs, so the two can order the same frames differently
+            assert (np.argsort(r_vlmrm) != np.argsort(r_renormalised)).any()
+    # two different prompts: their mean is shorter than 1, and renormalising is the only difference
+    assert np.linalg.norm(vlmrm.goal) < 0.99 and np.linalg.norm(vlmrm.baseline) < 0.999
+    np.testing.assert_allclose(renormalised.goal, unit(vlmrm.goal), atol=1e-6)
+    np.testing.assert_allclose(renormalised.baseline, unit(vlmrm.baseline), atol=1e-6)
+
+    one = {"goal_prompts": GOAL[:1], "baseline_prompts": BASELINE[:1]}
+    vlmrm, renormalised = (build(seed=1, prompt_mean=m, **one) for m in ("vlmrm", "renormalised"))
+    np.testing.assert_allclose(vlmrm.goal, vlmrm.embed_texts(GOAL[:1])[0], atol=1e-6)  # its own unit embedding
+    np.testing.assert_allclose(vlmrm.goal, renormalised.goal, atol=1e-6)
+    np.testing.assert_allclose(vlmrm.reward_from_embeddings(x), renormalised.reward_from_embeddings(x), atol=1e-6)
+
+
+def test_prompt_mean_defaults_to_the_public_code_and_bad_choices_are_listed(reward):
+    assert reward.config.prompt_mean == "vlmrm"
+    np.testing.assert_allclose(reward.goal, prompt_means(reward, "vlmrm")[0][0].numpy(), atol=1e-6)
+    with pytest.raises(ConfigError, match=r"prompt_mean.*choose one of \['vlmrm', 'renormalised'\]"):
+        from_dict(RewardConfig, {"type": "clip", "goal_prompts": GOAL, "prompt_mean": "normalised", "alpha": 0})
+    with pytest.raises(ValueError, match="prompt_mean='normalised' is not allowed; choose 'vlmrm' or 'renormalised'"):
+        config(prompt_mean="normalised")  # built in Python, past from_dict's check
+
+
 def test_alpha_zero_needs_no_baseline_and_exact_math_on_given_embeddings(reward):
-    cosine = build(alpha=0.0, baseline_prompts=[])
-    assert cosine.baseline is None
-    x = unit(np.random.default_rng(3).normal(size=(4, len(cosine.goal))))
-    np.testing.assert_allclose(cosine.reward_from_embeddings(x), x @ cosine.goal, rtol=0, atol=1e-6)
+    x = unit(np.random.default_rng(3).normal(size=(4, len(reward.goal))))
+    for prompt_mean in ("vlmrm", "renormalised"):
+        similarity = build(alpha=0.0, baseline_prompts=[], prompt_mean=prompt_mean)
+        assert similarity.baseline is None
+        g = similarity.goal.astype(np.float64)
+        np.testing.assert_allclose(similarity.reward_from_embeddings(x), x @ g + 0.5 * (1 - g @ g), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(similarity.reward_from_embeddings(x), x @ similarity.goal, rtol=0, atol=1e-6)  # cosine
     np.testing.assert_allclose(
         reward.reward_from_embeddings(x), reference_reward(x, reward.goal, reward.baseline, 0.5), rtol=0, atol=1e-6
     )
     # the goal itself scores the maximum, 1, for every alpha
     assert reward.reward_from_embeddings(reward.goal[None])[0] == pytest.approx(1.0, abs=1e-6)
-
-
-def test_prompts_are_averaged_as_unit_embeddings_then_renormalised(reward):
-    np.testing.assert_allclose(reward.goal, text_direction(reward, GOAL), atol=1e-5)
-    np.testing.assert_allclose(reward.baseline, text_direction(reward, BASELINE), atol=1e-5)
-    each = reward.embed_texts(GOAL)
-    np.testing.assert_allclose(np.linalg.norm(each, axis=1), 1.0, atol=1e-5)
-    np.testing.assert_allclose(reward.goal, unit(each.mean(axis=0)), atol=1e-6)
-    assert np.linalg.norm(reward.goal) == pytest.approx(1.0, abs=1e-6)
-    single = build(goal_prompts=GOAL[:1])  # one prompt: the goal is its own unit embedding
-    np.testing.assert_allclose(single.goal, single.embed_texts(GOAL[:1])[0], atol=1e-6)
 
 
 def test_output_is_float32_per_frame_and_embeddings_are_unit(reward):
@@ -230,7 +270,7 @@ def test_checkpoint_file_loads_and_gives_identical_rewards(reward, tmp_path):
     batch = frames(3, h=96, w=128, seed=6)
     np.testing.assert_array_equal(loaded.goal, reward.goal)
     np.testing.assert_allclose(loaded(RewardBatch(frames=batch)), reward(RewardBatch(frames=batch)), rtol=0, atol=1e-6)
-    with pytest.raises(FileNotFoundError, match="reward.checkpoint .*missing.pt' does not exist"):
+    with pytest.raises(ConfigError, match="reward.checkpoint .*missing.pt' does not exist"):
         ClipReward(config(weights="pretrained", pretrained=None, checkpoint=str(tmp_path / "missing.pt")))
 
 
@@ -249,7 +289,7 @@ def test_missing_pretrained_weights_say_how_to_provide_them(empty_caches):
     cfg = ClipRewardConfig(
         model="ViT-B-32", pretrained="laion2b_s34b_b79k", goal_prompts=GOAL, baseline_prompts=BASELINE
     )
-    with pytest.raises(FileNotFoundError) as info:
+    with pytest.raises(SetupError) as info:
         ClipReward(cfg)
     message = str(info.value)
     assert "'ViT-B-32'" in message and "'laion2b_s34b_b79k'" in message
@@ -377,33 +417,3 @@ def test_int8_is_refused_off_the_cpu_and_precision_choices_are_listed():
     base = {"type": "clip", "goal_prompts": GOAL, "baseline_prompts": BASELINE}
     with pytest.raises(ConfigError, match=r"choose one of \['auto', 'fp32', 'fp16', 'bf16', 'int8'\]"):
         from_dict(RewardConfig, {**base, "precision": "int4"})
-
-
-@pytest.mark.parametrize("batch_first", [True, False])
-def test_int8_attention_matches_multihead_attention(batch_first):
-    torch.manual_seed(0)
-    mha = torch.nn.MultiheadAttention(64, 4, batch_first=batch_first).eval()
-    q8 = Int8SelfAttention(mha)
-    x = torch.randn(3, 7, 64) if batch_first else torch.randn(7, 3, 64)
-    causal = torch.triu(torch.ones(7, 7, dtype=torch.bool), diagonal=1)  # True = masked out, as MHA takes it
-    additive = torch.zeros(7, 7).masked_fill(causal, float("-inf"))
-    with torch.no_grad():
-        for mask in (None, causal, additive):
-            ref = mha(x, x, x, need_weights=False, attn_mask=mask)[0]
-            out, weights = q8(x, x, x, need_weights=False, attn_mask=mask)
-            assert weights is None and out.shape == ref.shape
-            assert float((out - ref).norm() / ref.norm()) < 0.05
-        other = torch.randn_like(x)  # cross-attention falls back to the float module, exactly
-        cross = q8(x, other, other, need_weights=False)[0]
-        torch.testing.assert_close(cross, mha(x, other, other, need_weights=False)[0])
-    with pytest.raises(ValueError, match="need_weights=False"):
-        q8(x, x, x)
-
-
-def test_int8_linear_matches_the_float_layer():
-    torch.manual_seed(1)
-    linear = torch.nn.Linear(48, 40)
-    x = torch.randn(2, 9, 48)
-    with torch.no_grad():
-        ref, out = linear(x), Int8Linear(linear.weight, linear.bias)(x)
-    assert out.shape == ref.shape and float((out - ref).norm() / ref.norm()) < 0.03

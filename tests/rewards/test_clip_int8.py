@@ -12,17 +12,42 @@ import torch
 
 from roboreward.envs.humanoid_pose import random_action_frames
 from roboreward.rewards import ClipReward, ClipRewardConfig, RewardBatch
-from roboreward.rewards.clip import (
-    ClassTokenBlock,
-    Int8PatchEmbedding,
-    Int8SelfAttention,
-    class_token_only_last_block,
-    is_patch_embedding,
-)
+from roboreward.rewards.clip import ClassTokenBlock, class_token_only_last_block
+from roboreward.rewards.clip_int8 import Int8Linear, Int8PatchEmbedding, Int8SelfAttention, is_patch_embedding
 
 
 def relative_error(out: torch.Tensor, ref: torch.Tensor) -> float:
     return float((out - ref).norm() / ref.norm())
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_int8_attention_matches_multihead_attention(batch_first):
+    torch.manual_seed(0)
+    mha = torch.nn.MultiheadAttention(64, 4, batch_first=batch_first).eval()
+    q8 = Int8SelfAttention(mha)
+    x = torch.randn(3, 7, 64) if batch_first else torch.randn(7, 3, 64)
+    causal = torch.triu(torch.ones(7, 7, dtype=torch.bool), diagonal=1)  # True = masked out, as MHA takes it
+    additive = torch.zeros(7, 7).masked_fill(causal, float("-inf"))
+    with torch.no_grad():
+        for mask in (None, causal, additive):
+            ref = mha(x, x, x, need_weights=False, attn_mask=mask)[0]
+            out, weights = q8(x, x, x, need_weights=False, attn_mask=mask)
+            assert weights is None and out.shape == ref.shape
+            assert relative_error(out, ref) < 0.05
+        other = torch.randn_like(x)  # cross-attention falls back to the float module, exactly
+        cross = q8(x, other, other, need_weights=False)[0]
+        torch.testing.assert_close(cross, mha(x, other, other, need_weights=False)[0])
+    with pytest.raises(ValueError, match="need_weights=False"):
+        q8(x, x, x)
+
+
+def test_int8_linear_matches_the_float_layer():
+    torch.manual_seed(1)
+    linear = torch.nn.Linear(48, 40)
+    x = torch.randn(2, 9, 48)
+    with torch.no_grad():
+        ref, out = linear(x), Int8Linear(linear.weight, linear.bias)(x)
+    assert out.shape == ref.shape and relative_error(out, ref) < 0.03
 
 
 @pytest.mark.parametrize("batch_first", [True, False])

@@ -1,5 +1,5 @@
-"""Reward diagnostics: metric maths on hand-built arrays, STARC's invariances, and `roboreward rewards evaluate`
-end to end on a Meta-World dataset recorded here (real MuJoCo, real EfficientNet-Lite0 features)."""
+"""Reward diagnostics: episode scores, rollout specs, and `roboreward rewards evaluate` end to end on a
+Meta-World dataset recorded here (real MuJoCo, real EfficientNet-Lite0 features)."""
 
 import json
 from dataclasses import dataclass
@@ -7,83 +7,12 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
+from roboreward.errors import ConfigError
 from roboreward.rewards.base import RewardConfig, RewardModel
-
-from roboreward.rewards.diagnostics import (
-    best_threshold,
-    cross_validated_accuracy,
-    epic_canonicalize,
-    episode_score,
-    parse_rollouts,
-    rankdata,
-    roc_auc,
-    spearman,
-    starc_distance,
-    starc_distance_of_state_rewards,
-    value_order_correlation,
-)
+from roboreward.rewards.diagnostics.episodes import episode_score, parse_rollouts
 
 
-# ---------------------------------------------------------------------------- rank correlations
-def test_rankdata_averages_ties():
-    np.testing.assert_array_equal(rankdata([10, 30, 20, 20]), [0, 3, 1.5, 1.5])
-
-
-def test_spearman_known_values():
-    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
-    assert spearman([1, 2, 3, 4], [9, 5, 2, -1]) == pytest.approx(-1.0)
-    assert spearman([1, 2, 3], [1, 3, 2]) == pytest.approx(0.5)  # 1 - 6·2 / (3·8)
-    assert spearman([1, 2, 3, 4, 5], [2, 1, 4, 3, 5]) == pytest.approx(0.8)  # 1 - 6·4 / (5·24)
-    # ties: ranks a = 0,1,2,3 and b = 0.5,0.5,2,3 -> Pearson of the ranks
-    assert spearman([1, 2, 3, 4], [5, 5, 6, 7]) == pytest.approx(np.corrcoef([0, 1, 2, 3], [0.5, 0.5, 2, 3])[0, 1])
-    assert spearman([1, 1, 1], [1, 2, 3]) is None  # a constant has no ranking
-    assert spearman([1.0, np.nan, 3.0, 4.0], [1.0, 5.0, 3.0, 2.0]) == pytest.approx(0.5)  # NaN pairs dropped
-    with pytest.raises(ValueError, match="one length"):
-        spearman([1, 2], [1, 2, 3])
-
-
-def test_spearman_matches_scipy_with_ties():
-    stats = pytest.importorskip("scipy.stats")
-    rng = np.random.default_rng(0)
-    for _ in range(20):
-        a, b = rng.integers(0, 6, size=30), rng.normal(size=30).round(1)
-        assert spearman(a, b) == pytest.approx(stats.spearmanr(a, b).statistic, abs=1e-12)
-
-
-def test_value_order_correlation():
-    assert value_order_correlation([0.1, 0.2, 0.5, 0.9]) == pytest.approx(1.0)
-    assert value_order_correlation([3.0, 2.0, 1.0]) == pytest.approx(-1.0)
-    assert value_order_correlation([0, 2, 1, 3]) == pytest.approx(0.8)  # 1 - 6·2 / (4·15)
-    assert value_order_correlation([7.0]) is None
-
-
-# ---------------------------------------------------------------------------- success detection
-def test_roc_auc_known_values():
-    assert roc_auc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]) == pytest.approx(0.75)  # 3 of 4 pairs ordered right
-    assert roc_auc([1, 2, 3, 4], [0, 0, 1, 1]) == pytest.approx(1.0)
-    assert roc_auc([4, 3, 2, 1], [0, 0, 1, 1]) == pytest.approx(0.0)
-    assert roc_auc([1.0, 1.0], [True, False]) == pytest.approx(0.5)  # a tie counts half
-    assert roc_auc([1.0, 2.0], [True, True]) is None
-    with pytest.raises(ValueError, match="finite"):
-        roc_auc([np.nan, 1.0], [True, False])
-
-
-def test_threshold_and_cross_validated_accuracy():
-    threshold, accuracy = best_threshold([0.1, 0.2, 0.8, 0.9], [False, False, True, True])
-    assert threshold == pytest.approx(0.5) and accuracy == 1.0
-    separable = np.r_[np.linspace(0, 1, 6), np.linspace(2, 3, 6)]
-    labels = np.r_[np.zeros(6, bool), np.ones(6, bool)]
-    assert cross_validated_accuracy(separable, labels, folds=3) == (1.0, 3)
-    reversed_accuracy, k = cross_validated_accuracy(-separable, labels, folds=3)
-    assert k == 3 and reversed_accuracy <= 0.5  # a reward that ranks failures higher cannot be thresholded
-    # one success among the failures' scores: it is misclassified when held out, every other episode is right
-    noisy = labels.copy()
-    noisy[0] = True
-    accuracy, k = cross_validated_accuracy(separable, noisy, folds=2, seed=1)
-    assert k == 2 and accuracy == pytest.approx(11 / 12)
-    assert cross_validated_accuracy([0.1, 0.9, 0.8], [False, True, True]) is None  # one failure: no folds
-
-
+# ---------------------------------------------------------------------------- episodes
 def test_episode_scores():
     r = np.array([0.0, 3.0, 1.0])
     assert (episode_score(r, "max"), episode_score(r, "final")) == (3.0, 1.0)
@@ -98,86 +27,8 @@ def test_parse_rollouts(tmp_path):
     assert parse_rollouts(str(tmp_path)) == ("dataset", str(tmp_path))
     with pytest.raises(ValueError, match="random:N"):
         parse_rollouts("random:0")
-    with pytest.raises(FileNotFoundError, match="neither random:N nor a dataset"):
+    with pytest.raises(ConfigError, match="neither random:N nor a dataset"):
         parse_rollouts(str(tmp_path / "missing"))
-
-
-# ---------------------------------------------------------------------------- STARC
-GAMMA = 0.9
-
-
-@pytest.fixture(scope="module")
-def transitions():
-    rng = np.random.default_rng(0)
-    s = rng.normal(size=(400, 3))
-    a = rng.normal(size=(400, 2))
-    s2 = s + 0.3 * rng.normal(size=(400, 3))
-    return s, a, s2
-
-
-def base_reward(s, a, s2):  # depends on all of s, a and s'
-    return s2 @ np.array([1.0, -0.5, 0.2]) + np.sin(s[:, 0]) * s[:, 1] + 0.3 * (a**2).sum(axis=1)
-
-
-def potential(s):
-    return 4.0 * np.sin(s[:, 0]) + s[:, 1] ** 2 - np.cos(3 * s[:, 2])
-
-
-def noise(s, a, s2):  # a fixed, rough function of the transition
-    return np.sin(37 * s.sum(axis=1) + 11 * a.sum(axis=1) + 53 * s2 @ np.array([1.0, 2.0, 3.0]))
-
-
-def test_starc_is_zero_for_rescaled_and_shaped_rewards(transitions):
-    def shaped(s, a, s2):
-        return 2.5 * base_reward(s, a, s2) + GAMMA * potential(s2) - potential(s) + 7.0
-
-    assert starc_distance(base_reward, base_reward, *transitions, GAMMA) == pytest.approx(0.0, abs=1e-12)
-    assert starc_distance(base_reward, lambda *x: 3.0 * base_reward(*x), *transitions, GAMMA) < 1e-9
-    assert starc_distance(base_reward, shaped, *transitions, GAMMA) < 1e-9
-    # ...which only canonicalisation achieves: the shaped reward's plain normalised L2 distance is large
-    r, r2 = base_reward(*transitions), shaped(*transitions)
-    assert np.linalg.norm(r / np.linalg.norm(r) - r2 / np.linalg.norm(r2)) / 2 > 0.1
-    # shaping alone canonicalises to zero
-    c = epic_canonicalize(lambda s, a, s2: GAMMA * potential(s2) - potential(s), *transitions, GAMMA)
-    assert np.abs(c).max() < 1e-9
-
-
-def test_starc_is_one_for_the_negated_reward(transitions):
-    assert starc_distance(base_reward, lambda *x: -base_reward(*x), *transitions, GAMMA) == pytest.approx(1.0)
-    flipped = starc_distance(base_reward, lambda *x: -0.2 * base_reward(*x) + 5.0, *transitions, GAMMA)
-    assert flipped == pytest.approx(1.0)
-
-
-def test_starc_grows_monotonically_with_noise(transitions):
-    scales = [0.0, 0.05, 0.2, 0.5, 1.0, 3.0, 10.0]
-    d = [starc_distance(base_reward, lambda *x, k=k: base_reward(*x) + k * noise(*x), *transitions, GAMMA)
-         for k in scales]
-    assert d[0] == pytest.approx(0.0, abs=1e-12)
-    assert all(a < b for a, b in zip(d, d[1:])), d
-    assert 0.0 <= min(d) and max(d) <= 1.0
-    # towards the distance to the noise itself as the noise swamps the reward
-    swamped = starc_distance(base_reward, lambda *x: base_reward(*x) + 1e4 * noise(*x), *transitions, GAMMA)
-    assert d[-1] < swamped == pytest.approx(starc_distance(base_reward, noise, *transitions, GAMMA), abs=1e-3)
-
-
-def test_starc_of_state_rewards_is_the_pearson_form():
-    rng = np.random.default_rng(3)
-    learned, true = rng.normal(size=200), rng.normal(size=200)
-    true = 0.6 * learned + true
-    true[0] = np.nan  # a first state: no reward reached it
-    transitions = np.stack([np.arange(199), np.arange(1, 200)], axis=1)
-    d, used = starc_distance_of_state_rewards(learned, true, transitions, GAMMA, samples=1000)
-    assert used == 199
-    rho = np.corrcoef(learned[1:], true[1:])[0, 1]
-    assert d == pytest.approx(np.sqrt((1 - rho) / 2), abs=1e-9)
-    assert starc_distance_of_state_rewards(learned, np.full(200, np.nan), transitions, GAMMA) is None
-
-
-def test_starc_errors_are_clear(transitions):
-    with pytest.raises(ValueError, match=r"gamma=1.5 must be in \[0, 1\]"):
-        epic_canonicalize(base_reward, *transitions, 1.5)
-    with pytest.raises(ValueError, match="returned shape"):
-        epic_canonicalize(lambda s, a, s2: np.zeros(3), *transitions, GAMMA)
 
 
 # ---------------------------------------------------------------------------- end to end
@@ -256,14 +107,15 @@ def test_cli_evaluates_goal_image_reward_on_demos_and_random_rollouts(reach_demo
 
 def test_cli_takes_a_run_folder_and_holds_out_the_demos_the_reward_learned_from(reach_demos, tmp_path, capsys):
     from roboreward.cli import main
-    from roboreward.config import load_config, save_config
+    from roboreward.config import save_config
+    from roboreward.experiment import load_experiment
 
     config = tmp_path / "perceptual.yaml"
     write_config(config, {"type": "perceptual", "demos": str(reach_demos), "camera": "corner3", "episodes": [0],
                           "steps": 3, "blocks": 6})  # 6 of EfficientNet's 16 blocks: a cheaper fit
     run = tmp_path / "runs" / "reach-20260101-000000"
     run.mkdir(parents=True)
-    save_config(load_config(config), run / "config.yaml")
+    save_config(load_experiment(config), run / "config.yaml")
     # rollouts from a dataset: the same successful demos, so there are no failures to tell apart
     rc = main(["rewards", "evaluate", str(run), "--demos", str(reach_demos), "--rollouts", str(reach_demos),
                "--no-video"])
@@ -344,7 +196,7 @@ def test_a_multi_view_model_gets_its_cameras_side_by_side(reach_demos, tmp_path)
 
     from roboreward.datasets.lerobot_v3 import DatasetReader
     from roboreward.experiment import EnvConfig, RenderConfig
-    from roboreward.rewards.diagnostics import evaluate_reward_model
+    from roboreward.rewards.diagnostics.evaluation import evaluate_reward_model
 
     model = TwoViews(TwoViewsConfig())
     env = EnvConfig(id="roboreward/MetaWorld-Reach-v3", n_envs=1, render=RenderConfig(camera="corner3"))

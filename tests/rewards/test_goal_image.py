@@ -4,7 +4,8 @@ import mujoco
 import numpy as np
 import pytest
 
-from roboreward.config import ConfigError, from_dict
+from roboreward.config import from_dict
+from roboreward.errors import ConfigError
 from roboreward.rewards import GoalImageReward, GoalImageRewardConfig, RewardBatch, RewardConfig, make_reward_model
 
 
@@ -81,7 +82,7 @@ def test_clear_errors_for_missing_goal_frames_and_files(arm, tmp_path):
         model(RewardBatch(frames=arm.render()[None]))
     with pytest.raises(ValueError, match="needs rendered frames"):
         model(RewardBatch(observations=np.zeros((1, 10))))
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(ConfigError, match="does not exist"):
         GoalImageReward(GoalImageRewardConfig(goal_source="images", goal_images=[str(tmp_path / "missing.png")]))
     with pytest.raises(ConfigError, match="goal_images is empty"):
         from_dict(RewardConfig, {"type": "goal_image", "goal_source": "images"})

@@ -3,8 +3,10 @@ import itertools
 import numpy as np
 import pytest
 
-from roboreward.config import ConfigError, from_dict
+from roboreward.config import from_dict
+from roboreward.errors import ConfigError
 from roboreward.rewards import PerceptualReward, PerceptualRewardConfig, RewardBatch, RewardConfig, make_reward_model
+from roboreward.rewards.metrics import value_order_correlation
 from roboreward.rewards.perceptual import (
     fit_step_models,
     labels_from_bounds,
@@ -20,19 +22,6 @@ def steps_sequence(rng, bounds, dim=16, noise=0.05, separation=1.0):
     levels = rng.normal(scale=separation, size=(len(bounds) - 1, dim))
     x = levels[labels_from_bounds(np.asarray(bounds))]
     return x + rng.normal(scale=noise, size=x.shape), levels
-
-
-def spearman_with_time(values):
-    """Spearman's rank correlation of ``values`` with their index (ties get their average rank)."""
-    def ranks(v):
-        order = np.argsort(v, kind="stable")
-        r = np.empty(len(v))
-        r[order] = np.arange(len(v))
-        _, inverse = np.unique(v, return_inverse=True)
-        return np.bincount(inverse, weights=r)[inverse] / np.bincount(inverse)[inverse]
-
-    a, b = ranks(np.asarray(values)), np.arange(len(values), dtype=float)
-    return float(np.corrcoef(a, b)[0, 1])
 
 
 # ---------------------------------------------------------------------------- segmentation
@@ -158,7 +147,7 @@ def test_reward_rises_on_a_held_out_demo(fitted, held_out):
     r = fitted(RewardBatch(frames=held_out))
     assert r.dtype == np.float32 and r.shape == (80,)
     assert np.all((r >= 0) & (r <= 1))
-    assert spearman_with_time(r) > 0.5
+    assert value_order_correlation(r) > 0.5
     assert r[-10:].mean() > r[:10].mean() + 0.1
 
 
@@ -194,9 +183,9 @@ def test_config_errors_are_clear(tmp_path):
         from_dict(RewardConfig, {"type": "perceptual", "demos": "d", "model_path": "m.npz"}, "reward")
     # validating a config never touches the dataset; building the model does
     config = from_dict(RewardConfig, {"type": "perceptual", "demos": str(tmp_path / "missing"), "camera": "corner3"})
-    with pytest.raises(FileNotFoundError, match="record demonstrations first"):
+    with pytest.raises(ConfigError, match="record demonstrations first"):
         make_reward_model(config)
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(ConfigError, match="does not exist"):
         PerceptualReward(PerceptualRewardConfig(model_path=str(tmp_path / "missing.npz")))
 
 

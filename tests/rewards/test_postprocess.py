@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from roboreward.config import ConfigError, from_dict
+from roboreward.config import from_dict
+from roboreward.errors import ConfigError
 from roboreward.rewards import ClipRewardConfig, RewardBatch, RewardConfig, RewardModel
 from roboreward.rewards.postprocess import (
     MovingAverage,

@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from roboreward.config import ConfigError, from_dict
+from roboreward.config import from_dict
 from roboreward.envs.views import MultiViewRender, split_views, tile_views
+from roboreward.errors import ConfigError
 from roboreward.rewards import (
     ProgressReward,
     ProgressRewardConfig,
@@ -11,6 +12,7 @@ from roboreward.rewards import (
     RewardConfig,
     make_reward_model,
 )
+from roboreward.rewards.metrics import spearman
 from roboreward.rewards.progress import (
     HeadSettings,
     ProgressHead,
@@ -20,7 +22,6 @@ from roboreward.rewards.progress import (
     fit_head,
     head_progress,
     progress_labels,
-    spearman,
 )
 
 CAMERAS = ["corner3", "topview"]
@@ -64,14 +65,6 @@ def test_progress_labels_follow_first_success():
     np.testing.assert_allclose(progress_labels(5), [0, 0.25, 0.5, 0.75, 1])
     np.testing.assert_allclose(progress_labels(6, success_step=2), [0, 0.5, 1, 1, 1, 1])
     np.testing.assert_allclose(progress_labels(3, success_step=0), [1, 1, 1])
-
-
-def test_spearman():
-    assert spearman(np.arange(10), np.arange(10)) == pytest.approx(1.0)
-    assert spearman(np.arange(10)[::-1], np.arange(10)) == pytest.approx(-1.0)
-    tied = np.corrcoef([1, 2.5, 2.5, 4], [1, 2, 3, 4])[0, 1]  # ties share their average rank
-    assert spearman(np.array([1, 2, 2, 3]), np.array([1, 2, 3, 4])) == pytest.approx(tied)
-    assert spearman(np.ones(5), np.arange(5)) == 0.0
 
 
 # ---------------------------------------------------------------------------- the head on synthetic features
@@ -325,9 +318,9 @@ def test_dataset_errors_are_clear(reader, tmp_path):
     with pytest.raises(ValueError, match="uint8 \\[T, H, W, 3\\]"):
         ProgressReward(ProgressRewardConfig()).fit([[np.zeros((3, 8, 8), np.uint8)]])
     config = from_dict(RewardConfig, {"type": "progress", "demos": str(tmp_path / "missing")})
-    with pytest.raises(FileNotFoundError, match="record demonstrations first"):
+    with pytest.raises(ConfigError, match="record demonstrations first"):
         make_reward_model(config)
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(ConfigError, match="does not exist"):
         ProgressReward(ProgressRewardConfig(model_path=str(tmp_path / "missing.npz")))
 
 

@@ -5,9 +5,10 @@ import pytest
 import torch
 from stable_baselines3.common.vec_env import VecMonitor
 
-from roboreward.config import ConfigError, apply_override, from_dict, load_config, save_config
+from roboreward.config import apply_override, from_dict, save_config
 from roboreward.envs.make import _VecRelayFrames, make_env, make_vec_env
-from roboreward.experiment import ExperimentConfig
+from roboreward.errors import ConfigError
+from roboreward.experiment import ExperimentConfig, load_experiment
 from roboreward.policies.train import shaping_potential
 from roboreward.rewards import ProgressReward, ProgressRewardConfig, RewardBatch, VecPotentialShaping, make_reward_model
 from roboreward.rewards.wrappers import VecLearnedReward
@@ -73,7 +74,7 @@ def test_gamma_is_the_algorithms(progress_file, tmp_path):
     assert shaped_config(progress_file, "algo.name=ppo", "algo.hyperparams.gamma=0.97").shaping_gamma == 0.97
     assert shaped_config(progress_file, "algo.hyperparams.gamma=0.9", "shaping.gamma=0.9").shaping_gamma == 0.9
     save_config(config, tmp_path / "config.yaml")
-    again = load_config(tmp_path / "config.yaml")
+    again = load_experiment(tmp_path / "config.yaml")
     assert again.shaping == config.shaping and again.env.render.cameras == CAMERAS
 
 
@@ -205,7 +206,7 @@ def test_train_and_resume_with_shaping_from_a_config(progress_file, tmp_path):
     )
     run = train(config)
     assert (run / "model.zip").is_file()
-    saved = load_config(run / CONFIG_FILE)
+    saved = load_experiment(run / CONFIG_FILE)
     assert saved.shaping.potential.model_path == str(progress_file) and saved.shaping_gamma == 0.95
     import json
 
@@ -214,10 +215,10 @@ def test_train_and_resume_with_shaping_from_a_config(progress_file, tmp_path):
 
 
 def test_shipped_progress_configs(repo_root):
-    shaped = load_config(repo_root / "configs" / "progress_drawer_open.yaml")
+    shaped = load_experiment(repo_root / "configs" / "progress_drawer_open.yaml")
     assert shaped.reward.type_name == "env" and isinstance(shaped.shaping.potential, ProgressRewardConfig)
     assert shaped.shaping_gamma == shaped.algo.hyperparams["gamma"] == 0.99
     assert shaped.env.render.cameras == shaped.shaping.potential.cameras == CAMERAS
-    progress_only = load_config(repo_root / "configs" / "progress_door_open.yaml")
+    progress_only = load_experiment(repo_root / "configs" / "progress_door_open.yaml")
     assert isinstance(progress_only.reward, ProgressRewardConfig)
     assert progress_only.shaping.potential == progress_only.reward  # one model, reward and potential

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import yaml
 
-from roboreward.config import ConfigError, from_dict
+from roboreward.config import from_dict
+from roboreward.errors import ConfigError
 from roboreward.teleop.calibration import (
     ArmCalibration,
     CalibrationError,

@@ -15,8 +15,10 @@ import pytest
 from roboreward.cli import main
 from roboreward.datasets.lerobot_v3 import DatasetError
 from roboreward.teleop.calibration import LocoCommand
+from roboreward.teleop.dataset import TeleopDataset
+from roboreward.teleop.recorder import EpisodeRecorder
 from roboreward.teleop.replay import recorded_joint_columns, replay_dataset, replay_episode
-from roboreward.teleop.session import EpisodeRecorder, SimulatedRobotSink, TeleopDataset
+from roboreward.teleop.sim_sink import SimulatedRobotSink
 
 
 @pytest.fixture(scope="module")

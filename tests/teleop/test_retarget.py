@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from roboreward.config import ConfigError, from_dict
+from roboreward.config import from_dict
+from roboreward.errors import ConfigError
 from roboreward.teleop.retarget import (
     HandRetargeter,
     HandRetargetingConfig,

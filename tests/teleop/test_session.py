@@ -7,7 +7,6 @@ the kill test kills a real ``roboreward teleop run`` process driven from a pty k
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import math
 import os
@@ -19,36 +18,26 @@ import sys
 import termios
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from roboreward.config import ConfigError, from_dict
+from roboreward.config import from_dict
 from roboreward.datasets.lerobot_v3 import DatasetReader, DatasetWriter
+from roboreward.errors import ConfigError
 from roboreward.teleop.calibration import ArmCalibration, JointCalibration, save_calibration
+from roboreward.teleop.cockpit import arm_motion, device_config, parse_device_name
+from roboreward.teleop.console import Console, format_duration
+from roboreward.teleop.controls import ButtonsConfig, ButtonWatcher, KeyboardControl, KeysConfig
+from roboreward.teleop.dataset import TeleopDataset, read_lost_episodes
 from roboreward.teleop.protocol import ArmReading, PedalReading, Side
-from roboreward.teleop.session import (
-    ButtonsConfig,
-    ButtonWatcher,
-    Console,
-    EpisodeRecorder,
-    KeyboardControl,
-    KeysConfig,
-    RecordConfig,
-    SessionConfig,
-    SimulatedRobotSink,
-    TeleopDataset,
-    TeleopSession,
-    arm_motion,
-    device_config,
-    format_duration,
-    make_sink,
-    parse_device_name,
-    read_lost_episodes,
-    register_sink,
-)
+from roboreward.teleop.recorder import EpisodeRecorder, RecordConfig
+from roboreward.teleop.session import SessionConfig, TeleopSession
+from roboreward.teleop.sim_sink import SimSinkConfig, SimulatedRobotSink
 from roboreward.teleop.simulated import SimulatedExoskeletonArm, SimulatedGlove, SimulatedPedal
+from roboreward.teleop.sinks import SinkConfig
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -106,14 +95,22 @@ class SlowCamera(SimulatedRobotSink):
         return super().render_snapshot(snapshot, cameras)
 
 
-def _sim_sink(cls):
-    return lambda config, robot: cls(robot, max_lag_s=config.max_sim_lag_s,
-                                     frame_size=(config.record.width, config.record.height))
+@SinkConfig.register_subclass("sim+log")
+@dataclass(kw_only=True)
+class CommandLogConfig(SimSinkConfig):
+    """``sink: {type: sim+log}``: the simulated robot, through :class:`CommandLog`."""
+
+    def build(self, robot, *, frame_size=(128, 96)):
+        return CommandLog(robot, max_lag_s=self.max_lag_s, frame_size=frame_size)
 
 
-for _name, _cls in (("sim+log", CommandLog), ("sim+slow-camera", SlowCamera)):
-    with contextlib.suppress(ValueError):  # already registered when this module is imported twice
-        register_sink(_name, _sim_sink(_cls))
+@SinkConfig.register_subclass("sim+slow-camera")
+@dataclass(kw_only=True)
+class SlowCameraConfig(SimSinkConfig):
+    """``sink: {type: sim+slow-camera}``: the simulated robot, through :class:`SlowCamera`."""
+
+    def build(self, robot, *, frame_size=(128, 96)):
+        return SlowCamera(robot, max_lag_s=self.max_lag_s, frame_size=frame_size)
 
 
 class Terminal:
@@ -196,8 +193,16 @@ def test_device_names_configs_and_their_errors():
         from_dict(SessionConfig, {"record": {"width": 65}})
     with pytest.raises(ConfigError, match="command_poll_s"):
         from_dict(SessionConfig, {"command_poll_s": 0.5})
-    with pytest.raises(ConfigError, match="ros.robot: missing"):
-        make_sink("ros2", SessionConfig(), None)
+    # The sink section: its type picks the sink, the other keys are that sink's.
+    assert isinstance(SessionConfig().sink, SimSinkConfig)
+    assert from_dict(SessionConfig, {"sink": {"max_lag_s": 0.5}}).sink == SimSinkConfig(max_lag_s=0.5)
+    assert from_dict(SessionConfig, {"sink": {"type": "sim+log"}}).sink == CommandLogConfig()
+    with pytest.raises(ConfigError, match=r"sink.type: unknown SinkConfig type 'nope'; choose one of \[.*'ros2'"):
+        from_dict(SessionConfig, {"sink": {"type": "nope"}})
+    with pytest.raises(ConfigError, match="sink.robot: unknown key"):
+        from_dict(SessionConfig, {"sink": {"robot": "franka"}})  # a key of the ros2 sink, on the sim sink
+    with pytest.raises(ConfigError, match="sink.robot: missing"):
+        from_dict(SessionConfig, {"sink": {"type": "ros2"}})
     with pytest.raises(ConfigError, match="devices: empty.*--simulated"):
         TeleopSession(SessionConfig(robot="franka"), robot=object(), keyboard=False)
 
@@ -476,7 +481,7 @@ def test_nan_inf_and_out_of_range_frames_are_dropped_and_the_robot_keeps_its_tar
     pedal = sims(ButtonPedal(rate_hz=250, seed=13, motion=lambda t: [0.0] * 4))
     devices = {"exo_right": exo, "glove_right": glove, "pedal": pedal}
     config = SessionConfig(
-        robot="franka", sink="sim+log", resume_blend_s=0.1, command_realtime_priority=RT, status_interval_s=0,
+        robot="franka", sink=CommandLogConfig(), resume_blend_s=0.1, command_realtime_priority=RT, status_interval_s=0,
         viewer="off",
         devices={n: device_config(n, d.port, stale_after_s=0.3, realtime_priority=RT) for n, d in devices.items()},
     )
@@ -603,7 +608,7 @@ def test_a_save_shows_its_progress_in_place_on_a_terminal(tmp_path, franka, sims
                                        motion=arm_motion(np.asarray(franka.arm_limits("right")),
                                                          np.random.default_rng(5))))
     term = Terminal()
-    session = _session_on(Console(term.stream), franka, exo.port, tmp_path / "demo", sink="sim+slow-camera",
+    session = _session_on(Console(term.stream), franka, exo.port, tmp_path / "demo", sink=SlowCameraConfig(),
                           status_interval_s=2.0)
     with session:
         _record_and_save(session, 2.0)  # 30 fps recorded, 12 rendered: the save has frames left to render
@@ -636,7 +641,7 @@ def test_the_status_is_plain_lines_when_the_output_is_not_a_terminal(tmp_path, f
                                                          np.random.default_rng(6))))
     log = tmp_path / "session.log"
     with open(log, "w") as stream:
-        session = _session_on(Console(stream), franka, exo.port, tmp_path / "demo", sink="sim+slow-camera",
+        session = _session_on(Console(stream), franka, exo.port, tmp_path / "demo", sink=SlowCameraConfig(),
                               status_interval_s=0.4)
         with session:
             _record_and_save(session, 1.0)
@@ -883,6 +888,13 @@ def test_teleop_cli_errors_name_the_problem(tmp_path, capsys, sims):
     assert "record.fps: 0 is too small" in capsys.readouterr().err
     assert main(["teleop", "run", "--devices", "exo_right=/dev/x", "record.fps=0"]) == 2  # an override, not a device
     assert "record.fps: 0 is too small" in capsys.readouterr().err
+    # The sink flags set the sink section; the ROS 2 ones belong to --sink ros2.
+    assert main(["teleop", "run", "--simulated", "--sink", "sim", "--domain-id", "3", "--discovery", "subnet"]) == 2
+    assert "--domain-id, --discovery: options of --sink ros2, but the sink is 'sim'" in capsys.readouterr().err
+    assert main(["teleop", "run", "--simulated", "--sink", "nope"]) == 2
+    assert "sink.type: unknown SinkConfig type 'nope'" in capsys.readouterr().err
+    assert main(["teleop", "run", "--simulated", "sink.max_lag_s=0"]) == 2
+    assert "sink.max_lag_s: 0" in capsys.readouterr().err
     # A port with nothing on it: the driver's own explanation, as a CLI error (no traceback).
     missing = tmp_path / "ttyUSB9"
     assert main(["teleop", "run", "--robot", "franka", "--devices", f"exo_right={missing}", "--viewer", "off",

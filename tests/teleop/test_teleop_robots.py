@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from roboreward.config import ConfigError
+from roboreward.errors import ConfigError
 from roboreward.teleop.calibration import LocoCommand
 from roboreward.teleop.robots import (
     load_teleop_robot_config,
@@ -217,7 +217,7 @@ def test_camera_subset_and_errors():
 
 def test_config_errors():
     assert {"g1", "franka"} <= set(teleop_robot_names())
-    with pytest.raises(ConfigError, match=r"unknown robot 'frank' \(did you mean 'franka'\?\)"):
+    with pytest.raises(ConfigError, match=r"unknown teleop robot 'frank' \(did you mean 'franka'\?\)"):
         load_teleop_robot_config("frank")
     swapped = load_teleop_robot_config(
         "franka", ["arms.right=[joint2, joint1, joint3, joint4, joint5, joint6, joint7]"]

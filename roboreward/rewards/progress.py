@@ -7,8 +7,9 @@ meant to be a *potential* — the policy-invariant shaping ``r' = r + γΦ(s') �
 :mod:`roboreward.rewards.shaping`, selected in an experiment file with ``shaping.potential`` — or,
 where no task reward exists, a reward of its own.
 
-1. **Views and features.** Each state is seen from ``V >= 2`` cameras (one camera sees the gripper,
-   another the drawer; a single view hides one or the other). Every view's frame goes through the same
+1. **Views and features.** Each state is seen from ``V`` cameras, one or more (one camera may see the
+   gripper, another the drawer, where a single view hides one or the other). Every view's frame goes
+   through the same
    frozen EfficientNet-Lite0 (:func:`~roboreward.rewards.features.cached_features`: cut after
    ``blocks``, pooled to a ``grid x grid`` map, unit-normalised, memoised by frame bytes), giving
    ``x ∈ R^{V x D}``. Features are standardised with the training frames' per-view mean and standard

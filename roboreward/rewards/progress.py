@@ -9,9 +9,8 @@ where no task reward exists, a reward of its own.
 
 1. **Views and features.** Each state is seen from ``V`` cameras, one or more (one camera may see the
    gripper, another the drawer, where a single view hides one or the other). Every view's frame goes
-   through the same
-   frozen EfficientNet-Lite0 (:func:`~roboreward.rewards.features.cached_features`: cut after
-   ``blocks``, pooled to a ``grid x grid`` map, unit-normalised, memoised by frame bytes), giving
+   through the same frozen EfficientNet-Lite0 (:func:`~roboreward.rewards.features.cached_features`:
+   cut after ``blocks``, pooled to a ``grid x grid`` map, unit-normalised, memoised by frame bytes), giving
    ``x ∈ R^{V x D}``. Features are standardised with the training frames' per-view mean and standard
    deviation (the latter floored, so a feature that never moves in the demos cannot explode).
 

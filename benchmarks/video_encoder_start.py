@@ -6,8 +6,8 @@ tensor (a recording process with models loaded), runs a thread that wakes every 
 ``--starts`` times through
 
 - ``VideoEncoder`` (roboreward.datasets.lerobot_v3: ``Popen(start_new_session=True)``, so CPython can vfork), and
-- ``imageio_ffmpeg.write_frames`` (what the dataset writer used before: a ``preexec_fn``, so CPython forks the
-  whole process while holding the interpreter),
+- ``imageio_ffmpeg.write_frames`` (the common way: a ``preexec_fn``, so CPython forks the whole process while
+  holding the interpreter),
 
 alternating, and prints each one's median start time and the longest gap the 1 ms thread saw while it ran.
 

@@ -157,9 +157,12 @@ def test_save_load_round_trip_gives_identical_rewards(fitted, held_out, tmp_path
         assert data["indices"].shape == (3, 32)
     batch = RewardBatch(frames=held_out[::7])
     expected = fitted(batch)
-    np.testing.assert_array_equal(PerceptualReward.from_file(path)(batch), expected)
+    # The fitted model may take these frames' features from its cache, computed in another batch; a convolution
+    # over another batch size can round differently in the last bit (seen with one torch thread), so equal to
+    # float32 rounding, not bit for bit.
+    np.testing.assert_allclose(PerceptualReward.from_file(path)(batch), expected, rtol=1e-6, atol=0)
     by_config = make_reward_model(from_dict(RewardConfig, {"type": "perceptual", "model_path": str(path)}))
-    np.testing.assert_array_equal(by_config(batch), expected)
+    np.testing.assert_allclose(by_config(batch), expected, rtol=1e-6, atol=0)
     assert [list(b) for b in by_config.boundaries] == [list(b) for b in fitted.boundaries]
     with pytest.raises(ValueError, match="set reward.grid=2"):
         PerceptualReward(PerceptualRewardConfig(model_path=str(path), grid=4))

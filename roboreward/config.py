@@ -195,6 +195,7 @@ NAMED_KINDS: dict[str, tuple[str, str]] = {
     "teleop robot": ("teleop/robots", "teleop robot file"),
     "hand": ("teleop/hands", "hand retargeting file"),
     "joint map": ("teleop/ros", "joint map"),
+    "locomotion": ("locomotion", "locomotion policy config"),
 }
 
 

@@ -63,7 +63,8 @@ def test_the_wheel_is_what_runs_and_ships_its_named_configs(venv, tmp_path):
     assert out.returncode == 0, out.stderr
     location, names = out.stdout.splitlines()
     assert Path(location).is_relative_to(venv.parent) and not Path(location).is_relative_to(REPO)
-    for name in ("'franka'", "'g1'", "'diff_drive'", "'g1_hand'", "'shadow_hand'", "'default_job'", "'arm_reach'"):
+    for name in ("'franka'", "'g1'", "'diff_drive'", "'g1_hand'", "'shadow_hand'", "'default_job'", "'arm_reach'",
+                 "'g1_holosoma'"):
         assert name in names, names
 
 

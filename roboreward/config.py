@@ -144,7 +144,7 @@ def load_config(path: str | Path, overrides: Sequence[str] = (), *, cls: type[T]
         raise ConfigError(f"{path}: {e}") from None
 
 
-def read_yaml(path: str | Path, what: str = "YAML file", example: str | None = None) -> Any:
+def read_yaml(path: str | Path, what: str = "YAML file") -> Any:
     """The plain data of a YAML file; every way it can fail is a :class:`ConfigError` that names the file.
 
     A missing file, a folder, an unreadable or binary file, a syntax error (with its line and column) and
@@ -152,11 +152,10 @@ def read_yaml(path: str | Path, what: str = "YAML file", example: str | None = N
     message that says what to fix. ``what`` names the file's role in the message (``robot file``).
     """
     path = Path(path)
-    hint = f"; pass a YAML file such as {example}" if example else ""
     if not path.exists():
-        raise ConfigError(f"{what} {str(path)!r} does not exist{hint}")
+        raise ConfigError(f"{what} {str(path)!r} does not exist")
     if path.is_dir():
-        raise ConfigError(f"{what} {str(path)!r} is a folder, not a file{hint}")
+        raise ConfigError(f"{what} {str(path)!r} is a folder, not a file")
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError:
@@ -173,13 +172,16 @@ def read_yaml(path: str | Path, what: str = "YAML file", example: str | None = N
             "strings), never Python objects"
         ) from None
     except yaml.YAMLError as e:
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise ConfigError(f"{path}{_yaml_position(e)}: invalid YAML: {problem}") from None
+        raise ConfigError(f"{path}{_yaml_position(e)}: invalid YAML: {_yaml_problem(e)}") from None
 
 
 def _yaml_position(e: yaml.YAMLError) -> str:
     mark = getattr(e, "problem_mark", None)
     return f": line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+
+
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    return getattr(e, "problem", None) or str(e).splitlines()[0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -247,8 +249,7 @@ def apply_override(data: dict, override: str) -> None:
     try:
         value = _yaml_load(raw) if raw.strip() else None
     except yaml.YAMLError as e:
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise ConfigError(f"override {override!r}: the value is not valid YAML ({problem})") from None
+        raise ConfigError(f"override {override!r}: the value is not valid YAML ({_yaml_problem(e)})") from None
     node = data
     parts = key.split(".")
     for part in parts[:-1]:

@@ -31,6 +31,10 @@ class DeviceError(RoborewardError, ConnectionError):
     """A robot or a teleoperation device cannot be reached, or stopped sending what it should."""
 
 
+class WriteError(RoborewardError, OSError):
+    """A file could not be written (a full disk, a read-only folder); the previous version, if any, is still there."""
+
+
 class SetupError(RoborewardError):
     """Something roboreward needs from the machine is missing: a package, model weights, a library."""
 
@@ -47,4 +51,5 @@ __all__ = [
     "NonFiniteError",
     "RoborewardError",
     "SetupError",
+    "WriteError",
 ]

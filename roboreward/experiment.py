@@ -99,9 +99,10 @@ def _check_rate(key: str, value: float | str) -> None:
             )
 
 
-def _check_entropy(key: str, value: float | str, *, auto: bool) -> None:
+def _check_entropy(key: str, value: float | str) -> None:
+    """A number (bounds checked by the field), ``auto``, or ``auto_<positive number>`` (SAC's learned coefficient)."""
     if isinstance(value, str):
-        m = re.match(r"^auto(?:_(.+))?$", value) if auto else None
+        m = re.match(r"^auto(?:_(.+))?$", value)
         ok = m is not None
         if m is not None and m.group(1) is not None:
             try:
@@ -110,8 +111,7 @@ def _check_entropy(key: str, value: float | str, *, auto: bool) -> None:
                 ok = False
         if not ok:
             raise ConfigError(
-                f"{key}: {value!r} is not allowed; give a number >= 0"
-                + (", auto, or auto_<initial value> (e.g. auto_0.1)" if auto else "")
+                f"{key}: {value!r} is not allowed; give a number >= 0, auto, or auto_<initial value> (e.g. auto_0.1)"
             )
 
 
@@ -148,7 +148,7 @@ class SACHyperparams:
 
     def __post_init__(self) -> None:
         _check_rate("algo.hyperparams.learning_rate", self.learning_rate)
-        _check_entropy("algo.hyperparams.ent_coef", self.ent_coef, auto=True)
+        _check_entropy("algo.hyperparams.ent_coef", self.ent_coef)
         if isinstance(self.target_entropy, str) and self.target_entropy != "auto":
             raise ConfigError(f"algo.hyperparams.target_entropy: {self.target_entropy!r} is not allowed; give a number or auto")
         if self.gradient_steps == 0:

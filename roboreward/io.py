@@ -21,7 +21,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from roboreward.errors import RoborewardError
+from roboreward.errors import WriteError
 
 
 def fsync_dir(path: Path) -> None:
@@ -61,7 +61,3 @@ def _write_and_replace(path: Path, write: Callable[[BinaryIO], object]) -> None:
         fsync_dir(path.parent)
     except OSError as e:  # a full disk, a read-only folder: the user's to fix, and the old file is intact
         raise WriteError(f"cannot write {path}: {e.strerror or e}; free space or pick a folder you can write to") from e
-
-
-class WriteError(RoborewardError, OSError):
-    """A file could not be written (the previous version, if any, is still there)."""

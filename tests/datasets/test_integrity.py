@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from roboreward.datasets.lerobot_v3 import DatasetError, DatasetReader, DatasetWriter, verify_dataset
-from roboreward.io import WriteError
+from roboreward.errors import WriteError
 
 _spec = importlib.util.spec_from_file_location("lerobot_v3_helpers", Path(__file__).with_name("test_lerobot_v3.py"))
 helpers = importlib.util.module_from_spec(_spec)

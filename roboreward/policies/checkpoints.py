@@ -94,9 +94,7 @@ def save_checkpoint(model: BaseAlgorithm, run_dir: Path, keep: int, extra_state:
     tmp = root / (final.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    zipped = io.BytesIO()
-    model.save(zipped)
-    atomic_write(tmp / "model.zip", zipped.getvalue())
+    save_model(model, tmp / "model.zip")
     if isinstance(model, OffPolicyAlgorithm) and model.replay_buffer is not None:
         rb = model.replay_buffer
         n = rb.buffer_size if rb.full else rb.pos
@@ -119,6 +117,14 @@ def save_checkpoint(model: BaseAlgorithm, run_dir: Path, keep: int, extra_state:
     for old in list_checkpoints(run_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def save_model(model: BaseAlgorithm, path: Path) -> None:
+    """SB3's ``model.zip`` for ``model``, written with :func:`~roboreward.io.atomic_write`: a kill never leaves
+    half a file."""
+    zipped = io.BytesIO()
+    model.save(zipped)
+    atomic_write(path, zipped.getvalue())
 
 
 def load_weights(model: BaseAlgorithm, model_zip: Path) -> None:

@@ -23,10 +23,10 @@ from tqdm.auto import tqdm
 from roboreward.envs.make import make_env
 from roboreward.envs.rendering import FrameRenderer, RenderOptions
 from roboreward.errors import CheckpointError, ConfigError, NonFiniteError
-from roboreward.experiment import ExperimentConfig, load_experiment
+from roboreward.experiment import ExperimentConfig
 from roboreward.io import atomic_write
 from roboreward.policies.checkpoints import list_checkpoints, load_weights, read_state, restore_reward_normalizer
-from roboreward.policies.train import CONFIG_FILE, FINAL_MODEL, build_algorithm
+from roboreward.policies.train import FINAL_MODEL, build_algorithm, load_run_config
 from roboreward.rewards.base import make_reward_model
 from roboreward.rewards.metrics import pearson, spearman
 from roboreward.rewards.wrappers import FRAME_KEY, LearnedReward
@@ -68,9 +68,7 @@ def evaluate(
     video: bool | None = None,
 ) -> dict:
     run_dir = Path(run_dir)
-    if not (run_dir / CONFIG_FILE).is_file():
-        raise ConfigError(f"{run_dir} is not a run folder (no {CONFIG_FILE}); pass the folder `roboreward train` printed")
-    config: ExperimentConfig = load_experiment(run_dir / CONFIG_FILE)
+    config = load_run_config(run_dir)
     episodes = episodes or config.eval.episodes
     video = config.eval.video if video is None else video
     out_dir = Path(out_dir) if out_dir is not None else run_dir / "eval"

@@ -67,18 +67,12 @@ class PolicyRunner(Protocol):
 
 def _load_run(run_dir: Path, checkpoint: str | None = None):
     """(config, model, model_path) of a run; the model rebuilt from config.yaml and its weights read without pickle."""
-
-    from roboreward.experiment import load_experiment
     from roboreward.policies.checkpoints import load_weights
     from roboreward.policies.evaluate import find_model
-    from roboreward.policies.train import CONFIG_FILE, build_algorithm
+    from roboreward.policies.train import build_algorithm, load_run_config
 
     run_dir = Path(run_dir)
-    if not (run_dir / CONFIG_FILE).is_file():
-        raise ConfigError(
-            f"{run_dir} is not a run folder (no {CONFIG_FILE}); pass the folder `roboreward train` printed"
-        )
-    config = load_experiment(run_dir / CONFIG_FILE)
+    config = load_run_config(run_dir)
     model_path = find_model(run_dir, checkpoint)
     model = build_algorithm(config)
     load_weights(model, model_path)

@@ -25,7 +25,6 @@ once, keeping the checkpoints already on disk. Either way :func:`train` and :fun
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import shutil
 import time
@@ -53,7 +52,7 @@ from roboreward.policies.bc import (
     start_from_demonstrations,
 )
 from roboreward.policies.callbacks import Checkpointer, EpisodeStats, ProgressBar, stop_on_signals
-from roboreward.policies.checkpoints import find_resumable, list_checkpoints
+from roboreward.policies.checkpoints import find_resumable, list_checkpoints, save_model
 from roboreward.rewards.base import RewardModel, make_reward_model
 from roboreward.signals import on_signals
 
@@ -128,6 +127,14 @@ def train(config: ExperimentConfig, run_dir: Path | None = None) -> Path:
         raise
 
 
+def load_run_config(run_dir: Path) -> ExperimentConfig:
+    """The config a run was trained with (its ``config.yaml``); a folder that is not a run is a ConfigError."""
+    run_dir = Path(run_dir)
+    if not (run_dir / CONFIG_FILE).is_file():
+        raise ConfigError(f"{run_dir} is not a run folder (no {CONFIG_FILE}); pass the folder `roboreward train` printed")
+    return load_experiment(run_dir / CONFIG_FILE)
+
+
 def resume(run_dir: Path) -> Path:
     """Continue an interrupted run from its newest usable checkpoint, with its saved config.
 
@@ -137,10 +144,7 @@ def resume(run_dir: Path) -> Path:
     :class:`~roboreward.errors.CheckpointError` rather than throwing its training away.
     """
     run_dir = Path(run_dir)
-    if not (run_dir / CONFIG_FILE).is_file():
-        raise ConfigError(f"{run_dir} is not a run folder (no {CONFIG_FILE}); pass the folder `roboreward train` printed")
-    config = load_experiment(run_dir / CONFIG_FILE)
-    return _learn(config, run_dir, resuming=True)
+    return _learn(load_run_config(run_dir), run_dir, resuming=True)
 
 
 def _learn(config: ExperimentConfig, run_dir: Path, resuming: bool) -> Path:
@@ -199,9 +203,7 @@ def _learn_in(config: ExperimentConfig, run_dir: Path, resuming: bool, venv: Vec
                       f"continue with: roboreward train --resume {run_dir}")
                 raise KeyboardInterrupt
             final = checkpointer.save() if remaining > 0 else None
-            zipped = io.BytesIO()
-            model.save(zipped)
-            atomic_write(run_dir / FINAL_MODEL, zipped.getvalue())  # a kill never leaves a half-written model.zip
+            save_model(model, run_dir / FINAL_MODEL)
     except KeyboardInterrupt:
         if not checkpointer.stopped:  # a second Ctrl-C, or one outside the main thread: wherever it landed
             newest = list_checkpoints(run_dir)

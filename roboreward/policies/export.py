@@ -223,7 +223,7 @@ def export_policy(run_dir: str | Path, checkpoint: str | None = None, out_dir: s
 
     observations = _sample_observations(model.observation_space, PARITY_SAMPLES)
     expected, _ = model.predict(observations, deterministic=True)
-    session = _session(onnx_bytes)
+    session = onnx_session(onnx_bytes)
     got = session.run([OUTPUT_NAME], {INPUT_NAME: observations})[0]
     diff = float(np.max(np.abs(got - expected)))
     if not diff <= PARITY_TOL:
@@ -256,17 +256,27 @@ def export_policy(run_dir: str | Path, checkpoint: str | None = None, out_dir: s
     return out / ONNX_FILE
 
 
-def _session(model: bytes | str | Path):
+def onnx_session(model: bytes | str | Path, fix: str = "is it an ONNX file?"):
+    """An onnxruntime session for a small policy network (an exported policy, a locomotion policy).
+
+    One thread, run in the caller's thread: for a small MLP, thread hand-offs cost more than the maths.
+    A file onnxruntime cannot load is a :class:`CheckpointError` that names it and ends with ``fix``.
+    """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    # One thread, run in the caller's thread: for a small MLP, thread hand-offs cost more than the maths.
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # errors only: its warnings are about graph optimisations
     source = model if isinstance(model, bytes) else str(model)
-    return ort.InferenceSession(source, sess_options=options, providers=["CPUExecutionProvider"])
+    try:
+        return ort.InferenceSession(source, sess_options=options, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime's error types (InvalidProtobuf, Fail, ...) share no useful base
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        name = "the exported graph" if isinstance(model, bytes) else str(model)
+        raise CheckpointError(f"{name} cannot be loaded by onnxruntime ({first}); {fix}") from None
 
 
 class OnnxPolicyRunner:
@@ -297,11 +307,7 @@ class OnnxPolicyRunner:
         self.path = onnx_path
         self.robot = meta.get("robot")
         self.joint_names = meta.get("joint_names")
-        try:
-            self._session = _session(onnx_path)
-        except Exception as e:  # onnxruntime's own error types (InvalidProtobuf, Fail, ...) share no useful base
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise CheckpointError(f"{onnx_path} cannot be loaded by onnxruntime ({first}); {again}") from None
+        self._session = onnx_session(onnx_path, again)
         self._input_name = meta.get("input", INPUT_NAME)
         self._output_names = [meta.get("output", OUTPUT_NAME)]
         self._input = np.zeros((1, *self.observation_space.shape), dtype=np.float32)

@@ -68,6 +68,7 @@ import numpy as np
 from roboreward.config import bounded, check_fields, find_named, load_config, shipped_names
 from roboreward.errors import CheckpointError, ConfigError, NonFiniteError, SetupError
 from roboreward.hardware.robot import rotation_from_quaternion
+from roboreward.policies.export import onnx_session
 
 # --------------------------------------------------------------------------------------------
 # The interface: commands and state
@@ -308,22 +309,6 @@ def resolve_onnx_path(spec: str) -> Path:
     return path
 
 
-def _session(path: Path):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    # One thread in the caller's thread: for a small MLP, thread hand-offs cost more than the maths.
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.log_severity_level = 3  # errors only: its warnings are about graph optimisations
-    try:
-        return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
-    except Exception as e:  # onnxruntime's error types (InvalidProtobuf, Fail, ...) share no useful base
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{path} cannot be loaded by onnxruntime ({first}); is it an ONNX file?") from None
-
-
 def _check_layout(session: Any, path: Path, config: LocomotionPolicyConfig, source: str) -> tuple[str, str]:
     """Input and output names, after checking sizes and the metadata against the config."""
     fix = f"the config ({source}) and the ONNX file ({path}) describe different policies"
@@ -412,7 +397,7 @@ class LocomotionPolicy:
         self.config = config
         self.source = source or f"locomotion config {config.name!r}"  # the YAML file, when loaded from one
         self.path = resolve_onnx_path(config.onnx)
-        self._session = _session(self.path)
+        self._session = onnx_session(self.path)
         self._input_name, self._output_name = _check_layout(self._session, self.path, config, self.source)
 
         self.joint_names = list(config.joint_names)

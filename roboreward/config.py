@@ -26,6 +26,7 @@ import contextlib
 import dataclasses
 import difflib
 import importlib.resources
+import importlib.util
 import math
 import operator
 import os
@@ -40,7 +41,7 @@ from typing import Any, Callable, ClassVar, Literal, TypeVar
 import numpy as np
 import yaml
 
-from roboreward.errors import ConfigError
+from roboreward.errors import ConfigError, SetupError
 from roboreward.io import atomic_write
 
 T = TypeVar("T")
@@ -212,6 +213,18 @@ def shipped_dir(kind: str) -> Path:
 def shipped_names(kind: str) -> list[str]:
     """The names of the shipped ``kind`` files (``robot``: franka, g1, ...)."""
     return sorted(p.stem for p in shipped_dir(kind).glob("*.yaml"))
+
+
+def package_dir(package: str) -> Path:
+    """Where an installed Python package's files are, found without importing it (some packages roboreward
+    reads data from import heavy stacks, or cannot import without their own dependencies).
+
+    :raises SetupError: the package is not installed; ``make setup`` installs the ones roboreward uses.
+    """
+    spec = importlib.util.find_spec(package) if package else None
+    if spec is None or not spec.submodule_search_locations:
+        raise SetupError(f"the Python package {package!r} is not installed; `make setup` installs it")
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def find_named(name_or_path: str | Path, kind: str) -> Path:
@@ -523,6 +536,7 @@ __all__ = [
     "from_dict",
     "load_config",
     "load_named",
+    "package_dir",
     "read_yaml",
     "save_config",
     "shipped_names",

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import importlib.util
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -41,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from roboreward.config import package_dir
 from roboreward.envs.rendering import mujoco  # sets MUJOCO_GL before mujoco loads
 from roboreward.errors import ConfigError, NonFiniteError, SetupError
 from roboreward.policies.locomotion import LocomotionState
@@ -50,11 +50,7 @@ PHYSICS_DT = 0.005  # holosoma's simulator fps=200 (holosoma/config_values/simul
 
 def holosoma_g1_mjcf_path() -> Path:
     """holosoma's G1 29-DoF MJCF, found in the installed ``holosoma`` package without importing it."""
-    spec = importlib.util.find_spec("holosoma")
-    if spec is None or not spec.submodule_search_locations:
-        raise SetupError("the Python package 'holosoma' (the G1 model the policy was trained on) is not installed; "
-                         "`make setup` installs it")
-    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "robots" / "g1" / "g1_29dof.xml"
+    path = package_dir("holosoma") / "data" / "robots" / "g1" / "g1_29dof.xml"
     if not path.is_file():
         raise SetupError(f"the installed holosoma package has no G1 model at {path}; `make setup` installs the one "
                          "roboreward pins")

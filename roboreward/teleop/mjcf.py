@@ -14,7 +14,6 @@ Compiling a humanoid with its meshes takes seconds, so each model is compiled on
 from __future__ import annotations
 
 import difflib
-import importlib.util
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -23,7 +22,8 @@ from typing import Any
 import numpy as np
 
 import roboreward.envs.rendering  # noqa: F401  (sets MUJOCO_GL=egl before mujoco loads)
-from roboreward.errors import ConfigError
+from roboreward.config import package_dir
+from roboreward.errors import ConfigError, SetupError
 
 import mujoco  # noqa: E402  (after rendering: it picks the GL backend)
 
@@ -34,11 +34,10 @@ def resolve_model_path(model: str, base_dir: str | Path | None = None) -> Path:
         raise ConfigError("model: empty; give the MJCF file, e.g. pkg://PACKAGE/path/scene.xml")
     if model.startswith("pkg://"):
         package, _, rel = model[len("pkg://"):].partition("/")
-        spec = importlib.util.find_spec(package) if package else None
-        if spec is None or not spec.submodule_search_locations:
-            raise ConfigError(f"model: {model!r} names the Python package {package!r}, which is not installed; "
-                              "install roboreward's dependencies (pip install -e .)")
-        path = Path(list(spec.submodule_search_locations)[0]) / rel
+        try:
+            path = package_dir(package) / rel
+        except SetupError as e:
+            raise SetupError(f"model: {model!r}: {e}") from None
     else:
         path = Path(model)
         if not path.is_absolute() and base_dir is not None:

@@ -476,6 +476,25 @@ def _allowed(meta: typing.Mapping[str, Any]) -> str:
     return "a finite number" + (" " + " and ".join(parts) if parts else "")
 
 
+MAX_WHOLE_NUMBER = 2**63 - 1  # JSON, Parquet and LeRobot store counts and indices as int64
+
+
+def is_whole_number(value: Any, minimum: int = 0) -> bool:
+    """A number read from a file (JSON) that counts something: an int (not a bool) in ``[minimum, 2**63 - 1]``."""
+    return isinstance(value, int) and not isinstance(value, bool) and minimum <= value <= MAX_WHOLE_NUMBER
+
+
+def is_finite_number(value: Any, minimum: float = -math.inf) -> bool:
+    """A number read from a file (JSON): a finite int or float (not a bool) ``>= minimum``.
+
+    NaN and inf are refused by name: NaN would slip through any ``not value < minimum`` test. (An int is
+    finite however large; ``math.isfinite`` cannot take every int.)
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return (isinstance(value, int) or math.isfinite(value)) and value >= minimum
+
+
 def arg_number(kind: type = float, **bounds: Any) -> Callable[[str], Any]:
     """An argparse ``type=`` for a flag that takes a number, checked by the rule of every config field.
 
@@ -534,6 +553,8 @@ __all__ = [
     "dataclass",
     "find_named",
     "from_dict",
+    "is_finite_number",
+    "is_whole_number",
     "load_config",
     "load_named",
     "package_dir",

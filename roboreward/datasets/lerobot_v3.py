@@ -105,6 +105,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from roboreward.config import is_finite_number, is_whole_number
 from roboreward.errors import DatasetError
 from roboreward.io import atomic_write, fsync_dir
 
@@ -243,7 +244,6 @@ def _stats_from_row(row: Mapping[str, Any]) -> dict[str, dict[str, np.ndarray]]:
     return stats
 
 
-_MAX_INT = 2**63 - 1  # Parquet and LeRobot store counts and indices as int64
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 # The only files a save plan may name (it is read to decide what to delete).
 _PLAN_FILE = re.compile(r"^(data/chunk-\d{3,}/file-\d{3,}\.parquet|videos/[^/]+/chunk-\d{3,}/file-\d{3,}\.mp4)$")
@@ -283,19 +283,6 @@ def _ffmpeg_reason(error: BaseException) -> str:
             if text not in said:
                 said.append(text)
     return _one_line("; ".join([lines[0] if lines else type(error).__name__, *said[:3]]))
-
-
-def _is_int(value: Any, minimum: int) -> bool:
-    """An int (not a bool) in [minimum, 2**63 - 1]."""
-    return isinstance(value, int) and not isinstance(value, bool) and minimum <= value <= _MAX_INT
-
-
-def _is_number(value: Any, minimum: float) -> bool:
-    """A finite int or float (not a bool) >= minimum. NaN and inf are rejected by name: NaN would slip through
-    any ``not value < minimum`` test. (An int is finite however large; ``math.isfinite`` cannot take every int.)"""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    return (isinstance(value, int) or math.isfinite(value)) and value >= minimum
 
 
 def _video_keys(features: Mapping[str, Any]) -> list[str]:
@@ -340,10 +327,10 @@ def _read_info(root: Path) -> dict[str, Any]:
         ("total_tasks", 0, "the number of tasks", False),
         ("chunks_size", 1, "the number of files per chunk folder", False),
     ):
-        if (required or key in info) and not _is_int(info[key], minimum):
+        if (required or key in info) and not is_whole_number(info[key], minimum):
             raise DatasetError(f"{path}: {key!r} is {info[key]!r}; it must be {what}, an integer >= {minimum}; {fix}")
     for key in ("data_files_size_in_mb", "video_files_size_in_mb"):
-        if key in info and not (_is_number(info[key], 0) and info[key] > 0):
+        if key in info and not (is_finite_number(info[key], 0) and info[key] > 0):
             raise DatasetError(f"{path}: {key!r} is {info[key]!r}; it must be a positive number of megabytes; {fix}")
     if info.get("robot_type") is not None and not isinstance(info["robot_type"], str):
         raise DatasetError(f"{path}: 'robot_type' is {info['robot_type']!r}; it must be a string or null; {fix}")
@@ -356,7 +343,7 @@ def _read_info(root: Path) -> dict[str, Any]:
         if not isinstance(feature, dict) or not isinstance(feature.get("dtype"), str):
             raise DatasetError(f"{path}: feature {key!r} has no 'dtype' string; {fix}")
         shape = feature.get("shape")
-        if not isinstance(shape, list) or not shape or not all(_is_int(n, 1) for n in shape):
+        if not isinstance(shape, list) or not shape or not all(is_whole_number(n, 1) for n in shape):
             raise DatasetError(
                 f"{path}: feature {key!r} has shape {shape!r}; it must be a list of integers >= 1; {fix}"
             )
@@ -399,7 +386,7 @@ def _check_row(path: Path, row: dict[str, Any], video_keys: list[str]) -> None:
     for key in indices:
         if key not in row:
             raise DatasetError(f"{path} has no column {key!r}; {fix}")
-        if not _is_int(row[key], 0):
+        if not is_whole_number(row[key], 0):
             raise DatasetError(f"{where} has {key} = {row[key]!r}, not an integer >= 0; {fix}")
     if row["dataset_to_index"] - row["dataset_from_index"] != row["length"]:
         raise DatasetError(
@@ -409,7 +396,7 @@ def _check_row(path: Path, row: dict[str, Any], video_keys: list[str]) -> None:
     for key in video_keys:
         for name in ("from_timestamp", "to_timestamp"):
             column = f"videos/{key}/{name}"
-            if not _is_number(row.get(column), 0):
+            if not is_finite_number(row.get(column), 0):
                 raise DatasetError(f"{where} has {column} = {row.get(column)!r}, not a finite number >= 0; {fix}")
     for column in (DATA_SHA256, *(VIDEO_SHA256.format(video_key=key) for key in video_keys)):
         value = row.get(column)
@@ -544,8 +531,8 @@ def _read_save_plan(root: Path) -> dict[str, Any] | None:
         return None
     if (
         not isinstance(plan, dict)
-        or not _is_int(plan.get("episode_index"), 0)
-        or not _is_int(plan.get("total_tasks"), 0)
+        or not is_whole_number(plan.get("episode_index"), 0)
+        or not is_whole_number(plan.get("total_tasks"), 0)
         or not (isinstance(plan.get("info_sha256"), str) and _SHA256_HEX.match(plan["info_sha256"]))
         or not isinstance(plan.get("files"), list)
         or not all(isinstance(f, str) and _PLAN_FILE.match(f) for f in plan["files"])

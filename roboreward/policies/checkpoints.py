@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -49,6 +48,7 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.save_util import load_from_zip_file
 from stable_baselines3.common.utils import get_device
 
+from roboreward.config import is_finite_number, is_whole_number
 from roboreward.errors import CheckpointError
 from roboreward.io import atomic_write, atomic_write_npz, fsync_dir
 from roboreward.rewards.postprocess import RunningNormalizer
@@ -282,14 +282,6 @@ def _set_aside(folder: Path) -> Path:
     return target
 
 
-def _is_count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def _is_finite_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _check_state(path: Path, steps_in_name: int, needs_normalizer: bool) -> dict:
     if not path.is_file():
         raise CheckpointError("state.json is missing")
@@ -302,15 +294,15 @@ def _check_state(path: Path, steps_in_name: int, needs_normalizer: bool) -> dict
     for key in _COUNTERS:
         if key not in state:
             raise CheckpointError(f"state.json has no {key!r}")
-        if not _is_count(state[key]):
+        if not is_whole_number(state[key]):
             raise CheckpointError(f"state.json: {key} is {state[key]!r}, not a non-negative integer")
     if state["num_timesteps"] != steps_in_name:
         raise CheckpointError(
             f"state.json: num_timesteps is {state['num_timesteps']}, the folder name says {steps_in_name}"
         )
-    if "session" in state and not _is_count(state["session"]):
+    if "session" in state and not is_whole_number(state["session"]):
         raise CheckpointError(f"state.json: session is {state['session']!r}, not a non-negative integer")
-    if "train_seconds" in state and not (_is_finite_number(state["train_seconds"]) and state["train_seconds"] >= 0):
+    if "train_seconds" in state and not is_finite_number(state["train_seconds"], 0):
         raise CheckpointError(f"state.json: train_seconds is {state['train_seconds']!r}, not a non-negative number")
     if needs_normalizer:
         stats = state.get("reward_normalizer")
@@ -319,8 +311,8 @@ def _check_state(path: Path, steps_in_name: int, needs_normalizer: bool) -> dict
                 "state.json has no reward_normalizer statistics, which this run's reward.normalize needs"
             )
         if not (
-            isinstance(stats, dict) and _is_count(stats.get("count"))
-            and _is_finite_number(stats.get("mean")) and _is_finite_number(stats.get("m2")) and stats["m2"] >= 0
+            isinstance(stats, dict) and is_whole_number(stats.get("count"))
+            and is_finite_number(stats.get("mean")) and is_finite_number(stats.get("m2"), 0)
         ):
             raise CheckpointError(
                 f"state.json: reward_normalizer is {stats!r}, not {{count: int >= 0, mean: number, m2: number >= 0}}"

@@ -48,14 +48,13 @@ from typing import Literal
 import numpy as np
 
 from roboreward.config import ChoiceConfig, bounded, find_named, load_config, shipped_names
-from roboreward.errors import ConfigError
 from roboreward.envs.rendering import FrameRenderer, RenderOptions  # sets MUJOCO_GL=egl before mujoco loads
+from roboreward.errors import ConfigError
 from roboreward.teleop.calibration import LocoCommand
 from roboreward.teleop.mjcf import body_id, cached_model, joint_id, joint_limits_from_model, resolve_model_path
 from roboreward.teleop.retarget import HandRetargeter, load_hand_retargeting
 
 import mujoco  # noqa: E402  (after rendering: it picks the GL backend)
-
 
 
 # --------------------------------------------------------------------------------------------

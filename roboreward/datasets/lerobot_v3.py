@@ -107,7 +107,7 @@ import pyarrow.parquet as pq
 
 from roboreward.config import is_finite_number, is_whole_number
 from roboreward.errors import DatasetError
-from roboreward.io import atomic_write, fsync_dir
+from roboreward.io import atomic_write, fsync_dir, sha256_file
 
 CODEBASE_VERSION = "v3.0"
 CHUNKS_SIZE = 1000  # files per chunk folder, as LeRobot
@@ -247,20 +247,6 @@ def _stats_from_row(row: Mapping[str, Any]) -> dict[str, dict[str, np.ndarray]]:
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 # The only files a save plan may name (it is read to decide what to delete).
 _PLAN_FILE = re.compile(r"^(data/chunk-\d{3,}/file-\d{3,}\.parquet|videos/[^/]+/chunk-\d{3,}/file-\d{3,}\.mp4)$")
-_HASH_BLOCK = 1 << 20
-
-
-def _sha256_file(path: Path) -> str:
-    """SHA-256 (hex) of a file's bytes, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    buffer = bytearray(_HASH_BLOCK)
-    view = memoryview(buffer)
-    with open(path, "rb", buffering=0) as f:
-        while n := f.readinto(buffer):
-            digest.update(view[:n])
-    return digest.hexdigest()
-
-
 def _rows_table(rows: list[dict[str, Any]]) -> pa.Table:
     """Episode rows as a table with a column for every key of any row (``from_pylist`` would take the first row's)."""
     columns = list(dict.fromkeys(key for row in rows for key in row))
@@ -939,7 +925,7 @@ class DatasetWriter:
             row[f"videos/{key}/from_timestamp"] = 0.0
             row[f"videos/{key}/to_timestamp"] = length / self.fps
             # ffmpeg has finished the file (encoder.close() above): hash it once, from the page cache.
-            row[VIDEO_SHA256.format(video_key=key)] = _sha256_file(buffer.staging / f"{camera}.mp4")
+            row[VIDEO_SHA256.format(video_key=key)] = sha256_file(buffer.staging / f"{camera}.mp4")
         meta_number = self._meta_file_number
         meta_rows = self._meta_file_rows
         if len(meta_rows) >= EPISODES_PER_META_FILE:
@@ -966,7 +952,7 @@ class DatasetWriter:
                 "episode_index": episode_index,
                 "total_tasks": len(self._tasks),
                 "files": [dst for _, dst in moves],
-                "info_sha256": _sha256_file(self.root / INFO_PATH),  # the commit record this save starts from
+                "info_sha256": sha256_file(self.root / INFO_PATH),  # the commit record this save starts from
             },
         )
         for src, dst in moves:
@@ -1186,7 +1172,7 @@ class DatasetWriter:
         tasks = _read_tasks(root)
         plan = _read_save_plan(root)
         if plan is not None and (
-            plan["episode_index"] != total or plan["info_sha256"] != _sha256_file(root / INFO_PATH)
+            plan["episode_index"] != total or plan["info_sha256"] != sha256_file(root / INFO_PATH)
         ):
             # It committed (a kill after info.json), or info.json changed since the save began (edited,
             # restored, damaged): either way it is not known to be uncommitted, so nothing of it is undone.
@@ -1560,7 +1546,7 @@ class DatasetReader:
         expected = row.get(VIDEO_SHA256.format(video_key=key))
         if expected is not None:
             try:
-                found = _sha256_file(path)
+                found = sha256_file(path)
             except OSError as e:
                 raise DatasetError(f"{where} cannot be read ({_one_line(e)}); {self._restore}") from e
             if found != expected:
@@ -1729,7 +1715,7 @@ def verify_dataset(root: str | Path, *, decode: bool = False) -> VerifyReport:
 
     # Rows beyond total_episodes: an interrupted save's, or not explained at all.
     plan = _read_save_plan(root)
-    if plan is not None and (plan["episode_index"] != total or plan["info_sha256"] != _sha256_file(root / INFO_PATH)):
+    if plan is not None and (plan["episode_index"] != total or plan["info_sha256"] != sha256_file(root / INFO_PATH)):
         plan = None
     planned = set(plan["files"]) if plan is not None else set()
     referenced = {f for row in all_rows for _, f, _ in _row_files(info, row)}
@@ -1821,7 +1807,7 @@ def verify_dataset(root: str | Path, *, decode: bool = False) -> VerifyReport:
             else:
                 if relative not in hashes:
                     try:
-                        hashes[relative] = _sha256_file(path)
+                        hashes[relative] = sha256_file(path)
                         report.hashed_bytes += path.stat().st_size
                     except OSError as e:
                         problems.append(f"{path} (episode {index}'s {what}) cannot be read ({_one_line(e)})")

@@ -24,7 +24,6 @@ input buffer preallocated: tens of microseconds for an MLP) implement it::
 
 from __future__ import annotations
 
-import hashlib
 import json
 import warnings
 from pathlib import Path
@@ -34,7 +33,7 @@ import numpy as np
 from gymnasium import spaces
 
 from roboreward.errors import CheckpointError, ConfigError, RoborewardError
-from roboreward.io import atomic_write
+from roboreward.io import atomic_write, sha256_file
 
 EXPORT_DIR = "export"
 ONNX_FILE = "policy.onnx"
@@ -112,14 +111,6 @@ def _current_model(run_dir: Path) -> Path | None:
         if not p.name.endswith(".tmp") and (p / "state.json").is_file()
     ]
     return max(done, key=lambda p: int(p.name.split("_")[1])) / "model.zip" if done else None
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class SB3PolicyRunner:
@@ -245,7 +236,7 @@ def export_policy(run_dir: str | Path, checkpoint: str | None = None, out_dir: s
         "observation_space": _space_to_json(model.observation_space),
         "action_space": _space_to_json(model.action_space),
         "source_model": str(model_path.relative_to(run_dir) if model_path.is_relative_to(run_dir) else model_path),
-        "source_sha256": _sha256(model_path),
+        "source_sha256": sha256_file(model_path),
         "parity_max_abs_diff": diff,
         "parity_samples": PARITY_SAMPLES,
     }
@@ -345,7 +336,7 @@ def load_policy(run_dir: str | Path, backend: Backend = "auto", checkpoint: str 
         from roboreward.policies.evaluate import find_model
 
         model_path = find_model(run_dir, checkpoint)
-    if runner.meta.get("source_sha256") != _sha256(model_path):
+    if runner.meta.get("source_sha256") != sha256_file(model_path):
         if backend == "onnx":
             raise ValueError(
                 f"{onnx_path} was exported from another model than {model_path} (it changed since); "

@@ -272,19 +272,6 @@ _SIGNAL_REASONS = {
 }
 
 
-def _detach_from_terminal(fds: list[int]) -> None:
-    """Point ``fds`` (stdout, stderr that were a terminal) at /dev/null: after a hang-up every write to the
-    terminal fails with EIO, and a failing print must not end a session that is still saving."""
-    import os
-
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        for fd in fds:
-            os.dup2(devnull, fd)
-    finally:
-        os.close(devnull)
-
-
 def run_session(args: argparse.Namespace) -> int:
     import os
     import signal
@@ -293,7 +280,7 @@ def run_session(args: argparse.Namespace) -> int:
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     from roboreward.signals import on_signals
     from roboreward.teleop.cockpit import simulated_cockpit
-    from roboreward.teleop.console import Console
+    from roboreward.teleop.console import Console, point_at_devnull
     from roboreward.teleop.session import TeleopSession
 
     if args.simulated == bool(args.devices):
@@ -316,7 +303,7 @@ def run_session(args: argparse.Namespace) -> int:
         # Like 'q': the main loop ends at its next turn, saves already asked for finish and the episode in
         # progress is saved. A second signal changes nothing, so it cannot cut a save short either.
         if sig == signal.SIGHUP:
-            _detach_from_terminal(terminals)
+            point_at_devnull(terminals)
         received.append(sig)
         if session is None:  # still setting up: nothing recorded yet
             raise KeyboardInterrupt

@@ -114,12 +114,19 @@ class Console:
         self.silenced = True
         stream = self._stream
         with contextlib.suppress(AttributeError, ValueError, OSError, io.UnsupportedOperation):
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            try:
-                os.dup2(devnull, stream.fileno())  # type: ignore[union-attr]
-            finally:
-                os.close(devnull)
+            point_at_devnull([stream.fileno()])  # type: ignore[union-attr]
             stream.flush()  # type: ignore[union-attr]  # what the failed write left buffered goes to /dev/null
+
+
+def point_at_devnull(fds: list[int]) -> None:
+    """Point file descriptors (stdout, stderr) at /dev/null: after a terminal hangs up every write to it fails
+    with EIO, and a failing print must not end a session that is still saving."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        for fd in fds:
+            os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
 
 
 def format_duration(seconds: float) -> str:
@@ -130,4 +137,4 @@ def format_duration(seconds: float) -> str:
     return f"{s} s" if s < 60 else f"{s // 60} min {s % 60} s"
 
 
-__all__ = ["Console", "format_duration"]
+__all__ = ["Console", "format_duration", "point_at_devnull"]

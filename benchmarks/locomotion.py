@@ -22,11 +22,10 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import platform
 import time
 
 import numpy as np
+from _machine import describe_machine
 
 from roboreward.envs.g1 import G1Sim
 from roboreward.policies.locomotion import load_locomotion_policy
@@ -78,8 +77,7 @@ def main() -> None:
     loop = Loop(policy, sim)
     print(f"{policy}\n{sim}; physics {sim.model.opt.timestep * 1e3:g} ms")
     print(f"load: policy {1e3 * (t1 - t0):.0f} ms, simulator {1e3 * (t2 - t1):.0f} ms (MJCF compile)")
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.2f}")
+    print(f"machine: {describe_machine()}")
     height = 0.75  # ignored by a policy without a height input
 
     loop.reset()

@@ -65,6 +65,9 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                    help="session config overrides, e.g. record.fps=15 command_poll_s=0.001 viewer=off")
     p.add_argument("--robot", default=None, help="robot to drive: g1 or franka (default: the config's, g1)")
+    p.add_argument("--base", choices=("walking", "kinematic", "fixed"),
+                   help="how the robot's base moves (base): walking on its legs (the G1's default), kinematic "
+                   "(the pelvis glides and squats with the pedal) or fixed")
     p.add_argument("--devices", nargs="+", metavar="NAME=PORT", default=[],
                    help=f"devices and their ports; names: {', '.join(DEVICE_NAMES)}")
     p.add_argument("--simulated", action="store_true",
@@ -214,6 +217,8 @@ def _session_config(args: argparse.Namespace, robot_name: str | None, ports: dic
         record["width"], record["height"] = args.size
     if args.viewer is not None:
         data["viewer"] = args.viewer
+    if args.base is not None:
+        data["base"] = args.base
     if args.realtime is not None:
         data["command_realtime_priority"] = args.realtime
     _sink_flags(args, data, SessionConfig().sink.type_name)
@@ -293,7 +298,8 @@ def run_session(args: argparse.Namespace) -> int:
     from roboreward.teleop.robots import make_teleop_robot
 
     rec = config.record
-    robot = make_teleop_robot(config.robot, cameras=rec.cameras or None, size=(rec.width, rec.height))
+    robot = make_teleop_robot(config.robot, cameras=rec.cameras or None, size=(rec.width, rec.height),
+                              overrides=config.robot_overrides())
     session = None
     console = Console()
     terminals = [fd for fd in (1, 2) if os.isatty(fd)]

@@ -152,14 +152,24 @@ def replay_episode(
     if own:
         if not reader.robot_type:
             raise DatasetError(f"{ds.root} has no robot_type in meta/info.json; pass the robot to replay on")
-        from roboreward.teleop.robots import make_teleop_robot
-
-        robot = make_teleop_robot(reader.robot_type, size=(16, 16))
+        robot = _recorded_robot(ds, episode)
     try:
         return _replay(ds, episode, ep, teleop, robot)
     finally:
         if own:
             robot.close()
+
+
+def _recorded_robot(ds: TeleopDataset, episode: int) -> Any:
+    """The teleop robot an episode was recorded with: its ``robot_type``, with the base the session used."""
+    from roboreward.teleop.robots import make_teleop_robot
+
+    try:
+        base = ds.episode(episode).meta.get("base")
+    except DatasetError:
+        base = None  # no sidecar: the robot file's own base
+    overrides = [f"base.type={base}"] if base in ("walking", "kinematic", "fixed") else []
+    return make_teleop_robot(ds.reader.robot_type, size=(16, 16), overrides=overrides)
 
 
 def recorded_joint_columns(
@@ -300,9 +310,7 @@ def replay_dataset(dataset: str | Path, episodes: Sequence[int] | None = None) -
         ds.reader._row(i)  # out of range: the reader's message lists the episodes there are
     if not ds.reader.robot_type:
         raise DatasetError(f"{dataset} has no robot_type in meta/info.json; it was not recorded by `teleop run`")
-    from roboreward.teleop.robots import make_teleop_robot
-
-    robot = make_teleop_robot(ds.reader.robot_type, size=(16, 16))
+    robot = _recorded_robot(ds, indices[0])
     try:
         results = []
         for i in indices:

@@ -25,15 +25,21 @@ tendon actuator with an affine bias, ``force = kp * ctrl - kp * length - kv * ve
 ``<position>`` and Franka's ``<general>`` servos are). The controls that put each actuator's
 equilibrium at the targets are computed from the actuator parameters (``ctrl = -(b0 + b1 * gear *
 length_target) / kp``), so a tendon-driven gripper is commanded in finger-joint units like the rest.
-Joints the operator does not drive (legs, waist) are held at the keyframe.
+Joints the operator does not drive (legs, waist) are held at the keyframe, unless a walking base's
+policy drives them.
 
-Base (G1): there is no walking policy yet, so ``base.type: kinematic`` moves the base kinematically
-from the pedal's :class:`~roboreward.teleop.calibration.LocoCommand`: forward velocity and yaw rate
-are integrated into the pelvis pose, the pelvis height follows the squat command, and the legs are
-posed kinematically (a planar hip-knee-ankle solution that keeps the feet flat and under the hips)
-so the feet stay on the floor while squatting; the feet glide, they do not step. ``base.type:
-fixed`` keeps the pelvis where the keyframe puts it. The arms, hands and waist are simulated
-physically under the moving base either way.
+Base (G1), from the pedal's :class:`~roboreward.teleop.calibration.LocoCommand`:
+
+- ``base.type: walking`` (the G1 file's): the robot stands on its legs on the floor and a locomotion
+  policy (``base.locomotion``, the holosoma G1 policy) walks and turns it, its legs and waist
+  servoed at the policy's gains, the arms and hands the operator's (:mod:`roboreward.teleop.walking`).
+- ``base.type: kinematic``: forward velocity and yaw rate are integrated into the pelvis pose, the
+  pelvis height follows the squat command, and the legs are posed kinematically (a planar
+  hip-knee-ankle solution that keeps the feet flat and under the hips) so the feet stay on the floor
+  while squatting; the feet glide, they do not step.
+- ``base.type: fixed`` keeps the pelvis where the keyframe puts it.
+
+The arms and hands are simulated physically under the moving base in every case.
 """
 
 from __future__ import annotations
@@ -53,6 +59,7 @@ from roboreward.errors import ConfigError
 from roboreward.teleop.calibration import LocoCommand
 from roboreward.teleop.mjcf import body_id, cached_model, joint_id, joint_limits_from_model, resolve_model_path
 from roboreward.teleop.retarget import HandRetargeter, load_hand_retargeting
+from roboreward.teleop.walking import WalkingBase
 
 import mujoco  # noqa: E402  (after rendering: it picks the GL backend)
 
@@ -115,25 +122,34 @@ class GripperConfig(TeleopHandConfig):
 
 @dataclass(kw_only=True)
 class BaseConfig:
-    """How the base moves. See the module docstring for what ``kinematic`` does."""
+    """How the base moves. See the module docstring for what each ``type`` does."""
 
-    type: Literal["fixed", "kinematic"] = "fixed"
-    # The free joint is removed and its body made a mocap body: a base with infinite mass, placed
-    # exactly where the command puts it, whose motion the arms do not push back on.
-    free_joint: str | None = bounded(None, "the model's free joint (floating base), made kinematic; null for an arm")
+    type: Literal["fixed", "kinematic", "walking"] = "fixed"
+    # fixed / kinematic: the free joint is removed and its body made a mocap body: a base with infinite
+    # mass, placed exactly where the command puts it, whose motion the arms do not push back on.
+    # walking: the free joint stays; the legs carry the robot.
+    free_joint: str | None = bounded(None, "the model's free joint (floating base); null for an arm")
     # Per side [hip_pitch, knee, ankle_pitch]: the planar chain posed for the commanded height.
     legs: dict[str, list[str]] = bounded({}, "per side the hip pitch, knee and ankle pitch joints, for squatting")
     feet: list[str] = bounded([], "foot bodies; their lowest collision point rests on the floor")
     initial_height: float | None = bounded(None, "base height (m) at start; the keyframe's if null", gt=0.0)
+    # walking: see roboreward.teleop.walking
+    locomotion: str = bounded("g1_holosoma", "walking: the locomotion policy (configs/locomotion NAME or a YAML)")
+    arm_observation: Literal["commanded", "measured"] = bounded(
+        "commanded", "walking: what the policy reads of the operator's arms: its own targets, or the real state"
+    )
+    fall_height: float = bounded(0.35, "walking: a pelvis below this height (m) is a fall", gt=0.0)
 
     def __post_init__(self) -> None:
         for side, joints in self.legs.items():
             if len(joints) != 3:
                 raise ConfigError(f"base.legs.{side}: expected [hip_pitch, knee, ankle_pitch], got {joints}")
-        if self.type == "kinematic" and self.free_joint is None:
-            raise ConfigError("base.type: 'kinematic' needs base.free_joint (the floating base it moves)")
+        if self.type in ("kinematic", "walking") and self.free_joint is None:
+            raise ConfigError(f"base.type: {self.type!r} needs base.free_joint (the floating base it moves)")
         if self.legs and not self.feet:
             raise ConfigError("base.feet: empty; squatting needs the foot bodies that stay on the floor")
+        if self.type == "walking" and not self.feet:
+            raise ConfigError("base.feet: empty; a walking robot starts with these foot bodies on the floor")
 
 
 @dataclass(kw_only=True)
@@ -200,7 +216,9 @@ def _build_model(config: TeleopRobotConfig) -> tuple[mujoco.MjModel, str | None]
     if config.floor:
         _add_floor(spec)
     base_body = None
-    if config.base.free_joint is not None:
+    if config.base.type == "walking":
+        base_body = _free_body(spec, config.base.free_joint)
+    elif config.base.free_joint is not None:
         base_body = _make_base_kinematic(spec, config.base.free_joint)
         _exclude_leg_contacts(spec, config.base, base_body)
     if not config.show_sites:
@@ -225,8 +243,8 @@ def _build_model(config: TeleopRobotConfig) -> tuple[mujoco.MjModel, str | None]
     return model, base_body
 
 
-def _make_base_kinematic(spec: mujoco.MjSpec, free_joint: str) -> str:
-    """Replace the free joint by a mocap body, carrying the keyframes' base poses over to mocap poses."""
+def _free_body(spec: mujoco.MjSpec, free_joint: str) -> str:
+    """The body that ``free_joint`` (a free joint of a child of the world) moves."""
     joint = spec.joint(free_joint)
     if joint is None:
         names = [j.name for j in spec.joints]
@@ -236,6 +254,13 @@ def _make_base_kinematic(spec: mujoco.MjSpec, free_joint: str) -> str:
     body = joint.parent
     if body.parent is not None and body.parent.name != spec.worldbody.name:
         raise ConfigError(f"base.free_joint: {free_joint!r} moves {body.name!r}, which is not a child of the world")
+    return body.name
+
+
+def _make_base_kinematic(spec: mujoco.MjSpec, free_joint: str) -> str:
+    """Replace the free joint by a mocap body, carrying the keyframes' base poses over to mocap poses."""
+    body = spec.body(_free_body(spec, free_joint))
+    joint = spec.joint(free_joint)
     sizes = {mujoco.mjtJoint.mjJNT_FREE: (7, 6), mujoco.mjtJoint.mjJNT_BALL: (4, 3)}
     qadr = vadr = 0
     for j in spec.joints:
@@ -303,7 +328,8 @@ def _add_floor(spec: mujoco.MjSpec) -> None:
 
 def _model_for(config: TeleopRobotConfig) -> tuple[mujoco.MjModel, str | None]:
     cams = tuple((c.name, c.existing, c.body, tuple(c.pos), tuple(c.xyaxes), c.fovy, c.mode) for c in config.cameras)
-    key = ("robot", config.model, config.base.free_joint, config.floor, config.show_sites, cams)
+    base = (config.base.type == "walking", config.base.free_joint, tuple((k, tuple(v)) for k, v in sorted(config.base.legs.items())))
+    key = ("robot", config.model, base, config.floor, config.show_sites, cams)
     # Each robot gets its own copy: renderers and options write into the model.
     model, base_body = cached_model(key, lambda: _build_model(config))
     return copy.deepcopy(model), base_body
@@ -388,6 +414,13 @@ class TeleopRobot:
                 if np.any(value < lo - 1e-9) or np.any(value > hi + 1e-9):
                     raise ConfigError(f"hands.{side}.{what}: {value} is outside the finger joints' limits")
 
+        # A walking base re-tunes its joints' servos to the policy's gains: before the servo map is read.
+        self._walker: WalkingBase | None = None
+        if config.base.type == "walking":
+            b = config.base
+            self._walker = WalkingBase(m, self.joint_names, self.dt, free_joint=b.free_joint or "",
+                                       locomotion=b.locomotion, arm_observation=b.arm_observation,
+                                       fall_height=b.fall_height)
         self._setup_actuators()
         self._setup_base()
 
@@ -461,15 +494,19 @@ class TeleopRobot:
         self._ctrl_lo = np.where(limited, m.actuator_ctrlrange[:, 0], -np.inf)
         self._ctrl_hi = np.where(limited, m.actuator_ctrlrange[:, 1], np.inf)
         self._hinge_slide = np.isin(m.jnt_type, (mujoco.mjtJoint.mjJNT_HINGE, mujoco.mjtJoint.mjJNT_SLIDE))
-        held = np.flatnonzero(driven.any(axis=0) & self._hinge_slide)  # every joint a servo holds
-        self._comp_dofs = m.jnt_dofadr[held]
+        held = driven.any(axis=0) & self._hinge_slide  # every joint a servo holds
+        if self.config.base.type == "walking":
+            # Only the operator's joints: the legs' policy was trained on plain PD, without a gravity model.
+            held &= np.isin(np.arange(m.njnt), self._jid)
+        self._comp_dofs = m.jnt_dofadr[np.flatnonzero(held)]
 
     def _setup_base(self) -> None:
         m, b = self.model, self.config.base
         self._mocap: int | None = None
-        if self._base_body_name is not None:  # the free joint's body, made a mocap body when the model was built
+        if self._base_body_name is not None:  # the free joint's body (a mocap body unless walking)
             self._base_body = body_id(m, self._base_body_name, "base.free_joint")
-            self._mocap = int(m.body_mocapid[self._base_body])
+            if b.type != "walking":
+                self._mocap = int(m.body_mocapid[self._base_body])
         else:
             self._base_body = next((i for i in range(1, m.nbody) if m.body_parentid[i] == 0), 0)
         self._legs: dict[str, np.ndarray] = {}
@@ -481,7 +518,7 @@ class TeleopRobot:
             self._legs[side] = ids
         self._feet = [body_id(m, name, "base.feet") for name in b.feet]
         self._squat_table: tuple[np.ndarray, np.ndarray] | None = None
-        if self._legs:
+        if self._legs and b.type != "walking":  # the legs posed for squatting; a walking base's policy moves them
             if self._mocap is None:
                 raise ConfigError("base.legs: squatting needs a kinematic base; set base.free_joint")
             self._squat_table = self._build_squat_table()
@@ -543,12 +580,24 @@ class TeleopRobot:
 
     @property
     def has_base(self) -> bool:
-        """True when the pedal moves the base (``base.type: kinematic``): commands and recordings then carry it."""
-        return self.config.base.type == "kinematic"
+        """True when the pedal moves the base (``base.type`` kinematic or walking): commands and recordings carry it."""
+        return self.config.base.type in ("kinematic", "walking")
+
+    @property
+    def walking(self) -> WalkingBase | None:
+        """The locomotion policy's side of a walking base (``base.type: walking``), else None."""
+        return self._walker
+
+    @property
+    def fallen(self) -> bool:
+        """A walking robot is down (pelvis below ``base.fall_height``, or unstable physics); never for other bases."""
+        return self._walker is not None and self._walker.fallen(self.data)
 
     @property
     def height_range(self) -> tuple[float, float]:
-        """Base heights (m) the legs can reach with flat feet; (h, h) without squatting."""
+        """Base heights (m) the legs can reach with flat feet (walking: that the policy takes); (h, h) if one."""
+        if self._walker is not None:
+            return self._walker.height_range
         if self._squat_table is None:
             h = self.base_pose()[3]
             return h, h
@@ -562,6 +611,8 @@ class TeleopRobot:
             mujoco.mj_resetDataKeyframe(m, d, self._key_id)  # qpos, qvel, mocap poses
         else:
             mujoco.mj_resetData(m, d)
+        if self._walker is not None:  # standing in the policy's default pose, soles on the floor
+            self._walker.reset(d, self._sole_height)
         self._hold_all = d.qpos[m.jnt_qposadr].copy()  # per joint (1-DoF entries used)
         self._base: np.ndarray | None = None
         if self._mocap is not None:
@@ -648,7 +699,13 @@ class TeleopRobot:
         return [(float(self.lower[i]), float(self.upper[i])) for i in idx]
 
     def set_base_command(self, command: LocoCommand, dt: float) -> None:
-        """Apply a pedal command for ``dt`` seconds (normally ``self.dt``): kinematic base only, else ignored."""
+        """Apply a pedal command for ``dt`` seconds (normally ``self.dt``); a fixed base ignores it.
+
+        Kinematic: the base moves by the command over ``dt``. Walking: the policy walks to it from the next step.
+        """
+        if self._walker is not None:
+            self._walker.set_command(command)
+            return
         if self.config.base.type != "kinematic" or self._base is None:
             return  # a fixed base ignores the pedal
         vx, wz, h = float(command.vx), float(command.yaw_rate), float(command.height)
@@ -661,9 +718,16 @@ class TeleopRobot:
                                float(np.clip(h, lo, hi))])
 
     def step(self) -> None:
-        """Advance the physics by ``dt`` (``control_dt`` rounded to whole timesteps), base moved kinematically."""
+        """Advance the physics by ``dt`` (``control_dt`` rounded to whole timesteps).
+
+        A kinematic base glides to its commanded pose over the step; a walking base's policy sets its
+        joints' targets once at the start of the step, from the state then.
+        """
         m, d = self.model, self.data
         n = self._substeps
+        if self._walker is not None:
+            self._hold_all[self._walker.own_joint_ids] = self._walker.targets(d)
+            self._apply_ctrl()
         start, end = self._base_from, self._base
         for i in range(n):
             if start is not None and end is not None:  # the base glides from its last pose to the commanded one
@@ -690,6 +754,9 @@ class TeleopRobot:
         d = self.data
         if self._mocap is not None:
             pos, quat = d.mocap_pos[self._mocap], d.mocap_quat[self._mocap]
+        elif self._walker is not None:  # the free joint's pose now (xpos lags one physics step)
+            q = self._walker.free_qpos
+            pos, quat = d.qpos[q:q + 3], d.qpos[q + 3:q + 7]
         else:
             pos, quat = d.xpos[self._base_body], d.xquat[self._base_body]
         return np.array([pos[0], pos[1], _yaw(quat), pos[2]])
@@ -762,16 +829,20 @@ def make_teleop_robot(
     *,
     cameras: Sequence[str] | None = None,
     size: tuple[int, int] = (320, 240),
+    overrides: Sequence[str] = (),
 ) -> TeleopRobot:
     """Build a robot from a shipped name (``"g1"``, ``"franka"``), a YAML path, or a config.
 
     :param cameras: camera names to enable (a subset of the config's); all configured ones if None.
     :param size: ``(width, height)`` of rendered frames.
+    :param overrides: ``key=value`` changes to the robot file (``base.type=kinematic``); not with a config.
     """
     if isinstance(name_or_config, TeleopRobotConfig):
+        if overrides:
+            raise ValueError("overrides apply to a robot file; change the TeleopRobotConfig itself instead")
         config = name_or_config
     else:
-        config = load_teleop_robot_config(name_or_config)
+        config = load_teleop_robot_config(name_or_config, overrides)
     return TeleopRobot(config, cameras=cameras, size=size)
 
 

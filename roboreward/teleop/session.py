@@ -80,6 +80,10 @@ class SessionConfig:
     """Everything one ``roboreward teleop run`` needs."""
 
     robot: str = bounded("g1", "robot to drive: 'g1' (with hands, walking base) or 'franka'")
+    # The G1's file walks it on its legs; kinematic glides the pelvis (and squats), fixed keeps it still.
+    base: Literal["walking", "kinematic", "fixed"] | None = bounded(
+        None, "how the robot's base moves (its file's base.type); null: as the robot file says"
+    )
     devices: dict[str, TeleoperatorConfig] = bounded({}, "device name (exo_left, glove_right, pedal, ...) -> driver")
     pedal_mapping: PedalMappingConfig = field(default_factory=PedalMappingConfig)
     buttons: ButtonsConfig = field(default_factory=ButtonsConfig)
@@ -111,6 +115,10 @@ class SessionConfig:
     def __post_init__(self) -> None:
         for name, device in self.devices.items():
             check_device_config(name, device)
+
+    def robot_overrides(self) -> list[str]:
+        """``key=value`` overrides of the robot file that this config asks for (``base``)."""
+        return [f"base.type={self.base}"] if self.base is not None else []
 
 
 @dataclass
@@ -145,6 +153,7 @@ class SessionStats:
     frames_late: int
     render_backlog: int  # recording jobs (frames to render, saves) not done yet
     sim_skipped_s: float
+    sim_falls: int  # a walking simulated robot fell and was stood up again
     apply_latency_ms: tuple[float, float, float]  # command made -> the robot took it (sink.apply_latency)
     applied_at: str = "the robot"  # where the sink's apply latency ends: "simulation step", "publish"
 
@@ -163,6 +172,7 @@ class SessionStats:
             f"{self.episodes_saved} ({self.episodes_interrupted} interrupted), frames {self.frames_recorded} "
             f"({self.frames_late} late, {self.render_backlog} waiting)"
             + (f", simulation skipped {self.sim_skipped_s:.2f} s" if self.sim_skipped_s else "")
+            + (f", robot fell {self.sim_falls}x" if self.sim_falls else "")
         )
         return "\n".join(lines)
 
@@ -248,7 +258,8 @@ class TeleopSession:
             from roboreward.teleop.robots import make_teleop_robot
 
             cameras = rec.cameras or None
-            self.robot = make_teleop_robot(config.robot, cameras=cameras, size=(rec.width, rec.height))
+            self.robot = make_teleop_robot(config.robot, cameras=cameras, size=(rec.width, rec.height),
+                                           overrides=config.robot_overrides())
         robot = self.robot
         self.has_base = robot.has_base
         self.cameras = list(rec.cameras) if rec.cameras else list(robot.cameras)
@@ -293,7 +304,8 @@ class TeleopSession:
                 rec.root, fps=rec.fps, cameras=self.cameras, image_size=(rec.height, rec.width),
                 state_names=self.sink.state_names, action_names=self.sink.action_names, robot_type=robot.name,
                 task=rec.task,
-                metadata={"robot": robot.name, "devices": devices_meta, "joint_names": robot.joint_names,
+                metadata={"robot": robot.name, "base": robot.config.base.type, "devices": devices_meta,
+                          "joint_names": robot.joint_names,
                           "sink": {"type": config.sink.type_name, **self.sink.recording_metadata()}},
             )
             self._episode = self.recorder.num_episodes
@@ -706,6 +718,7 @@ class TeleopSession:
             frames_late=self._frames_late,
             render_backlog=self._worker.backlog if self._worker is not None else 0,
             sim_skipped_s=sink.skipped_s,
+            sim_falls=sink.falls,
             apply_latency_ms=_percentiles_ms(list(sink.apply_latency)),
             applied_at=sink.applied_at,
         )
@@ -731,6 +744,8 @@ class TeleopSession:
             parts.append(f"{s.name} {self._counts[s.name] / elapsed:.0f} Hz p99 {1e3 * p99:.1f} ms{bad}{state}")
         if self.command_loop.held:
             parts.append("HELD")
+        if self.sink.falls:
+            parts.append(f"FELL {self.sink.falls}x")
         behind = self._progress.behind
         if self._recording and progress is None and behind > 2 * self.config.record.fps:
             rate = self._progress.rate()

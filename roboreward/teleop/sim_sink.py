@@ -4,7 +4,8 @@ The main thread steps the simulation in real time (:meth:`SimulatedRobotSink.adv
 step of ``robot.dt`` at a time); the command thread only stores the newest command, which is applied
 before the next step, so the model is never touched by two threads at once. A simulation that falls
 further behind real time than ``sink.max_lag_s`` (a stall) drops the time instead of racing to catch
-up, and counts it (``skipped_s``).
+up, and counts it (``skipped_s``). A walking robot that falls (:attr:`TeleopRobot.fallen`) is stood up
+again at the start, its arms at their start pose until the next command, and counted (``falls``).
 
 Recording never waits for a renderer: :meth:`SimulatedRobotSink.observe` takes a snapshot of the
 simulation (positions and mocap poses), and the session's recording thread renders it later with
@@ -95,6 +96,10 @@ class SimulatedRobotSink(CommandSink):
             if self._has_base:
                 robot.set_base_command(self._base, dt)
             robot.step()
+            if robot.fallen:
+                robot.reset()
+                self._targets = np.asarray(robot.targets, dtype=np.float64).copy()
+                self.falls += 1
             self._next_step += dt
             n += 1
         self.steps += n

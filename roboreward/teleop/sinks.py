@@ -88,6 +88,7 @@ class CommandSink(abc.ABC):
     name: ClassVar[str] = "sink"
     applied_at: ClassVar[str] = "the robot"  # where apply_latency ends, for the session's statistics
     skipped_s: float = 0.0  # robot time dropped because the session fell behind (a simulation only)
+    falls: int = 0  # a walking simulated robot fell and was stood up again
 
     def __init__(self) -> None:
         self.apply_latency: collections.deque[float] = collections.deque(maxlen=1 << 16)

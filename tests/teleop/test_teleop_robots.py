@@ -27,6 +27,13 @@ def g1_robot():
 
 
 @pytest.fixture(scope="module")
+def g1_kinematic_robot():
+    robot = make_teleop_robot("g1", size=SIZE, overrides=["base.type=kinematic"])
+    yield robot
+    robot.close()
+
+
+@pytest.fixture(scope="module")
 def franka_robot():
     robot = make_teleop_robot("franka", size=SIZE)
     yield robot
@@ -37,6 +44,13 @@ def franka_robot():
 def g1(g1_robot):
     g1_robot.reset()
     return g1_robot
+
+
+@pytest.fixture
+def g1_kinematic(g1_kinematic_robot):
+    """The G1 with the pedal gliding its pelvis (``--base kinematic``); the file's default walks (test_walking.py)."""
+    g1_kinematic_robot.reset()
+    return g1_kinematic_robot
 
 
 @pytest.fixture
@@ -138,7 +152,8 @@ def foot_heights(robot):
     return [robot.data.body(b).xpos[2] for b in ("left_ankle_roll_link", "right_ankle_roll_link")]
 
 
-def test_g1_base_moves_forward_turns_and_squats(g1):
+def test_g1_base_moves_forward_turns_and_squats(g1_kinematic):
+    g1 = g1_kinematic
     x0, y0, yaw0, h0 = g1.base_pose()
     assert h0 == pytest.approx(0.74)
     feet0 = foot_heights(g1)
@@ -165,7 +180,8 @@ def test_g1_base_moves_forward_turns_and_squats(g1):
     assert g1.base_pose()[3] == pytest.approx(lo)
 
 
-def test_arms_keep_tracking_while_the_base_moves(g1):
+def test_arms_keep_tracking_while_the_base_moves(g1_kinematic):
+    g1 = g1_kinematic
     arms = {"left": G1_LEFT, "right": G1_LEFT * G1_MIRROR}
     sent = g1.set_targets(g1.compose_targets(arms))
     for _ in range(50):

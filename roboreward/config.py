@@ -48,9 +48,17 @@ T = TypeVar("T")
 
 
 class _Loader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that also reads ``3e-4`` and ``1e5`` as numbers (YAML 1.2), as users write them."""
+    """``yaml.SafeLoader`` with YAML 1.2's plain scalars, as users write them: ``3e-4`` and ``1e5`` are
+    numbers, and only ``true`` / ``false`` are booleans (``viewer: off`` is the word off, not False)."""
 
 
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),

@@ -34,6 +34,17 @@ def test_every_shipped_config_loads(path):
     assert isinstance(load_experiment(path), ExperimentConfig)
 
 
+def test_yes_no_on_off_are_words_as_in_yaml_1_2():
+    """YAML 1.1 read ``viewer: off`` as False, and ``viewer=off`` failed with "False is not allowed"."""
+    from roboreward.teleop.session import SessionConfig
+
+    data: dict = {}
+    for override in ("viewer=off", "record.task=no", "sink.type=sim"):
+        apply_override(data, override)
+    config = from_dict(SessionConfig, data)
+    assert config.viewer == "off" and config.record.task == "no"
+
+
 def test_overrides_are_typed():
     cfg = build("train.total_timesteps=1e4", "algo.hyperparams.learning_rate=3e-4", "env.render.shadows=true", "algo.net_arch=[64, 64]")
     assert cfg.train.total_timesteps == 10_000 and isinstance(cfg.train.total_timesteps, int)
@@ -51,6 +62,7 @@ def test_overrides_are_typed():
         ("env.render.multisample=3", "env.render.multisample: 3 is not allowed; choose one of [0, 2, 4, 8]"),
         ("env.vectorization=threads", "env.vectorization: 'threads' is not allowed; choose one of ['dummy', 'subproc']"),
         ("env.render.shadows=maybe", "env.render.shadows: expected true or false, got 'maybe'"),
+        ("env.render.shadows=yes", "env.render.shadows: expected true or false, got 'yes'"),  # YAML 1.2: a word
         ("reward.type=clip_magic", "reward.type: unknown RewardConfig type 'clip_magic'"),
         ("reward.scale=-1", "reward.scale: -1.0 is too small; it must be > 0"),
         ("algo.hyperparams.lr=0.1", "algo.hyperparams.lr: not a SAC hyperparameter"),

@@ -61,12 +61,17 @@ def _add_deploy(subparsers: argparse._SubParsersAction) -> None:
         "safety layer (limits, per-step change, NaN hold, watchdog, latching e-stop on /roboreward_deploy/estop, "
         "reset on /roboreward_deploy/reset). Stops on Ctrl-C, SIGTERM or --duration.",
     )
-    p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder, or an export folder holding policy.onnx")
+    p.add_argument("run_dir", metavar="RUN_DIR", nargs="?",
+                   help="a run folder, or an export folder holding policy.onnx (or give --locomotion)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                    help="overrides of the deploy settings (rate_hz, stale_after_periods, diagnostics_hz, executor, "
                    "realtime_priority, safety.max_step, safety.velocity_scale, safety.position_margin, safety.on_stale; "
                    "the flags below are shorthands for them) or of the robot file (control.rate_hz=200, ...)")
-    p.add_argument("--robot", required=True, help="a robot in configs/robots (franka, g1, diff_drive) or a robot YAML")
+    p.add_argument("--robot", required=True,
+                   help="a robot in configs/robots (franka, g1, g1_walking, diff_drive) or a robot YAML")
+    p.add_argument("--locomotion", metavar="POLICY",
+                   help="run a walking policy instead of RUN_DIR: a name in configs/locomotion (g1_holosoma) or a YAML; "
+                   "it walks on /cmd_vel and takes arm targets on /teleop/joint_targets (locomotion.* keys)")
     p.add_argument("--policy", choices=["auto", "onnx", "sb3"], default="auto",
                    help="auto (default): the ONNX export when it is up to date with the model, else SB3")
     p.add_argument("--checkpoint", help="an SB3 checkpoint folder name or path (default: the final model)")

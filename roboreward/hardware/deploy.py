@@ -62,6 +62,7 @@ import numpy as np
 
 from roboreward.config import apply_override, bounded, check_fields, from_dict
 from roboreward.errors import ConfigError
+from roboreward.hardware.locomotion import LocomotionController, LocomotionDeployConfig
 from roboreward.hardware.realtime import set_fifo_priority, set_fifo_priority_for_process
 from roboreward.hardware.robot import RobotConfig, RobotState, load_robot_config
 from roboreward.hardware.safety import EStop, SafetyConfig, SafetyLayer, Watchdog
@@ -98,6 +99,8 @@ class DeployConfig:
     # the events executor (rclpy.experimental, C++) dispatches callbacks without that.
     executor: Literal["events", "single"] = "events"
     safety: SafetyConfig = field(default_factory=SafetyConfig)
+    # --locomotion: the walking policy's command topics (roboreward.hardware.locomotion)
+    locomotion: LocomotionDeployConfig = field(default_factory=LocomotionDeployConfig)
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -202,7 +205,9 @@ class DeployNode:
     """The deploy node: policy on a robot over ROS 2 (see the module docstring). ``run()`` until stopped.
 
     :param robot: the robot description (name, path or :class:`RobotConfig`).
-    :param policy: a :class:`~roboreward.policies.export.PolicyRunner` trained for this robot.
+    :param policy: a :class:`~roboreward.policies.export.PolicyRunner` trained for this robot (observation in,
+        action out), or a :class:`~roboreward.hardware.locomotion.LocomotionController` (state in, joint targets
+        out: a walking policy plus the teleop session's targets, on topics of this node).
     :param config: rates, watchdog and safety limits (:class:`DeployConfig`).
     :param domain_id: ROS_DOMAIN_ID for this node (default: the environment's).
     :param discovery: ``localhost`` (default) or ``subnet`` for a real robot on the LAN.
@@ -211,7 +216,7 @@ class DeployNode:
     def __init__(
         self,
         robot: RobotConfig | str | Path,
-        policy: PolicyRunner,
+        policy: PolicyRunner | LocomotionController,
         config: DeployConfig | None = None,
         *,
         domain_id: int | None = None,
@@ -227,7 +232,9 @@ class DeployNode:
         self.robot = robot = load_robot_config(robot)
         self.policy = policy
         self.config = config = config if config is not None else DeployConfig()
-        check_policy_fits_robot(policy, robot)
+        self.controller = policy if isinstance(policy, LocomotionController) else None
+        if self.controller is None:
+            check_policy_fits_robot(policy, robot)  # a controller checked the robot when it was built
         self.rate_hz = float(config.rate_hz or robot.control.rate_hz)
         js_rate = robot.state.joint_state.rate_hz  # type: ignore[union-attr]
         if self.rate_hz > js_rate:  # type: ignore[operator]
@@ -268,6 +275,8 @@ class DeployNode:
         node.create_service(Trigger, "~/reset", self._on_reset_service)
         node.create_subscription(Bool, "~/estop", self._on_estop_topic, 10)
         self.states = StateSubscriber(node, robot, on_joint_state=self._on_state)
+        if self.controller is not None:
+            self.controller.attach(node)
         self._set_mode("waiting")
 
     # ------------------------------------------------------------------------------ lifecycle
@@ -366,7 +375,11 @@ class DeployNode:
         self._last_stamp = state.stamp
         position = None if self.twist else state.position
         try:
-            observation = self.robot.observation_from_state(state)
+            if self.controller is not None:
+                self.controller.check_state(state)
+                observation = None
+            else:
+                observation = self.robot.observation_from_state(state)
             if not self.safety.can_hold(position):
                 raise ValueError("the joint position is not finite, and the first command needs one to start from")
         except ValueError as e:
@@ -377,7 +390,10 @@ class DeployNode:
                     self._publish(self.safety.hold(position))
             return
         try:
-            action = self.policy(observation)
+            if self.controller is not None:
+                command = self.controller.command_for(state)
+            else:
+                action = self.policy(observation)
         except Exception as e:  # a policy that raises is broken: stop, and say why
             self.counts["policy_errors"] += 1
             self.trigger_estop(f"policy error: {type(e).__name__}: {e}")
@@ -385,7 +401,10 @@ class DeployNode:
         with self._lock:
             if self.estop.engaged:  # triggered while the policy ran
                 return
-            self._publish(self.safety.filter_action(action, self.to_command, position))
+            if self.controller is not None:
+                self._publish(self.safety.filter(command, position))
+            else:
+                self._publish(self.safety.filter_action(action, self.to_command, position))
         published, published_wall = time.monotonic(), time.time()
         self.timings.add(state.stamp, arrival, published, published_wall)
         late = published - arrival
@@ -523,6 +542,7 @@ class DeployNode:
             ),
             "commands_published": self.commands.published,
             "last_error": self.last_error,
+            **({"locomotion": dict(self.controller.counts)} if self.controller is not None else {}),
         }
 
     def _publish_diagnostics(self, now: float) -> None:
@@ -634,9 +654,21 @@ def run_from_args(args: argparse.Namespace) -> int:
     """The ``deploy`` command's handler (see :mod:`roboreward.hardware.cli`)."""
     from roboreward.policies.export import load_policy
 
+    locomotion = getattr(args, "locomotion", None)
+    if locomotion is not None and args.run_dir is not None and "=" in args.run_dir:
+        args.overrides = [args.run_dir, *(args.overrides or [])]  # with --locomotion the first KEY=VALUE lands here
+        args.run_dir = None
+    if (locomotion is None) == (args.run_dir is None):
+        raise ConfigError("give a RUN_DIR (a trained policy) or --locomotion POLICY (a walking policy), one of the two")
     config, robot_overrides = config_from_args(args)
     robot = load_robot_config(args.robot, robot_overrides)
-    policy = load_policy(args.run_dir, backend=args.policy, checkpoint=args.checkpoint)
+    policy: PolicyRunner | LocomotionController
+    if locomotion is not None:
+        from roboreward.policies.locomotion import load_locomotion_policy
+
+        policy = LocomotionController(load_locomotion_policy(locomotion), robot, config.locomotion)
+    else:
+        policy = load_policy(args.run_dir, backend=args.policy, checkpoint=args.checkpoint)
     torch = sys.modules.get("torch")  # an SB3 policy: one thread beats a pool for an MLP at batch 1
     threads = torch.get_num_threads() if torch is not None else None
     try:
@@ -646,7 +678,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         try:
             with on_signals(lambda sig: node._stop.set()):
                 print(
-                    f"deploy {robot.name}: ready; {type(policy).__name__} at {node.rate_hz:g} Hz, ROS_DOMAIN_ID="
+                    f"deploy {robot.name}: ready; {_describe(policy)} at {node.rate_hz:g} Hz, ROS_DOMAIN_ID="
                     f"{node.session.domain_id}, discovery {args.discovery}; "
                     f"commands on {robot.command.topic}; "  # type: ignore[union-attr]
                     f"e-stop: service/topic /{NODE_NAME}/estop, reset: /{NODE_NAME}/reset",
@@ -674,6 +706,14 @@ def run_from_args(args: argparse.Namespace) -> int:
         print(f"deploy {robot.name}: error: {summary['estop_reason']}", file=sys.stderr)
         return 1
     return 0
+
+
+def _describe(policy: PolicyRunner | LocomotionController) -> str:
+    if isinstance(policy, LocomotionController):
+        c = policy.config
+        return (f"locomotion policy {policy.policy.config.name!r} (walking commands on {c.cmd_vel_topic}, "
+                f"joint targets on {c.targets_topic})")
+    return type(policy).__name__
 
 
 __all__ = [

@@ -188,6 +188,13 @@ class SimulationConfig:
     gravity_compensation: bool = False
     imu_body: str | None = None  # body whose motion the IMU topic reports
     odometry_body: str | None = None  # body with a free joint whose pose the odometry topic reports
+    # A legged robot starts standing: each reset lowers the floating base until the lowest collision
+    # point is on the floor (z = 0), rather than dropping it from the model's pose.
+    stand_on_floor: bool = False
+    # A humanoid hangs from a gantry until its balance controller runs: the floating base is held still
+    # (its joints move) until the first command arrives (sim-robot), so a deploy started a few seconds
+    # after the simulation finds the robot standing, not lying on the floor.
+    release_on_first_command: bool = False
     timestep: float | None = bounded(None, "physics step, s (default: the model's)", gt=0, le=0.05)
     init_noise: float = bounded(0.5, "RobotSim-v0: start = home + U(-x, x) per joint (rad), or base (m)", ge=0)
     success_tolerance: float = bounded(0.05, "RobotSim-v0: success when the distance to home is below this", gt=0)

@@ -410,10 +410,49 @@ class RobotSimulation:
         if self._held_actuators.size:  # hold the other actuated joints where they are
             self.data.ctrl[self._held_actuators] = self._hold_targets()
         mujoco.mj_forward(self.model, self.data)
+        if self.robot.simulation.stand_on_floor:
+            self._stand_on_floor()
         if self.robot.control.mode == "position" and self.robot.action_kind == "joint_targets":
             self.apply(q)
         else:
             self.apply(np.zeros(self.robot.action_space.shape[0]))
+        if self.robot.simulation.release_on_first_command:  # held until the next apply(), the first command
+            m = self.model
+            free = [j for j in range(m.njnt) if m.jnt_type[j] == mujoco.mjtJoint.mjJNT_FREE]
+            if not free:
+                raise ConfigError(f"{self.robot.name}: simulation.release_on_first_command: no floating base to hold")
+            qadr, vadr = int(m.jnt_qposadr[free[0]]), int(m.jnt_dofadr[free[0]])
+            self._held_base = (qadr, vadr, self.data.qpos[qadr:qadr + 7].copy())
+
+    @property
+    def base_held(self) -> bool:
+        """The floating base hangs still: ``simulation.release_on_first_command``, before the first :meth:`apply`."""
+        return self._held_base is not None
+
+    def _step_holding_base(self, n: int) -> None:
+        """``n`` physics steps with the floating base put back where it hangs after each (its joints move)."""
+        m, d = self.model, self.data
+        qadr, vadr, pose = self._held_base  # type: ignore[misc]
+        for _ in range(n):
+            mujoco.mj_step(m, d)
+            d.qpos[qadr:qadr + 7] = pose
+            d.qvel[vadr:vadr + 6] = 0.0
+
+    def _stand_on_floor(self) -> None:
+        """Lower the floating base so the robot's lowest collision point (geom bounding boxes) is at z = 0."""
+        m, d = self.model, self.data
+        free = [j for j in range(m.njnt) if m.jnt_type[j] == mujoco.mjtJoint.mjJNT_FREE]
+        if not free:
+            raise ConfigError(f"{self.robot.name}: simulation.stand_on_floor: the model has no floating base")
+        robot_bodies = {b for b in range(m.nbody) if m.body_rootid[b] == m.jnt_bodyid[free[0]]}
+        signs = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], dtype=np.float64)
+        low = np.inf
+        for g in range(m.ngeom):
+            if m.geom_bodyid[g] in robot_bodies and (m.geom_contype[g] or m.geom_conaffinity[g]):
+                corners = m.geom_aabb[g, :3] + signs * m.geom_aabb[g, 3:]
+                low = min(low, float((d.geom_xpos[g, 2] + corners @ d.geom_xmat[g].reshape(3, 3)[2]).min()))
+        d.qpos[m.jnt_qposadr[free[0]] + 2] -= low
+        mujoco.mj_forward(m, d)
 
     def _hold_targets(self) -> np.ndarray:
         m = self.model
@@ -426,6 +465,7 @@ class RobotSimulation:
         targets = np.asarray(targets, dtype=np.float64).reshape(-1)
         if targets.shape != self.targets.shape:
             raise ValueError(f"{self.robot.name}: expected {self.targets.size} targets, got {targets.size}")
+        self._held_base = None  # a command: a held base is let go (simulation.release_on_first_command)
         self.targets = targets.copy()
         if self._wheel_index is not None:
             base = self.robot.base
@@ -440,13 +480,19 @@ class RobotSimulation:
     def step(self, dt: float | None = None) -> None:
         """Advance ``dt`` seconds (default: one control period) in whole physics steps."""
         dt = 1.0 / self.robot.control.rate_hz if dt is None else dt
-        mujoco.mj_step(self.model, self.data, nstep=max(1, int(round(dt / self.timestep))))
+        n = max(1, int(round(dt / self.timestep)))
+        if self._held_base is not None:
+            self._step_holding_base(n)
+        else:
+            mujoco.mj_step(self.model, self.data, nstep=n)
 
     def advance_to(self, t: float) -> int:
         """Step whole physics steps up to the one nearest ``t`` (sim seconds; none if that is not ahead);
         returns how many. One MuJoCo call however many steps."""
         n = int(round((t - self.time) / self.timestep))
-        if n > 0:
+        if n > 0 and self._held_base is not None:
+            self._step_holding_base(n)
+        elif n > 0:
             mujoco.mj_step(self.model, self.data, nstep=n)
         return max(n, 0)
 

@@ -41,8 +41,16 @@ positions are sent until a command made after the hold arrives.
 name) and the newest camera image of the file's ``state.image`` topic, resized to the recording's
 size; :meth:`~RosCommandSink.applied_action` the targets last published. A dataset recorded over ROS 2
 therefore holds the robot's own joints (``panda_joint1.pos``, ``panda_joint1.target``, ...), like
-``roboreward record``. The walking command of a robot with a base is not sent (no robot file here
-takes one from the cockpit).
+``roboreward record``.
+
+**A walking robot** (``sink.locomotion: true``; the G1 with ``roboreward deploy --locomotion`` on the
+robot side, :mod:`roboreward.hardware.locomotion`): the robot's own loop runs its legs, so the sink
+sends only what the operator drives, at the same rate: the mapped joints' targets (after the same
+safety layer) as a ``sensor_msgs/JointState`` by name on ``sink.targets_topic``, and the pedal's walking
+command as a ``geometry_msgs/Twist`` on ``sink.cmd_vel_topic`` (``linear.x`` forward, ``angular.z`` yaw
+rate, ``linear.z`` the base height). Robot joints no teleop joint drives (the legs) need no
+``hold_joints`` then. Recordings hold the robot's joints and, when the robot file has odometry, its base
+pose; the action is the sent targets and the walking command.
 
 Every process joins the graph through :class:`~roboreward.hardware.ros.RosSession`: DDS discovery
 stays on this machine unless ``sink.discovery: subnet``.
@@ -50,6 +58,7 @@ stays on this machine unless ``sink.discovery: subnet``.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Sequence
@@ -62,6 +71,8 @@ from roboreward.config import bounded, find_named, read_yaml, shipped_dir, shipp
 from roboreward.errors import ConfigError, DeviceError, RoborewardError
 from roboreward.hardware.robot import RobotConfig, load_robot_config
 from roboreward.hardware.safety import SafetyConfig, SafetyLayer
+from roboreward.teleop.calibration import LocoCommand
+from roboreward.teleop.dataset import BASE_COMMAND_NAMES, BASE_POSE_NAMES
 from roboreward.teleop.sinks import CommandSink, Observation, SinkConfig, TeleopCommand
 
 
@@ -163,7 +174,7 @@ def joint_mapping(
                 "remove it from hold_joints or map that teleop joint to null"
             )
     undriven = [n for n in robot_names if n not in driven_by and n not in config.hold_joints]
-    if undriven:
+    if undriven and not config.locomotion:  # a walking robot's own policy drives the rest
         raise ConfigError(
             f"sink.hold_joints: the session does not drive {robot.name}'s joints {undriven}; map a teleop joint to "
             f"each (sink.joint_map.JOINT={undriven[0]}) or list them in sink.hold_joints to hold them where they are "
@@ -218,6 +229,9 @@ class RosCommandSink(CommandSink):
     :param rate_hz: messages per second (default: ``robot.control.rate_hz``).
     :param safety: the limits on top of the robot file's (velocity scale, margin, max step).
     :param frame_size: ``(width, height)`` camera frames are resized to.
+    :param walking_topics: ``(targets_topic, cmd_vel_topic)`` for a robot that walks by its own policy
+        (``sink.locomotion``): the mapped joints' targets and the walking command go there instead of
+        the robot's command topic.
     """
 
     name = "ros2"
@@ -236,6 +250,7 @@ class RosCommandSink(CommandSink):
         connect_timeout_s: float = 10.0,
         frame_size: tuple[int, int] = (128, 96),
         node_name: str = "roboreward_teleop",
+        walking_topics: tuple[str, str] | None = None,
     ) -> None:
         from roboreward.hardware.ros import CommandPublisher, RosSession, StaleStateError, StateSubscriber
 
@@ -257,11 +272,16 @@ class RosCommandSink(CommandSink):
         self.published = 0
         self.holds = 0
         self.missing_images = 0
+        self.walking = walking_topics is not None
+        self._base = LocoCommand(0.0, 0.0, 0.0)
 
         self.session = RosSession(node_name, domain_id=domain_id, discovery=discovery)
         try:
             self.subscriber = StateSubscriber(self.session.node, robot)
-            self.publisher = CommandPublisher(self.session.node, robot)
+            if walking_topics is None:
+                self.publisher = CommandPublisher(self.session.node, robot)
+            else:
+                self.publisher = _WalkingPublisher(self.session.node, robot, mapping, *walking_topics)
             try:
                 state = self.subscriber.wait_for_fresh(-np.inf, connect_timeout_s, slots=["joint_state"])
             except StaleStateError:
@@ -336,8 +356,13 @@ class RosCommandSink(CommandSink):
             self._desired = desired
             self._applied = command
             self.apply_latency.append(now - command.t)  # command made -> published
+        if command is not None and command.base is not None:
+            self._base = command.base
         targets = self.safety.filter(self._desired, position=measured)
-        self.publisher.publish(targets)
+        if self.walking:
+            self.publisher.publish(targets, self._base)
+        else:
+            self.publisher.publish(targets)
         self._sent = targets
         self.published += 1
 
@@ -359,12 +384,24 @@ class RosCommandSink(CommandSink):
         return {"robot_file": self.robot.name, "joint_map": joint_map, "held": list(m.held)}
 
     @property
+    def has_base(self) -> bool:
+        return self.walking
+
+    @property
     def state_names(self) -> list[str]:
-        return [f"{n}.pos" for n in self.robot.joint_names]
+        names = [f"{n}.pos" for n in self.robot.joint_names]
+        return names + list(BASE_POSE_NAMES) if self._records_base_pose else names
 
     @property
     def action_names(self) -> list[str]:
+        if self.walking:  # what the sink sends: the operator's joints, and the walking command
+            driven = [self.robot.joint_names[r] for r in self.mapping.robot_index]
+            return [f"{n}.target" for n in driven] + list(BASE_COMMAND_NAMES)
         return [f"{n}.target" for n in self.robot.joint_names]
+
+    @property
+    def _records_base_pose(self) -> bool:
+        return self.walking and self.robot.state.odometry is not None
 
     def observe(self, cameras: Sequence[str]) -> Observation:
         state = self.subscriber.state
@@ -379,10 +416,17 @@ class RosCommandSink(CommandSink):
                 images[camera] = np.zeros((height, width, 3), dtype=np.uint8)
             else:
                 images[camera] = _resize(state.image.data, width, height)
-        return Observation(state=np.asarray(state.position, dtype=np.float64).copy(), images=images)
+        position = np.asarray(state.position, dtype=np.float64).copy()
+        if self._records_base_pose:
+            position = np.concatenate([position, _base_pose(state.odometry)])
+        return Observation(state=position, images=images)
 
     def applied_action(self) -> tuple[np.ndarray, TeleopCommand | None]:
-        return np.asarray(self._sent, dtype=np.float64).copy(), self._applied
+        sent = np.asarray(self._sent, dtype=np.float64).copy()
+        if self.walking:
+            b = self._base
+            sent = np.concatenate([sent[self.mapping.robot_index], [b.vx, b.yaw_rate, b.height]])
+        return sent, self._applied
 
     def counters(self) -> dict[str, Any]:
         """Messages published, holds, the safety layer's clamps and the state topics' counters."""
@@ -395,6 +439,50 @@ class RosCommandSink(CommandSink):
             self._thread.join(timeout=2.0)
             self._thread = None
         self.session.close()
+
+
+def _base_pose(odometry: Any) -> np.ndarray:
+    """``[x, y, yaw, height]`` from an odometry reading (NaN before the first)."""
+    if odometry is None:
+        return np.full(4, np.nan)
+    w, x, y, z = odometry.orientation
+    yaw = math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
+    return np.array([odometry.position[0], odometry.position[1], yaw, odometry.position[2]])
+
+
+class _WalkingPublisher:
+    """A walking robot's inputs: the operator's joint targets by name, and the walking command as a Twist."""
+
+    def __init__(self, node: Any, robot: RobotConfig, mapping: JointMapping, targets_topic: str, cmd_vel_topic: str):
+        from geometry_msgs.msg import Twist
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import JointState
+
+        qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+        self._targets = node.create_publisher(JointState, targets_topic, qos)
+        self._twist = node.create_publisher(Twist, cmd_vel_topic, qos)
+        self._index = mapping.robot_index
+        self._msg = JointState()
+        self._msg.name = [robot.joint_names[r] for r in mapping.robot_index]
+        self._node = node
+
+    def publish(self, targets: np.ndarray, base: LocoCommand) -> None:
+        from geometry_msgs.msg import Twist
+
+        values = np.asarray(targets, dtype=np.float64)[self._index]
+        if not np.all(np.isfinite(values)):
+            raise ValueError(f"refusing to publish non-finite joint targets {values.tolist()}")
+        msg = self._msg
+        msg.header.stamp = self._node.get_clock().now().to_msg()
+        msg.position = values.tolist()
+        self._targets.publish(msg)
+        twist = Twist()
+        twist.linear.x, twist.angular.z, twist.linear.z = float(base.vx), float(base.yaw_rate), float(base.height)
+        self._twist.publish(twist)
+
+    @property
+    def subscription_count(self) -> int:
+        return self._targets.get_subscription_count()
 
 
 @SinkConfig.register_subclass("ros2")
@@ -415,6 +503,10 @@ class RosSinkConfig(SinkConfig):
     velocity_scale: float = bounded(1.0, "fraction of each joint's velocity limit a command may use", gt=0.0, le=1.0)
     position_margin: float = bounded(0.0, "keep targets this far inside the robot file's limits (rad or m)", ge=0.0)
     connect_timeout_s: float = bounded(10.0, "seconds to wait for the robot's first joint state", gt=0.0, le=600.0)
+    # A robot that walks by its own policy (roboreward deploy --locomotion): see the module docstring.
+    locomotion: bool = bounded(False, "send joint targets and the walking command to the robot's locomotion policy")
+    targets_topic: str = bounded("/teleop/joint_targets", "locomotion: the operator's joint targets (JointState)")
+    cmd_vel_topic: str = bounded("/cmd_vel", "locomotion: the walking command (geometry_msgs/Twist)")
 
     def __post_init__(self) -> None:
         if self.robot is None:
@@ -438,6 +530,7 @@ class RosSinkConfig(SinkConfig):
         return RosCommandSink(
             robot_file, mapping, teleop_robot=robot, domain_id=self.domain_id, discovery=self.discovery,
             rate_hz=self.rate_hz, safety=safety, connect_timeout_s=self.connect_timeout_s, frame_size=frame_size,
+            walking_topics=(self.targets_topic, self.cmd_vel_topic) if self.locomotion else None,
         )
 
 

@@ -14,7 +14,9 @@ reads that one file, so the two ends of a topic cannot disagree:
 - :mod:`~roboreward.hardware.sim` / :mod:`~roboreward.hardware.sim_robot` — the MuJoCo stand-in
   (Franka, Unitree G1, a differential-drive base) and ``roboreward sim-robot``, which publishes it as a
   ROS 2 robot so that everything here is tested between real processes without hardware.
-- ``roboreward deploy`` (with its safety layer), ``export`` and ``record`` build on these modules.
+- ``roboreward deploy`` (with its safety layer), ``export`` and ``record`` build on these modules;
+  :mod:`~roboreward.hardware.locomotion` lets deploy run a walking policy that takes ``/cmd_vel`` and the
+  teleop session's joint targets, and :mod:`~roboreward.hardware.teleop_sink` is the session's ROS 2 side.
 
 Importing this package imports neither rclpy nor MuJoCo; the modules above do.
 """

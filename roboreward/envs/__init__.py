@@ -9,6 +9,7 @@ id                             what it is
 ``roboreward/ArmReach-v0``     planar two-link arm reaching a target (new goal every episode)
 ``roboreward/ArmReachFixed-v0``  the same with one fixed goal
 ``roboreward/HumanoidPose-v0``  MuJoCo humanoid outdoors; ``task=`` a pose (kneeling, lotus, ...) for VLM-RM
+``roboreward/G1Loco-v0``       Unitree G1 learning HOMIE's body: walk, turn, squat under moving arms
 =============================  =================================================================
 
 Meta-World v3 tasks (Sawyer arm; a new object/goal placement every episode; 200 steps; reward
@@ -44,6 +45,7 @@ _register("roboreward/ArmReach-v0", "roboreward.envs.arm_reach:ArmReachEnv", 50,
 _register("roboreward/ArmReachFixed-v0", "roboreward.envs.arm_reach:ArmReachEnv", 50, goal="fixed")
 # VLM-RM's humanoid: no task (stand) by default; configs pick a pose with env.kwargs.task.
 _register("roboreward/HumanoidPose-v0", "roboreward.envs.humanoid_pose:HumanoidPoseEnv", 100)
+_register("roboreward/G1Loco-v0", "roboreward.envs.g1_loco:G1LocoEnv", 1000)
 # A robot file's robot (configs/robots) in MuJoCo, driven to its home pose; robot= picks it (franka, g1, diff_drive).
 _register("roboreward/RobotSim-v0", "roboreward.hardware.env:RobotSimEnv", 100, robot="franka")
 

@@ -293,6 +293,21 @@ class BehaviourCloningConfig:
 
 
 @dataclass(kw_only=True)
+class TeacherConfig:
+    """Distil the env's teacher into the policy before PPO (see :mod:`roboreward.policies.distill`)."""
+
+    enabled: bool = False
+    iterations: int = bounded(8, "DAgger rounds", ge=1, le=1000)
+    steps: int = bounded(8_000, "env steps per round, over all envs", ge=1)
+    epochs: int = bounded(4, "passes over every label so far after each round", ge=1, le=1000)
+    batch_size: int = bounded(512, "regression minibatch", ge=1)
+    lr: float = bounded(1e-3, "Adam learning rate of the actor's regression", gt=0)
+    log_std: float = bounded(-1.5, "the policy's log standard deviation after distillation", ge=-10, le=2)
+    critic_epochs: int = bounded(20, "passes fitting the critic to the last round's returns", ge=0)
+
+
+
+@dataclass(kw_only=True)
 class ExperimentConfig:
     name: str = "arm_reach_goal_image"
     seed: int = bounded(0, "seeds envs, networks and sampling", ge=0, le=2**32 - 1)
@@ -304,11 +319,15 @@ class ExperimentConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     shaping: ShapingConfig = field(default_factory=ShapingConfig)
     bc: BehaviourCloningConfig = field(default_factory=BehaviourCloningConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
 
     def __post_init__(self) -> None:
         if self.algo.name == "ppo" and self.algo.hyperparams["n_steps"] * self.env.n_envs < 2:
             raise ConfigError("algo.hyperparams.n_steps: PPO needs a rollout of at least 2 steps (n_steps x env.n_envs); "
                               "raise n_steps or env.n_envs")
+        if self.teacher.enabled and self.algo.name != "ppo":
+            raise ConfigError(f"teacher: distillation starts PPO's Gaussian policy; set algo.name: ppo (got "
+                              f"{self.algo.name}) or teacher.enabled: false")
         if self.bc.enabled and self.algo.name != "sac":
             raise ConfigError(f"bc: behaviour cloning is built on SAC; set algo.name: sac (got {self.algo.name}) or bc.demos: null")
         gamma = self.shaping.gamma

@@ -24,7 +24,11 @@ gains, 50 Hz control) with
   phase, and regularisation (vertical and roll/pitch base velocity, action rate, torque, joint
   acceleration), plus a survival bonus and a fall penalty;
 - **mirror symmetry** (:class:`G1Mirror`): the left/right reflection of observations and actions,
-  for data augmentation and a symmetry loss.
+  for data augmentation and a symmetry loss;
+- **a teacher** (``teacher: g1_holosoma``): a walking policy whose lower-body action for each
+  observation (it reads the arms as its own targets, as in the cockpit) is ``info["teacher_action"]``
+  of ``reset`` and ``step``, for distilling it into the policy before RL
+  (:mod:`roboreward.policies.distill`). It takes no height command: its labels walk at its own height.
 
 ## Action space
 ``Box(-10, 10, (15,), float32)``: offsets of the 15 lower-body joints (legs, waist; the order of
@@ -153,6 +157,8 @@ class G1LocoConfig:
                                    gt=0.0)
     max_tilt: float = bounded(0.8, "terminate when gravity's horizontal part in the pelvis frame exceeds this",
                               gt=0.0, le=1.0)
+    # A walking policy whose action for the current state goes into info["teacher_action"] (for distillation).
+    teacher: str | None = bounded(None, "a locomotion config (g1_holosoma) whose actions label each observation")
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -281,6 +287,14 @@ class G1LocoEnv(gym.Env):
         size = self.mirror.observation_size
         self.observation_space = spaces.Box(-np.inf, np.inf, (size,), np.float32)
         self.arm_level = config.arm_curriculum.start
+        self.teacher = None
+        if config.teacher is not None:
+            from roboreward.policies.locomotion import load_locomotion_policy
+
+            self.teacher = load_locomotion_policy(config.teacher)
+            if self.teacher.joint_names != self.joint_names:
+                raise ConfigError(f"teacher: {config.teacher!r} drives joints {self.teacher.joint_names}, not the G1's "
+                                  f"{self.joint_names}")
         self._renderer = None
         self._episode_tracking: list[float] = []
         self._reset_state(np.random.default_rng(0))
@@ -397,7 +411,11 @@ class G1LocoEnv(gym.Env):
         self._randomize()
         self._sample_command()
         self._sample_arm_pose()
-        return self._observation(), {"arm_level": self.arm_level, "command": self.command.copy()}
+        info = {"arm_level": self.arm_level, "command": self.command.copy()}
+        if self.teacher is not None:
+            self.teacher.reset()
+            info["teacher_action"] = self._teacher_action()
+        return self._observation(), info
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
         act = np.clip(np.asarray(action, dtype=np.float32).reshape(-1), -10.0, 10.0)
@@ -438,6 +456,8 @@ class G1LocoEnv(gym.Env):
         info.update(command=self.command.copy(), arm_level=self.arm_level, base_height=self.sim.base_height)
         if fallen:
             info["fell"] = True
+        if self.teacher is not None:
+            info["teacher_action"] = self._teacher_action()
         return self._observation(), reward, fallen, False, info
 
     def _promote(self) -> None:
@@ -475,6 +495,21 @@ class G1LocoEnv(gym.Env):
             np.sin(self._phase), np.cos(self._phase),
         ])
         return obs.astype(np.float32)
+
+    def _teacher_action(self) -> np.ndarray:
+        """The teacher's lower-body action now (this env's action units); it sees the arms at its own targets."""
+        from roboreward.policies.locomotion import LocomotionState
+
+        t, d = self.teacher, self.sim.data
+        q = d.qpos[self.sim._qadr].copy()
+        dq = d.qvel[self.sim._vadr].copy()
+        own = t.default_pose + t.config.action_scale * t.last_action
+        q[self._arms], dq[self._arms] = own[self._arms], 0.0
+        f = self.sim._free_q
+        state = LocomotionState(joint_positions=q, joint_velocities=dq, base_angular_velocity=d.qvel[3:6].copy(),
+                                base_quaternion=d.qpos[f + 3:f + 7].copy())
+        targets = t.act(self.command, state)
+        return ((targets[self._legs] - self.default_pose[self._legs]) / self.action_scale).astype(np.float32)
 
     def _contacts(self) -> np.ndarray:
         """Whether each foot (left, right) touches the floor now."""

@@ -178,6 +178,13 @@ def _learn_in(config: ExperimentConfig, run_dir: Path, resuming: bool, venv: Vec
     else:
         if resuming:
             print(f"{run_dir} has no checkpoint yet: training starts over")
+        if config.teacher.enabled:
+            from roboreward.policies.distill import DISTILLED_POLICY, distill
+
+            done = distill(model, venv, config.teacher, config.train.progress_bar)
+            save_model(model, run_dir / DISTILLED_POLICY)
+            print("distilled the teacher: " + ", ".join(f"{k} {v:.4g}" for k, v in done.items())
+                  + f"; the starting policy alone: {run_dir / DISTILLED_POLICY}")
         if demos is not None:
             done = start_from_demonstrations(model, demos, config, reward_model, run_dir, config.train.progress_bar)
             print(f"behaviour cloning from {config.bc.demos}: " + ", ".join(f"{k} {v}" for k, v in done.items())

@@ -308,6 +308,14 @@ class TeacherConfig:
 
 
 @dataclass(kw_only=True)
+class SymmetryConfig:
+    """A mirror-symmetry loss next to PPO's (see :mod:`roboreward.policies.symmetry`); off at weight 0."""
+
+    weight: float = bounded(0.0, "weight of || mu(mirror(s)) - mirror(mu(s)) ||^2; 0 = off", ge=0)
+    epochs: int = bounded(1, "passes of the symmetry loss over each rollout", ge=0, le=100)
+
+
+@dataclass(kw_only=True)
 class ExperimentConfig:
     name: str = "arm_reach_goal_image"
     seed: int = bounded(0, "seeds envs, networks and sampling", ge=0, le=2**32 - 1)
@@ -320,6 +328,7 @@ class ExperimentConfig:
     shaping: ShapingConfig = field(default_factory=ShapingConfig)
     bc: BehaviourCloningConfig = field(default_factory=BehaviourCloningConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    symmetry: SymmetryConfig = field(default_factory=SymmetryConfig)
 
     def __post_init__(self) -> None:
         if self.algo.name == "ppo" and self.algo.hyperparams["n_steps"] * self.env.n_envs < 2:
@@ -328,6 +337,9 @@ class ExperimentConfig:
         if self.teacher.enabled and self.algo.name != "ppo":
             raise ConfigError(f"teacher: distillation starts PPO's Gaussian policy; set algo.name: ppo (got "
                               f"{self.algo.name}) or teacher.enabled: false")
+        if self.symmetry.weight > 0 and self.algo.name != "ppo":
+            raise ConfigError(f"symmetry: the mirror loss is built on PPO; set algo.name: ppo (got {self.algo.name}) "
+                              "or symmetry.weight: 0")
         if self.bc.enabled and self.algo.name != "sac":
             raise ConfigError(f"bc: behaviour cloning is built on SAC; set algo.name: sac (got {self.algo.name}) or bc.demos: null")
         gamma = self.shaping.gamma

@@ -71,6 +71,15 @@ def build_algorithm(config: ExperimentConfig, env: VecEnv | None = None, demos: 
     if env is None:
         env = make_env(config.env, render=False)
     cls, extra = algo.algorithm_class(), {}
+    if config.symmetry.weight > 0:
+        from roboreward.policies.symmetry import SymmetricPPO
+
+        try:
+            mirror = env.get_attr("mirror")[0] if isinstance(env, VecEnv) else env.get_wrapper_attr("mirror")
+        except AttributeError:
+            mirror = None  # SymmetricPPO says what is missing
+        cls, extra = SymmetricPPO, {"symmetry_weight": config.symmetry.weight,
+                                    "symmetry_epochs": config.symmetry.epochs, "mirror": mirror}
     if demos is not None:
         cls, extra = BCRegularisedSAC, {"bc_weight": config.bc.weight, "critic_warmup": config.bc.critic_warmup}
     model = cls(

@@ -75,3 +75,39 @@ def test_a_teacher_needs_ppo_and_an_env_that_labels():
             distill(model, venv, TeacherConfig(enabled=True), progress_bar=False)
     finally:
         venv.close()
+
+
+def test_the_symmetry_pass_makes_a_lopsided_policy_act_alike_on_both_sides(tmp_path):
+    from roboreward.policies.train import build_algorithm
+
+    config = load_experiment("g1_homie", [
+        f"runs_dir={tmp_path}", "env.n_envs=1", "env.vectorization=dummy", "train.progress_bar=false",
+        "algo.hyperparams.n_steps=256", "algo.hyperparams.batch_size=64", "algo.hyperparams.learning_rate=1e-3",
+        "teacher.enabled=false", "env.kwargs={}", "symmetry.weight=1.0", "symmetry.epochs=10",
+    ])
+    model = build_algorithm(config)
+    env = G1LocoEnv(randomization={"enabled": False})
+    try:
+        obs, _ = env.reset(seed=2)
+        states = []
+        for _ in range(200):
+            states.append(obs)
+            obs, _, terminated, _, _ = env.step(np.zeros(15, dtype=np.float32))
+            if terminated:
+                obs, _ = env.reset()
+    finally:
+        env.close()
+    obs = torch.as_tensor(np.array(states))
+    with torch.no_grad():  # a lopsided policy: its left and right actions differ
+        model.policy.action_net.weight.normal_(0.0, 0.3)
+        model.policy.action_net.bias.normal_(0.0, 0.5)
+        before = float(model.symmetry_loss(obs))
+    assert before > 0.5
+    model.learn(256)  # one rollout, PPO's update, then the symmetry passes
+    with torch.no_grad():
+        after = float(model.symmetry_loss(obs))
+    print(f"symmetry loss {before:.4f} -> {after:.4f}")
+    assert after < 0.5 * before
+    with pytest.raises(ConfigError, match="symmetry: the mirror loss is built on PPO"):
+        load_experiment("g1_homie", ["algo.name=sac", "algo.hyperparams={}", "teacher.enabled=false",
+                                     "symmetry.weight=1"])

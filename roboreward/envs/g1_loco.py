@@ -130,7 +130,7 @@ class RewardWeights:
     lin_vel: float = 1.5
     yaw_rate: float = 0.8
     height: float = 1.0
-    knee: float = 0.3
+    knee: float = -0.3
     upright: float = -2.0
     hip_posture: float = -0.5
     waist_posture: float = -0.5
@@ -526,8 +526,10 @@ class G1LocoEnv(gym.Env):
 
         - ``lin_vel``: ``exp(-|v_xy - command_xy|^2 / 0.25)``, pelvis-frame velocity;
         - ``yaw_rate``: ``exp(-(w_z - command_yaw)^2 / 0.25)``;
-        - ``height``: ``exp(-(h - command_h)^2 / 0.01)``, pelvis height above the floor;
-        - ``knee``: ``exp(-(mean knee - knee_target(command_h))^2 / 0.1)``: squat with the knees;
+        - ``height``: ``exp(-(h - command_h)^2 / 0.04)``, pelvis height above the floor (still 0.1 at
+          0.3 m off, so a standing robot feels the pull of the lowest command);
+        - ``knee``: ``|mean knee - knee_target(command_h)|`` (weight negative): squat with the knees,
+          linear so that it pulls however far the knees are from the squat table's angle;
         - ``upright``: ``|gravity_xy|^2`` in the pelvis frame (weight negative);
         - ``hip_posture``: squared hip roll and yaw angles; ``waist_posture``: squared waist roll and pitch;
         - ``feet_phase``: +1 per foot whose contact matches the gait phase (stance when sin(phase) < 0),
@@ -547,8 +549,8 @@ class G1LocoEnv(gym.Env):
         return {
             "lin_vel": math.exp(-float(np.sum((lin[:2] - c[:2]) ** 2)) / 0.25),
             "yaw_rate": math.exp(-float((ang[2] - c[2]) ** 2) / 0.25),
-            "height": math.exp(-float((sim.base_height - c[3]) ** 2) / 0.01),
-            "knee": math.exp(-float((np.mean(q[self._knees]) - self.knee_target(c[3])) ** 2) / 0.1),
+            "height": math.exp(-float((sim.base_height - c[3]) ** 2) / 0.04),
+            "knee": abs(float(np.mean(q[self._knees])) - self.knee_target(c[3])),
             "upright": float(np.sum(gravity[:2] ** 2)),
             "hip_posture": float(np.sum(q[self._hip_roll_yaw] ** 2)),
             "waist_posture": float(np.sum(q[self._waist] ** 2)),

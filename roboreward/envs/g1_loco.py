@@ -496,6 +496,10 @@ class G1LocoEnv(gym.Env):
         ])
         return obs.astype(np.float32)
 
+    def drop_teacher(self) -> None:
+        """Stop labelling observations (distillation is over; the teacher costs ~10 % of a step)."""
+        self.teacher = None
+
     def _teacher_action(self) -> np.ndarray:
         """The teacher's lower-body action now (this env's action units); it sees the arms at its own targets."""
         from roboreward.policies.locomotion import LocomotionState

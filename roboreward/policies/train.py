@@ -198,6 +198,8 @@ def _learn_in(config: ExperimentConfig, run_dir: Path, resuming: bool, venv: Vec
             done = start_from_demonstrations(model, demos, config, reward_model, run_dir, config.train.progress_bar)
             print(f"behaviour cloning from {config.bc.demos}: " + ", ".join(f"{k} {v}" for k, v in done.items())
                   + f"; the starting policy alone: {run_dir / BC_POLICY}")
+    if config.teacher.enabled:  # distilled (now or in the session resumed): the envs stop labelling
+        venv.env_method("drop_teacher")
     model.set_logger(_logger(run_dir, session))
 
     stats = EpisodeStats()

@@ -52,15 +52,19 @@ def test_distillation_pulls_the_students_actions_to_the_teachers():
         probe.close()
 
 
+def small_g1_homie(tmp_path, *overrides: str):
+    """The shipped g1_homie experiment, one in-process env and short rollouts."""
+    return load_experiment("g1_homie", [
+        f"runs_dir={tmp_path}", "env.n_envs=1", "env.vectorization=dummy", "train.progress_bar=false",
+        "algo.hyperparams.batch_size=64", *overrides,
+    ])
+
+
 def test_training_with_a_teacher_saves_the_distilled_policy_first(tmp_path):
     from roboreward.policies.train import train
 
-    config = load_experiment("g1_homie", [
-        f"runs_dir={tmp_path}", "env.n_envs=1", "env.vectorization=dummy", "train.total_timesteps=256",
-        "train.progress_bar=false", "algo.hyperparams.n_steps=128", "algo.hyperparams.batch_size=64",
-        "teacher.iterations=1", "teacher.steps=200", "teacher.epochs=1", "teacher.critic_epochs=1",
-    ])
-    run = train(config)
+    run = train(small_g1_homie(tmp_path, "train.total_timesteps=256", "algo.hyperparams.n_steps=128",
+                               "teacher.iterations=1", "teacher.steps=200", "teacher.epochs=1", "teacher.critic_epochs=1"))
     assert (run / DISTILLED_POLICY).is_file() and (run / "model.zip").is_file()
     assert PPO.load(run / DISTILLED_POLICY, device="cpu").policy.log_std.mean().item() == pytest.approx(-1.5)
 
@@ -80,12 +84,9 @@ def test_a_teacher_needs_ppo_and_an_env_that_labels():
 def test_the_symmetry_pass_makes_a_lopsided_policy_act_alike_on_both_sides(tmp_path):
     from roboreward.policies.train import build_algorithm
 
-    config = load_experiment("g1_homie", [
-        f"runs_dir={tmp_path}", "env.n_envs=1", "env.vectorization=dummy", "train.progress_bar=false",
-        "algo.hyperparams.n_steps=256", "algo.hyperparams.batch_size=64", "algo.hyperparams.learning_rate=1e-3",
-        "teacher.enabled=false", "env.kwargs={}", "symmetry.weight=1.0", "symmetry.epochs=10",
-    ])
-    model = build_algorithm(config)
+    model = build_algorithm(small_g1_homie(tmp_path, "algo.hyperparams.n_steps=256", "algo.hyperparams.learning_rate=1e-3",
+                                           "teacher.enabled=false", "env.kwargs={}", "symmetry.weight=1.0",
+                                           "symmetry.epochs=10"))
     env = G1LocoEnv(randomization={"enabled": False})
     try:
         obs, _ = env.reset(seed=2)

@@ -13,7 +13,8 @@ cockpit), ours through its SB3 model (deterministic). Per policy:
   range (standing and walking commands drawn by the env, seeds 0..N-1);
 - **standing drift** per 10 s, arms still; **CPU** ms per control step (policy only).
 
-    python benchmarks/g1_homie.py --run runs/g1_homie-... [--checkpoint model.zip] [--episodes 100] [--seconds 20]
+    python benchmarks/g1_homie.py --run runs/g1_homie-... [--checkpoint model.zip distilled_policy.zip ...]
+                                  [--episodes 100] [--seconds 20]
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class Ours:
         from stable_baselines3 import PPO
 
         self.model = PPO.load(path, device="cpu")
-        self.name = f"ours ({path.parent.name}/{path.name})"
+        self.name = f"ours: {path.parent.name if path.name == 'model.zip' else path.stem}"
         self.seconds = 0.0
         self.calls = 0
 
@@ -123,17 +124,18 @@ def evaluate(policy, args) -> dict[str, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, help="a g1_homie run folder (omit: holosoma only)")
-    parser.add_argument("--checkpoint", default="model.zip", help="model.zip, distilled_policy.zip or a checkpoint")
+    parser.add_argument("--checkpoint", nargs="+", default=["model.zip"],
+                        help="model.zip, distilled_policy.zip or checkpoints/step_N/model.zip (several: one column each)")
     parser.add_argument("--episodes", type=int, default=100, help="episodes per arm range for the fall count")
     parser.add_argument("--seconds", type=float, default=20.0, help="seconds per fall-count episode")
     parser.add_argument("--walk", type=float, default=5.0, help="seconds per velocity-tracking run")
     args = parser.parse_args()
     print(f"machine: {describe_machine()}")
     policies = [Holosoma()]
-    if args.run is not None:
-        path = args.run / args.checkpoint
+    for checkpoint in args.checkpoint if args.run is not None else []:
+        path = args.run / checkpoint
         if not path.is_file():
-            found = sorted(p.name for p in args.run.rglob("*.zip"))
+            found = sorted(str(p.relative_to(args.run)) for p in args.run.rglob("*.zip"))
             raise SystemExit(f"{path} does not exist; the run holds {found}")
         policies.append(Ours(path))
     t0 = time.perf_counter()

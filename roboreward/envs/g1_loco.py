@@ -43,7 +43,8 @@ right gait phase (4). The arms are observed as they are (the policy learns to li
 ## Episode end
 Terminated when the pelvis drops below 0.3 m, tilts past ``max_tilt`` (gravity's horizontal
 component in the pelvis frame) or the physics diverges; truncated by the registered time limit
-(1000 steps, 20 s). Time-outs are not failures.
+(1000 steps, 20 s). Time-outs are not failures; ``info["is_success"]`` is True while the robot is on
+its feet, so at the last step it says whether the episode ended standing.
 
 ## Arguments
 ``config``: a :class:`G1LocoConfig` (or its fields as keyword arguments, e.g.
@@ -453,7 +454,9 @@ class G1LocoEnv(gym.Env):
         reward = float(sum(info.values()))
         self._episode_tracking.append(terms["lin_vel"])
         self._prev_dq = self.sim.data.qvel[self.sim._vadr].copy()
-        info.update(command=self.command.copy(), arm_level=self.arm_level, base_height=self.sim.base_height)
+        # Success (evaluation reads it at the last step): still on its feet.
+        info.update(command=self.command.copy(), arm_level=self.arm_level, base_height=self.sim.base_height,
+                    is_success=not fallen)
         if fallen:
             info["fell"] = True
         if self.teacher is not None:

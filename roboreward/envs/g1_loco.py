@@ -7,7 +7,9 @@ of :class:`roboreward.envs.g1.G1Sim` (holosoma's 29-DoF MJCF, torque PD at the h
 gains, 50 Hz control) with
 
 - **commands** (:class:`CommandRanges`): forward and sideways velocity, yaw rate and pelvis height
-  (0.45-0.75 m), resampled every ``resample_s``; a fraction of the commands is "stand still";
+  (0.45-0.75 m), resampled every ``resample_s``; a fraction of the commands is "stand still". Heights
+  follow a curriculum: at first within ``height_start`` of the top of the range (a walking policy
+  stands near 0.75 m), reaching ``height_step`` lower after each episode that tracked its heights;
 - **the upper-body pose curriculum** (:class:`ArmCurriculum`): the 14 arm joints are not the
   policy's; they are driven to random poses, re-drawn every ``repose_s`` and approached at up to
   ``speed`` rad/s. A pose is ``default + r * (uniform(joint range) - default)``, with the ratio ``r``
@@ -86,6 +88,12 @@ class CommandRanges:
     vy: tuple[float, float] = bounded((-0.4, 0.4), "sideways speed (m/s), left positive")
     yaw_rate: tuple[float, float] = bounded((-1.0, 1.0), "turn rate (rad/s), counter-clockwise positive")
     height: tuple[float, float] = bounded((0.45, 0.75), "pelvis height (m)", gt=0.0)
+    # The height curriculum: commands start within `height_start` of the top of the range, and the lowest
+    # one drops by `height_step` after each episode whose mean height reward exceeds `height_promote_above`.
+    height_start: float = bounded(0.05, "how far below the top of the height range commands reach at first (m)",
+                                  ge=0.0)
+    height_step: float = bounded(0.02, "the reach grows by this after a good episode (m)", ge=0.0)
+    height_promote_above: float = bounded(0.7, "mean height reward (0..1) that counts as good", ge=0.0, le=1.0)
     stand_fraction: float = bounded(0.15, "fraction of commands that are 'stand still' (at a random height)",
                                      ge=0.0, le=1.0)
     resample_s: tuple[float, float] = bounded((4.0, 8.0), "seconds between new commands", gt=0.0)
@@ -288,6 +296,7 @@ class G1LocoEnv(gym.Env):
         size = self.mirror.observation_size
         self.observation_space = spaces.Box(-np.inf, np.inf, (size,), np.float32)
         self.arm_level = config.arm_curriculum.start
+        self.height_reach = config.commands.height_start
         self.teacher = None
         if config.teacher is not None:
             from roboreward.policies.locomotion import load_locomotion_policy
@@ -372,6 +381,7 @@ class G1LocoEnv(gym.Env):
         self._next_push = math.inf
         self.command = np.array([0.0, 0.0, 0.0, 0.75])
         self._episode_tracking = []
+        self._episode_height: list[float] = []
 
     def _randomize(self) -> None:
         r, rng, m = self.config.randomization, self._rng, self.sim.model
@@ -391,7 +401,8 @@ class G1LocoEnv(gym.Env):
 
     def _sample_command(self) -> None:
         c, rng = self.config.commands, self._rng
-        height = rng.uniform(*c.height)
+        low, high = c.height
+        height = rng.uniform(max(low, high - self.height_reach), high)
         if rng.random() < c.stand_fraction:
             self.command = np.array([0.0, 0.0, 0.0, height])
         else:
@@ -453,9 +464,11 @@ class G1LocoEnv(gym.Env):
         info = {f"reward_{k}": weights[k] * v for k, v in terms.items()}
         reward = float(sum(info.values()))
         self._episode_tracking.append(terms["lin_vel"])
+        self._episode_height.append(terms["height"])
         self._prev_dq = self.sim.data.qvel[self.sim._vadr].copy()
         # Success (evaluation reads it at the last step): still on its feet.
-        info.update(command=self.command.copy(), arm_level=self.arm_level, base_height=self.sim.base_height,
+        info.update(command=self.command.copy(), arm_level=self.arm_level, height_reach=self.height_reach,
+                    base_height=self.sim.base_height,
                     is_success=not fallen)
         if fallen:
             info["fell"] = True
@@ -464,10 +477,13 @@ class G1LocoEnv(gym.Env):
         return self._observation(), reward, fallen, False, info
 
     def _promote(self) -> None:
-        """Raise the arm curriculum's level after an episode that tracked the velocity well under its arms."""
-        a = self.config.arm_curriculum
+        """After an episode: widen the arm curriculum if it tracked the velocity well under its arms, and the
+        height curriculum if it tracked the commanded heights."""
+        a, c = self.config.arm_curriculum, self.config.commands
         if self._episode_tracking and np.mean(self._episode_tracking) > a.promote_above:
             self.arm_level = min(1.0, self.arm_level + a.step)
+        if self._episode_height and np.mean(self._episode_height) > c.height_promote_above:
+            self.height_reach = min(c.height[1] - c.height[0], self.height_reach + c.height_step)
 
     def _advance_phase(self) -> None:
         c = self.command

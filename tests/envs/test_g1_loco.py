@@ -169,6 +169,30 @@ def test_the_arm_curriculum_widens_with_good_episodes():
         fixed.close()
 
 
+def test_the_height_curriculum_reaches_lower_after_episodes_that_tracked_their_heights():
+    env = G1LocoEnv(commands={"height_start": 0.05, "height_step": 0.1, "height_promote_above": 0.5})
+    try:
+        env.reset(seed=0)
+        assert 0.70 <= env.command[3] <= 0.75
+        env._episode_height = [0.9] * 10
+        env.reset()
+        assert env.height_reach == pytest.approx(0.15)
+        env._episode_height = [0.1] * 10
+        env.reset()
+        assert env.height_reach == pytest.approx(0.15)  # a poor episode does not widen it
+        for _ in range(5):
+            env._episode_height = [0.9] * 10
+            env.reset()
+        assert env.height_reach == pytest.approx(0.30)  # at most the whole range, 0.45-0.75 m
+        heights = []
+        for _ in range(40):
+            env._sample_command()
+            heights.append(env.command[3])
+        assert min(heights) < 0.55 and max(heights) <= 0.75
+    finally:
+        env.close()
+
+
 def test_bad_configs_name_the_key():
     with pytest.raises(ConfigError, match="commands.height: low 0.8 > high 0.5"):
         G1LocoEnv(commands={"height": [0.8, 0.5]})

@@ -418,7 +418,8 @@ class G1LocoEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
-        self._promote()  # the episode that just ended moves the arm curriculum
+        if seed is None:  # the run goes on: the episode that just ended moves the curricula (a seeded reset replays)
+            self._promote()
         self._reset_state(self.np_random)
         self._randomize()
         self._sample_command()

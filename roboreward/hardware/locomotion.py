@@ -78,7 +78,6 @@ class LocomotionController:
         index = {n: i for i, n in enumerate(names)}
         self._to_robot = np.array([index[n] for n in policy.joint_names])  # policy joint i -> robot joint
         self._robot_index = index
-        self._policy_index = {n: i for i, n in enumerate(policy.joint_names)}
         self._command = np.array(robot.home_position, dtype=np.float64)
         self._commanded_policy = policy.default_pose.copy()
         self._teleop = np.zeros(len(names), dtype=bool)  # robot joints the session has sent targets for

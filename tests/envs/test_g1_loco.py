@@ -143,6 +143,13 @@ def test_reward_terms_on_hand_built_states():
         env.close()
 
 
+def end_episode(env: G1LocoEnv, tracking: float = 0.0, height: float = 0.0) -> None:
+    """End an episode whose mean velocity-tracking and height rewards were these, and start the next."""
+    env._episode_tracking = [tracking] * 10
+    env._episode_height = [height] * 10
+    env.reset()
+
+
 def test_the_arm_curriculum_widens_with_good_episodes():
     assert homie_arm_ratio(0.0, 0.5) < 0.05 < homie_arm_ratio(0.8, 0.5) < homie_arm_ratio(1.0, 0.5) == 0.5
     ratios = [homie_arm_ratio(0.5, u) for u in np.linspace(0, 0.999, 200)]
@@ -150,11 +157,9 @@ def test_the_arm_curriculum_widens_with_good_episodes():
     env = G1LocoEnv(arm_curriculum={"step": 0.1, "promote_above": 0.5})
     try:
         env.reset(seed=0)
-        env._episode_tracking = [0.9] * 10
-        env.reset()
+        end_episode(env, tracking=0.9)
         assert env.arm_level == pytest.approx(0.1)
-        env._episode_tracking = [0.2] * 10
-        env.reset()
+        end_episode(env, tracking=0.2)
         assert env.arm_level == pytest.approx(0.1)  # a poor episode does not widen it
     finally:
         env.close()
@@ -174,15 +179,12 @@ def test_the_height_curriculum_reaches_lower_after_episodes_that_tracked_their_h
     try:
         env.reset(seed=0)
         assert 0.70 <= env.command[3] <= 0.75
-        env._episode_height = [0.9] * 10
-        env.reset()
+        end_episode(env, height=0.9)
         assert env.height_reach == pytest.approx(0.15)
-        env._episode_height = [0.1] * 10
-        env.reset()
+        end_episode(env, height=0.1)
         assert env.height_reach == pytest.approx(0.15)  # a poor episode does not widen it
         for _ in range(5):
-            env._episode_height = [0.9] * 10
-            env.reset()
+            end_episode(env, height=0.9)
         assert env.height_reach == pytest.approx(0.30)  # at most the whole range, 0.45-0.75 m
         heights = []
         for _ in range(40):

@@ -158,6 +158,8 @@ def test_the_teleop_session_walks_a_ros2_g1_and_moves_its_arms(tmp_path, domain_
     """sim-robot and deploy in their own processes; the pedal walks the G1 forward, the exoskeleton bends its elbow."""
     from roboreward.hardware.teleop_sink import RosSinkConfig
     from roboreward.teleop.cockpit import device_config
+    from roboreward.teleop.dataset import BASE_COMMAND_NAMES, BASE_POSE_NAMES, TeleopDataset
+    from roboreward.teleop.recorder import RecordConfig
     from roboreward.teleop.robots import make_teleop_robot
     from roboreward.teleop.session import SessionConfig, TeleopSession
     from roboreward.teleop.simulated import SimulatedExoskeletonArm, SimulatedPedal
@@ -191,18 +193,33 @@ def test_the_teleop_session_walks_a_ros2_g1_and_moves_its_arms(tmp_path, domain_
                      "pedal": device_config("pedal", pedal.port, stale_after_s=0.3)},
             sink=RosSinkConfig(robot="g1_walking", domain_id=domain_id, connect_timeout_s=20.0, locomotion=True),
             resume_blend_s=0.2, status_interval_s=0, viewer="off",
+            record=RecordConfig(root=str(tmp_path / "walk"), fps=10, width=32, height=24),
         )
         session = TeleopSession(config, robot=teleop, keyboard=False, print_fn=lambda m: None)
         with session:
             assert session.sink.has_base and session.sink.mapping.unsent[:1] == ["left_hand_thumb_0_joint"]
+            session.request("start_stop")
             session.run(duration=5.0)
             x, y, z = probe.pose()
             elbow = probe.joints["left_elbow_joint"]
+            session.request("start_stop")  # save
+            session.run(duration=0.05)
+            session.run(duration=30.0, until=lambda: not session.pending_saves)
         print(f"5 s of pedal at 60 % (0.48 m/s): {x - x0:.2f} m forward, {y - y0:+.2f} m sideways, pelvis {z:.2f} m; "
               f"left elbow {elbow:.2f} rad (exoskeleton 1.3)")
         assert z > 0.6  # still on its feet
         assert x - x0 > 0.8  # it walked forward (the robot faces +x)
         assert abs(elbow - 1.3) < 0.1
+        # The recording holds the robot's joints and its base pose (odometry), the arms' targets and the walk command.
+        ds = TeleopDataset(tmp_path / "walk")
+        features = ds.reader.features
+        state_names, action_names = features["observation.state"]["names"], features["action"]["names"]
+        assert state_names[-4:] == list(BASE_POSE_NAMES) and len(state_names) == 29 + 4
+        assert action_names[-3:] == list(BASE_COMMAND_NAMES) and len(action_names) == 14 + 3
+        episode = ds.reader.episode(0)
+        walked = episode.state[-1, -4] - episode.state[0, -4]
+        assert walked > 0.5 and episode.action[-1, -3] == pytest.approx(0.48, abs=0.01)
+        assert ds.episode(0).meta["base"] == "walking"
     finally:
         for device in (exo, pedal):
             if device is not None:

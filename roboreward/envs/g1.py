@@ -41,8 +41,10 @@ from typing import Any
 import numpy as np
 
 from roboreward.config import package_dir
+from roboreward.envs.geometry import lowest_point
 from roboreward.envs.rendering import mujoco  # sets MUJOCO_GL before mujoco loads
 from roboreward.errors import ConfigError, NonFiniteError, SetupError
+from roboreward.hardware.robot import yaw_from_quaternion
 from roboreward.policies.locomotion import LocomotionState
 
 PHYSICS_DT = 0.005  # holosoma's simulator fps=200 (holosoma/config_values/simulator.py)
@@ -187,14 +189,7 @@ class G1Sim:
 
     def _lowest_point(self) -> float:
         """World z of the robot's lowest collision point (geom bounding boxes; exact for the capsule soles)."""
-        m, d = self.model, self.data
-        signs = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], dtype=np.float64)
-        low = math.inf
-        for g in self._collision_geom_ids:
-            corners = m.geom_aabb[g, :3] + signs * m.geom_aabb[g, 3:]
-            z = d.geom_xpos[g, 2] + corners @ d.geom_xmat[g].reshape(3, 3)[2]
-            low = min(low, float(z.min()))
-        return low
+        return lowest_point(self.model, self.data, self._collision_geom_ids)
 
     # -- stepping ----------------------------------------------------------------------------------
 
@@ -266,8 +261,7 @@ class G1Sim:
 
     @property
     def base_yaw(self) -> float:
-        w, x, y, z = self.data.qpos[self._free_q + 3:self._free_q + 7]
-        return math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
+        return yaw_from_quaternion(self.data.qpos[self._free_q + 3:self._free_q + 7])
 
     @property
     def base_linear_velocity(self) -> np.ndarray:

@@ -68,6 +68,7 @@ from gymnasium import spaces
 
 from roboreward.config import bounded, check_fields, from_dict
 from roboreward.envs.g1 import G1Sim
+from roboreward.envs.geometry import lowest_point
 from roboreward.envs.rendering import mujoco
 from roboreward.errors import ConfigError
 from roboreward.hardware.robot import rotation_from_quaternion
@@ -345,18 +346,12 @@ class G1LocoEnv(gym.Env):
                 d.qpos[qadr[f"{side}_knee_joint"]] = k
                 d.qpos[qadr[f"{side}_ankle_pitch_joint"]] = alpha - k
             mujoco.mj_kinematics(m, d)
-            soles = min(self._lowest(d, g) for g in np.concatenate(self._feet))
+            soles = lowest_point(m, d, np.concatenate(self._feet))
             heights.append(float(d.qpos[2] - soles))
             knees.append(float(k))
         h = np.array(heights)
         order = np.argsort(h)
         return h[order], np.array(knees)[order]
-
-    def _lowest(self, d: mujoco.MjData, g: int) -> float:
-        m = self.sim.model
-        signs = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], dtype=np.float64)
-        corners = m.geom_aabb[g, :3] + signs * m.geom_aabb[g, 3:]
-        return float((d.geom_xpos[g, 2] + corners @ d.geom_xmat[g].reshape(3, 3)[2]).min())
 
     def knee_target(self, height: float) -> float:
         """The knee angle (rad) that puts the pelvis at ``height`` above flat feet (the squat table)."""

@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from roboreward.config import package_dir
+from roboreward.envs.geometry import lowest_point
 from roboreward.envs.rendering import FrameRenderer, RenderOptions, mujoco
 from roboreward.errors import ConfigError
 from roboreward.hardware.robot import ImuState, OdometryState, RobotConfig, RobotState, load_robot_config
@@ -448,13 +449,9 @@ class RobotSimulation:
         if not free:
             raise ConfigError(f"{self.robot.name}: simulation.stand_on_floor: the model has no floating base")
         robot_bodies = {b for b in range(m.nbody) if m.body_rootid[b] == m.jnt_bodyid[free[0]]}
-        signs = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], dtype=np.float64)
-        low = np.inf
-        for g in range(m.ngeom):
-            if m.geom_bodyid[g] in robot_bodies and (m.geom_contype[g] or m.geom_conaffinity[g]):
-                corners = m.geom_aabb[g, :3] + signs * m.geom_aabb[g, 3:]
-                low = min(low, float((d.geom_xpos[g, 2] + corners @ d.geom_xmat[g].reshape(3, 3)[2]).min()))
-        d.qpos[m.jnt_qposadr[free[0]] + 2] -= low
+        geoms = [g for g in range(m.ngeom)
+                 if m.geom_bodyid[g] in robot_bodies and (m.geom_contype[g] or m.geom_conaffinity[g])]
+        d.qpos[m.jnt_qposadr[free[0]] + 2] -= lowest_point(m, d, geoms)
         mujoco.mj_forward(m, d)
 
     def _hold_targets(self) -> np.ndarray:

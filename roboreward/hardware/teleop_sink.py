@@ -58,7 +58,6 @@ stays on this machine unless ``sink.discovery: subnet``.
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections.abc import Sequence
@@ -69,7 +68,7 @@ import numpy as np
 
 from roboreward.config import bounded, find_named, read_yaml, shipped_dir, shipped_names
 from roboreward.errors import ConfigError, DeviceError, RoborewardError
-from roboreward.hardware.robot import RobotConfig, load_robot_config
+from roboreward.hardware.robot import RobotConfig, load_robot_config, yaw_from_quaternion
 from roboreward.hardware.safety import SafetyConfig, SafetyLayer
 from roboreward.teleop.calibration import LocoCommand
 from roboreward.teleop.dataset import BASE_COMMAND_NAMES, BASE_POSE_NAMES
@@ -445,8 +444,7 @@ def _base_pose(odometry: Any) -> np.ndarray:
     """``[x, y, yaw, height]`` from an odometry reading (NaN before the first)."""
     if odometry is None:
         return np.full(4, np.nan)
-    w, x, y, z = odometry.orientation
-    yaw = math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
+    yaw = yaw_from_quaternion(odometry.orientation)
     return np.array([odometry.position[0], odometry.position[1], yaw, odometry.position[2]])
 
 

@@ -54,7 +54,9 @@ from typing import Literal
 import numpy as np
 
 from roboreward.config import ChoiceConfig, bounded, find_named, load_config, shipped_names
+from roboreward.envs.geometry import lowest_point
 from roboreward.envs.rendering import FrameRenderer, RenderOptions  # sets MUJOCO_GL=egl before mujoco loads
+from roboreward.hardware.robot import yaw_from_quaternion
 from roboreward.errors import ConfigError
 from roboreward.teleop.calibration import LocoCommand
 from roboreward.teleop.mjcf import body_id, cached_model, joint_id, joint_limits_from_model, resolve_model_path
@@ -565,16 +567,9 @@ class TeleopRobot:
     def _sole_height(self, d: mujoco.MjData) -> float:
         """Lowest point of the feet's collision geoms (world z)."""
         m = self.model
-        low = np.inf
-        signs = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], dtype=np.float64)
-        for g in range(m.ngeom):
-            if m.geom_bodyid[g] not in self._feet or (m.geom_contype[g] == 0 and m.geom_conaffinity[g] == 0):
-                continue
-            center, half = m.geom_aabb[g, :3], m.geom_aabb[g, 3:]
-            corners = center + signs * half
-            z = d.geom_xpos[g, 2] + corners @ d.geom_xmat[g].reshape(3, 3)[2]
-            low = min(low, float(z.min()))
-        return low
+        feet = [g for g in range(m.ngeom)
+                if m.geom_bodyid[g] in self._feet and (m.geom_contype[g] or m.geom_conaffinity[g])]
+        return lowest_point(m, d, feet)
 
     # -- the cockpit's interface --------------------------------------------------------------
 
@@ -618,7 +613,7 @@ class TeleopRobot:
         if self._mocap is not None:
             x, y, z = d.mocap_pos[self._mocap]
             h0 = self.config.base.initial_height
-            self._base = np.array([x, y, _yaw(d.mocap_quat[self._mocap]), z if h0 is None else h0])
+            self._base = np.array([x, y, yaw_from_quaternion(d.mocap_quat[self._mocap]), z if h0 is None else h0])
             if self._squat_table is not None:
                 self._base[3] = float(np.clip(self._base[3], *self.height_range))
             self._write_base(self._base)
@@ -759,7 +754,7 @@ class TeleopRobot:
             pos, quat = d.qpos[q:q + 3], d.qpos[q + 3:q + 7]
         else:
             pos, quat = d.xpos[self._base_body], d.xquat[self._base_body]
-        return np.array([pos[0], pos[1], _yaw(quat), pos[2]])
+        return np.array([pos[0], pos[1], yaw_from_quaternion(quat), pos[2]])
 
     def render(self, camera: str | None = None) -> np.ndarray:
         """A ``uint8 [H, W, 3]`` frame from ``camera`` (the first of ``cameras`` by default)."""
@@ -818,10 +813,6 @@ class TeleopRobot:
             d.qvel[m.jnt_dofadr[ids]] = 0.0
             self._hold_all[ids] = q
 
-
-def _yaw(quat: np.ndarray) -> float:
-    w, x, y, z = quat
-    return math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
 
 
 def make_teleop_robot(

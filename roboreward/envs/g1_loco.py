@@ -68,7 +68,7 @@ from gymnasium import spaces
 
 from roboreward.config import bounded, check_fields, from_dict
 from roboreward.envs.g1 import G1Sim
-from roboreward.envs.geometry import lowest_point
+from roboreward.envs.geometry import flat_foot_leg, lowest_point
 from roboreward.envs.rendering import mujoco
 from roboreward.errors import ConfigError
 from roboreward.hardware.robot import rotation_from_quaternion
@@ -321,9 +321,8 @@ class G1LocoEnv(gym.Env):
     def _squat_knee_table(self) -> tuple[np.ndarray, np.ndarray]:
         """Pelvis height above the soles -> knee angle, for legs that squat with flat feet under the hips.
 
-        The planar hip-knee-ankle chain: hip pitch ``-a``, knee ``k``, ankle pitch ``a - k``, with ``a``
-        the thigh's angle that keeps the ankle under the hip (law of sines on the thigh and shank
-        lengths measured in the model), evaluated with MuJoCo's kinematics.
+        The planar hip-knee-ankle chain of :func:`~roboreward.envs.geometry.flat_foot_leg` with the thigh
+        and shank lengths measured in the model, evaluated with MuJoCo's kinematics.
         """
         m = self.sim.model
         d = mujoco.MjData(m)
@@ -339,12 +338,11 @@ class G1LocoEnv(gym.Env):
         a, b = np.linalg.norm(p_knee - p_hip), np.linalg.norm(p_ankle - p_knee)
         heights, knees = [], []
         for k in np.linspace(0.0, 2.4, 241):
-            dist = math.sqrt(a * a + b * b + 2 * a * b * math.cos(k))
-            alpha = math.asin(min(1.0, b * math.sin(k) / dist))
+            hip_pitch, _, ankle_pitch = flat_foot_leg(a, b, k)
             for side in ("left", "right"):
-                d.qpos[qadr[f"{side}_hip_pitch_joint"]] = -alpha
+                d.qpos[qadr[f"{side}_hip_pitch_joint"]] = hip_pitch
                 d.qpos[qadr[f"{side}_knee_joint"]] = k
-                d.qpos[qadr[f"{side}_ankle_pitch_joint"]] = alpha - k
+                d.qpos[qadr[f"{side}_ankle_pitch_joint"]] = ankle_pitch
             mujoco.mj_kinematics(m, d)
             soles = lowest_point(m, d, np.concatenate(self._feet))
             heights.append(float(d.qpos[2] - soles))

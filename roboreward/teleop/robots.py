@@ -54,7 +54,7 @@ from typing import Literal
 import numpy as np
 
 from roboreward.config import ChoiceConfig, bounded, find_named, load_config, shipped_names
-from roboreward.envs.geometry import lowest_point
+from roboreward.envs.geometry import flat_foot_leg, lowest_point
 from roboreward.envs.rendering import FrameRenderer, RenderOptions  # sets MUJOCO_GL=egl before mujoco loads
 from roboreward.hardware.robot import yaw_from_quaternion
 from roboreward.errors import ConfigError
@@ -548,9 +548,7 @@ class TeleopRobot:
         ranges = [m.jnt_range[j] for j in (hip, knee, ankle)]
         knees, heights, angles = [], [], []
         for k in np.linspace(max(0.0, ranges[1][0]), ranges[1][1], 400):
-            dist = math.sqrt(a * a + b * b + 2 * a * b * math.cos(k))
-            alpha = math.asin(min(1.0, b * math.sin(k) / dist))
-            q = np.array([-alpha, k, alpha - k])
+            q = np.array(flat_foot_leg(a, b, k))
             if any(not lo - 1e-9 <= v <= hi + 1e-9 for v, (lo, hi) in zip(q, ranges)):
                 break
             for ids in self._legs.values():

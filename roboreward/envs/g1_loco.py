@@ -520,8 +520,7 @@ class G1LocoEnv(gym.Env):
         t, d = self.teacher, self.sim.data
         q = d.qpos[self.sim._qadr].copy()
         dq = d.qvel[self.sim._vadr].copy()
-        own = t.default_pose + t.config.action_scale * t.last_action
-        q[self._arms], dq[self._arms] = own[self._arms], 0.0
+        q[self._arms], dq[self._arms] = t.last_targets[self._arms], 0.0
         f = self.sim._free_q
         state = LocomotionState(joint_positions=q, joint_velocities=dq, base_angular_velocity=d.qvel[3:6].copy(),
                                 base_quaternion=d.qpos[f + 3:f + 7].copy())

@@ -79,7 +79,6 @@ class LocomotionController:
         self._to_robot = np.array([index[n] for n in policy.joint_names])  # policy joint i -> robot joint
         self._robot_index = index
         self._command = np.array(robot.home_position, dtype=np.float64)
-        self._commanded_policy = policy.default_pose.copy()
         self._teleop = np.zeros(len(names), dtype=bool)  # robot joints the session has sent targets for
         self._teleop_targets = np.array(robot.home_position, dtype=np.float64)
         self._lock = threading.Lock()
@@ -208,7 +207,7 @@ class LocomotionController:
         dq = np.asarray(state.velocity, dtype=np.float64)[self._to_robot]
         shared = teleop[self._to_robot]  # policy joints the session drives
         if self.config.arm_observation == "commanded" and shared.any():
-            q[shared] = self._commanded_policy[shared]
+            q[shared] = policy.last_targets[shared]
             dq[shared] = 0.0
         dq = np.where(np.isfinite(dq), dq, 0.0)  # JointState's velocity is optional
         if not math.isfinite(height):
@@ -220,7 +219,6 @@ class LocomotionController:
                             base_angular_velocity=np.asarray(state.imu.angular_velocity, dtype=np.float64),
                             base_quaternion=np.asarray(state.imu.orientation, dtype=np.float64)),
         )
-        self._commanded_policy = targets.copy()
         command = self._command
         command[self._to_robot] = targets
         command[teleop] = teleop_targets[teleop]

@@ -484,6 +484,12 @@ class LocomotionPolicy:
         clip = self.config.action_clip
         self.last_action = np.clip(action, -clip, clip).astype(np.float32)
         self.last_observation = obs.copy()
+        return self.last_targets
+
+    @property
+    def last_targets(self) -> np.ndarray:
+        """The joint targets the last :meth:`act` returned (the default pose before the first): where the
+        policy means its joints to be, which a caller driving some of them itself can show it instead."""
         return self.default_pose + self.config.action_scale * self.last_action.astype(np.float64)
 
     # -- checks ----------------------------------------------------------------------------------

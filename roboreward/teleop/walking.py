@@ -167,8 +167,7 @@ class WalkingBase:
         dq = d.qvel[self._vadr].copy()
         if self.arm_observation == "commanded" and self.shared.size:
             # The arms as the policy would have them: at its own last targets, still.
-            last = p.default_pose + p.config.action_scale * p.last_action
-            q[self.shared] = last[self.shared]
+            q[self.shared] = p.last_targets[self.shared]
             dq[self.shared] = 0.0
         state = LocomotionState(
             joint_positions=q,

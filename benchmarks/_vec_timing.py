@@ -11,6 +11,11 @@ class RenderOnly:
     """A reward model that only asks for frames, so the envs render but nothing scores them."""
 
     requires_frames = True
+    fetches_frames = False
+    config = None
+
+    def check_ready(self) -> None:
+        pass
 
     def __call__(self, batch):
         return np.zeros(len(batch), dtype=np.float32)

@@ -49,6 +49,9 @@ class EnvConfig:
     id: str = "roboreward/ArmReach-v0"
     n_envs: int = bounded(4, "parallel envs; the reward model scores all of them in one call", ge=1, le=256)
     vectorization: Literal["dummy", "subproc"] = "dummy"  # subproc renders in parallel processes
+    # local: the envs run here, as `vectorization` says; ray: in Ray rollout actors (the `ray` section says
+    # where and how many envs each), on this machine or a cluster (roboreward.distributed)
+    backend: Literal["local", "ray"] = "local"
     kwargs: dict[str, Any] = field(default_factory=dict)  # passed to the env's constructor
     render: RenderConfig = field(default_factory=RenderConfig)
 
@@ -316,6 +319,28 @@ class SymmetryConfig:
 
 
 @dataclass(kw_only=True)
+class RayConfig:
+    """The Ray cluster that ``env.backend: ray`` and ``reward.server: ray`` run on (see :mod:`roboreward.distributed`)."""
+
+    # null: start Ray on this machine (127.0.0.1, no dashboard); auto: the cluster `ray start` runs here;
+    # HOST:PORT: a cluster's head node (also --ray-address)
+    address: str | None = None
+    namespace: str = "roboreward"
+    envs_per_actor: int = bounded(1, "envs each rollout actor steps and renders, one after another", ge=1, le=256)
+    cpus_per_actor: float = bounded(1.0, "logical CPUs Ray reserves for each rollout actor", gt=0, le=1024)
+    max_restarts: int = bounded(3, "restarts of each dead rollout actor or reward server before training stops",
+                                ge=0, le=10**6)
+    # GPUs reserved for the reward server: auto = 1 when the cluster has a GPU, else 0
+    server_gpus: float | str = bounded("auto", "GPUs for the reward server actor, or auto", ge=0, le=64)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.server_gpus, str) and self.server_gpus != "auto":
+            raise ConfigError(f"ray.server_gpus: {self.server_gpus!r} is not allowed; give a number >= 0 or auto")
+        if self.address is not None and not self.address.strip():
+            raise ConfigError("ray.address: empty; give auto, HOST:PORT, or null to start Ray on this machine")
+
+
+@dataclass(kw_only=True)
 class ExperimentConfig:
     name: str = "arm_reach_goal_image"
     seed: int = bounded(0, "seeds envs, networks and sampling", ge=0, le=2**32 - 1)
@@ -329,6 +354,7 @@ class ExperimentConfig:
     bc: BehaviourCloningConfig = field(default_factory=BehaviourCloningConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     symmetry: SymmetryConfig = field(default_factory=SymmetryConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
 
     def __post_init__(self) -> None:
         if self.algo.name == "ppo" and self.algo.hyperparams["n_steps"] * self.env.n_envs < 2:

@@ -121,6 +121,16 @@ def test_missing_file_says_so(tmp_path):
         ("algo.hyperparams.ent_coef=auto_nan", "algo.hyperparams.ent_coef: 'auto_nan' is not allowed"),
         ("algo.hyperparams.buffer_size=abc", "algo.hyperparams.buffer_size: expected an integer, got 'abc'"),
         ("algo.hyperparams.action_noise=0.1", "algo.hyperparams.action_noise: not a SAC hyperparameter"),
+        ("env.backend=cluster", "env.backend: 'cluster' is not allowed; choose one of ['local', 'ray']"),
+        ("reward.server=gpu", "reward.server: 'gpu' is not allowed; choose one of ['local', 'ray']"),
+        ("reward.batch_size=0", "reward.batch_size: 0 is too small; it must be >= 1"),
+        ("ray.envs_per_actor=0", "ray.envs_per_actor: 0 is too small; it must be >= 1"),
+        ("ray.cpus_per_actor=.nan", "ray.cpus_per_actor: nan is not a finite number"),
+        ("ray.cpus_per_actor=0", "ray.cpus_per_actor: 0.0 is too small; it must be > 0"),
+        ("ray.max_restarts=-1", "ray.max_restarts: -1 is too small; it must be >= 0"),
+        ("ray.server_gpus=some", "ray.server_gpus: 'some' is not allowed; give a number >= 0 or auto"),
+        ("ray.server_gpus=.inf", "ray.server_gpus: inf is not a finite number"),
+        ("ray.address=' '", "ray.address: empty; give auto, HOST:PORT"),
     ],
 )
 def test_every_number_is_finite_and_in_range_and_hyperparameters_are_typed(override, message):
@@ -143,6 +153,11 @@ def test_ppo_hyperparameters_are_checked(overrides, message):
     with pytest.raises(ConfigError) as info:
         build(*overrides)
     assert message in str(info.value)
+
+
+def test_the_env_reward_has_no_server():
+    with pytest.raises(ConfigError, match=r"reward.server: the env's own reward \(type: env\) is computed by each env"):
+        build("reward={type: env, server: ray}")
 
 
 def test_hyperparameters_are_typed_and_schedules_become_functions():

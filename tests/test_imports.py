@@ -78,3 +78,15 @@ def test_the_package_has_no_import_cycle():
 
 def test_the_checker_finds_a_cycle():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_ray_is_imported_only_by_jobs_that_ask_for_it():
+    """Training, evaluation and the reward models do not import Ray (a large import) until a config asks for it."""
+    import subprocess
+    import sys
+
+    code = ("import sys, roboreward.cli, roboreward.policies.train, roboreward.policies.evaluate, roboreward.envs.make, "
+            "roboreward.rewards.wrappers, roboreward.rewards.shaping; print('ray' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"

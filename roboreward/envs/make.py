@@ -6,7 +6,7 @@ The training stack, outermost first::
     VecPotentialShaping     with a shaping potential Φ only: r' = r + γΦ(s') − Φ(s), one Φ call per step
       _VecRelayFrames       hands the frames VecLearnedReward consumed back to the shaping wrapper
     VecLearnedReward        one batched reward-model call per step; env reward kept in info
-    DummyVecEnv | SubprocVecEnv
+    DummyVecEnv | SubprocVecEnv | RayVecEnv    env.backend: ray puts the envs (and what wraps each) in Ray actors
       _RelayFrames          with shaping only: a second reference to each frame, for the wrapper above
         RenderInInfo        frame of each reached state (and the goal image at reset) into info
           MultiViewRender   with env.render.cameras only: the cameras side by side in each frame
@@ -22,7 +22,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv,
 
 import roboreward.envs  # noqa: F401  (registers the ids)
 from roboreward.errors import ConfigError
-from roboreward.experiment import EnvConfig
+from roboreward.experiment import EnvConfig, RayConfig
 from roboreward.rewards.base import RewardModel
 from roboreward.rewards.shaping import VecPotentialShaping
 from roboreward.rewards.wrappers import FRAME_KEY, GOAL_FRAME_KEY, RenderInInfo, VecLearnedReward
@@ -62,12 +62,14 @@ def make_vec_env(
     *,
     potential: RewardModel | None = None,
     gamma: float | None = None,
+    ray: RayConfig | None = None,
 ) -> VecEnv:
     """The training vector env.
 
     :param reward_model: the reward trained on; ``None`` = the env's own reward.
     :param potential: ``Φ`` of potential-based shaping (``shaping.potential``), or ``None`` for none.
     :param gamma: the learner's discount, used by the shaping term; required with ``potential``.
+    :param ray: the cluster of ``env.backend: ray`` (default: Ray on this machine).
     """
     models = [m for m in (reward_model, potential) if m is not None]
     render = any(m.requires_frames for m in models)
@@ -90,13 +92,34 @@ def make_vec_env(
         return _init
 
     fns = [factory(i) for i in range(config.n_envs)]
-    venv: VecEnv = SubprocVecEnv(fns, start_method="forkserver") if config.vectorization == "subproc" else DummyVecEnv(fns)
+    if config.backend == "ray":
+        # Frames stay in the object store when every model that reads them fetches them from there itself.
+        apart = render and all(getattr(m, "fetches_frames", False) for m in models if m.requires_frames)
+        venv: VecEnv = ray_vec_env(fns, ray or RayConfig(), frames_apart=apart)
+    elif config.vectorization == "subproc":
+        venv = SubprocVecEnv(fns, start_method="forkserver")
+    else:
+        venv = DummyVecEnv(fns)
     venv.seed(seed)  # each env is reset with seed + its index
     venv = VecLearnedReward(venv, reward_model)
     if potential is not None:
         assert gamma is not None
         venv = VecPotentialShaping(_VecRelayFrames(venv) if relay else venv, potential, gamma)
     return VecMonitor(venv)
+
+
+def ray_vec_env(fns: list[Callable[[], gym.Env]], ray: RayConfig, frames_apart: bool = False) -> VecEnv:
+    """The envs of ``fns`` in Ray rollout actors on the cluster ``ray`` names (started here when it names none)."""
+    from roboreward.distributed.cluster import connect
+    from roboreward.distributed.vec_env import RayVecEnv
+
+    actors = -(-len(fns) // ray.envs_per_actor)
+    connect(ray, cpus_needed=actors * ray.cpus_per_actor + 1)  # + 1: a reward server's CPU
+    return RayVecEnv(
+        fns, envs_per_actor=ray.envs_per_actor, cpus_per_actor=ray.cpus_per_actor, max_restarts=ray.max_restarts,
+        frame_keys=(*_RELAYED, *_RELAYED.values()) if frames_apart else None,
+        state_frame_keys=(FRAME_KEY, _RELAYED[FRAME_KEY]),
+    )
 
 
 def _check_views(model: RewardModel, config: EnvConfig) -> None:

@@ -29,6 +29,9 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("overrides", nargs="*", help="key.sub=value overrides, e.g. train.total_timesteps=5000")
     p.add_argument("--run-dir", type=Path, help="folder for this run (default: RUNS_DIR/NAME-TIME)")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run from its newest checkpoint")
+    p.add_argument("--ray-address", metavar="ADDRESS",
+                   help="the Ray cluster of env.backend: ray / reward.server: ray: auto or HOST:PORT "
+                   "(default: the config's ray.address; none starts Ray on this machine)")
     p.set_defaults(run=run_train)
 
     p = subparsers.add_parser("eval", help="evaluate a run: metrics.json, video, reward plot", description="Evaluate a run.")
@@ -47,12 +50,14 @@ def run_train(args: argparse.Namespace) -> int:
     if args.resume is not None:
         if args.config or args.overrides:
             raise ConfigError("--resume continues a run with its saved config; give no config file or overrides with it")
-        resume(args.resume)
+        resume(args.resume, ray_address=args.ray_address)
         return 0
     overrides = list(args.overrides)
     if args.config and "=" in args.config:  # `roboreward train key=value` with the default config
         overrides.insert(0, args.config)
         args.config = None
+    if args.ray_address is not None:
+        overrides.append(f"ray.address={args.ray_address}")
     train(load_experiment(args.config or DEFAULT_JOB, overrides), args.run_dir)
     return 0
 

@@ -25,6 +25,7 @@ once, keeping the checkpoints already on disk. Either way :func:`train` and :fun
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import shutil
 import time
@@ -53,7 +54,7 @@ from roboreward.policies.bc import (
 )
 from roboreward.policies.callbacks import Checkpointer, EpisodeStats, ProgressBar, stop_on_signals
 from roboreward.policies.checkpoints import find_resumable, list_checkpoints, save_model
-from roboreward.rewards.base import RewardModel, make_reward_model
+from roboreward.rewards.base import RewardConfig, RewardModel, make_reward_model
 from roboreward.signals import on_signals
 
 CONFIG_FILE = "config.yaml"
@@ -105,7 +106,32 @@ def shaping_potential(config: ExperimentConfig, reward_model: RewardModel | None
         return None
     if reward_model is not None and potential == config.reward:
         return reward_model
-    return make_reward_model(potential)
+    return training_reward_model(potential, config)
+
+
+def training_reward_model(reward: RewardConfig, config: ExperimentConfig) -> RewardModel | None:
+    """The model of a reward section for training: here, or in a Ray reward server (``server: ray``)."""
+    if reward.server == "ray":
+        from roboreward.distributed.reward_server import serve
+
+        return serve(reward, config.ray)
+    return make_reward_model(reward)
+
+
+def _connect_ray(config: ExperimentConfig) -> None:
+    """Join (or start) the job's Ray cluster once, sized for all its actors, when any part runs on Ray."""
+    servers = sum(r is not None and r.server == "ray" for r in (config.reward, config.shaping.potential))
+    if config.env.backend != "ray" and not servers:
+        return
+    from roboreward.distributed.cluster import connect
+
+    actors = -(-config.env.n_envs // config.ray.envs_per_actor) if config.env.backend == "ray" else 0
+    ray = connect(config.ray, cpus_needed=actors * config.ray.cpus_per_actor + servers)
+    resources = ray.cluster_resources()
+    where = [f"{actors} rollout actors of {config.ray.envs_per_actor} envs"] if actors else []
+    where += [f"{servers} reward server(s)"] if servers else []
+    print(f"ray: {len(ray.nodes())} node(s), {resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs; "
+          + ", ".join(where))
 
 
 def new_run_dir(config: ExperimentConfig) -> Path:
@@ -144,30 +170,41 @@ def load_run_config(run_dir: Path) -> ExperimentConfig:
     return load_experiment(run_dir / CONFIG_FILE)
 
 
-def resume(run_dir: Path) -> Path:
+def resume(run_dir: Path, ray_address: str | None = None) -> Path:
     """Continue an interrupted run from its newest usable checkpoint, with its saved config.
 
     Checkpoints are checked before they are trusted (see :func:`~roboreward.policies.checkpoints.find_resumable`):
     a damaged newest one is skipped, with its folder and reason printed, for the one before it. A run with
     no checkpoint at all starts over in its folder; one whose checkpoints are all unusable raises
-    :class:`~roboreward.errors.CheckpointError` rather than throwing its training away.
+    :class:`~roboreward.errors.CheckpointError` rather than throwing its training away. ``ray_address``
+    runs the resumed session's Ray parts on another cluster than the saved config's ``ray.address``.
     """
     run_dir = Path(run_dir)
-    return _learn(load_run_config(run_dir), run_dir, resuming=True)
+    config = load_run_config(run_dir)
+    if ray_address is not None:  # where a run's envs and reward server run is not what it learns: it may move
+        config = dataclasses.replace(config, ray=dataclasses.replace(config.ray, address=ray_address))
+    return _learn(config, run_dir, resuming=True)
 
 
 def _learn(config: ExperimentConfig, run_dir: Path, resuming: bool) -> Path:
     with _torch_threads(config.train.torch_threads):
-        reward_model = make_reward_model(config.reward)
+        _connect_ray(config)
+        reward_model = training_reward_model(config.reward, config)
         potential = shaping_potential(config, reward_model)
         gamma = config.shaping_gamma if potential is not None else None
-        demos = load_demonstrations(config.bc, config.env) if config.bc.enabled else None
-        with _workers_ignore_interrupts(config.env.vectorization == "subproc"):
-            venv = make_vec_env(config.env, reward_model, seed=config.seed, potential=potential, gamma=gamma)
         try:
-            return _learn_in(config, run_dir, resuming, venv, reward_model, demos, gamma)
+            demos = load_demonstrations(config.bc, config.env) if config.bc.enabled else None
+            with _workers_ignore_interrupts(config.env.vectorization == "subproc" and config.env.backend == "local"):
+                venv = make_vec_env(config.env, reward_model, seed=config.seed, potential=potential, gamma=gamma,
+                                    ray=config.ray)
+            try:
+                return _learn_in(config, run_dir, resuming, venv, reward_model, demos, gamma)
+            finally:
+                venv.close()
         finally:
-            venv.close()
+            for model in {id(m): m for m in (reward_model, potential) if m is not None}.values():
+                if hasattr(model, "close"):
+                    model.close()  # a reward server's actor
 
 
 def _learn_in(config: ExperimentConfig, run_dir: Path, resuming: bool, venv: VecEnv, reward_model: RewardModel | None,

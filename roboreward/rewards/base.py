@@ -22,18 +22,31 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Callable, ClassVar, Literal
 
 import numpy as np
 
-from roboreward.config import ChoiceConfig
-from roboreward.errors import NonFiniteError
+from roboreward.config import ChoiceConfig, bounded
+from roboreward.errors import ConfigError, NonFiniteError
 from roboreward.registry import Registered
 
 
 @dataclass(kw_only=True)
 class RewardConfig(ChoiceConfig):
-    """Base of every reward model's config; ``type`` in YAML picks the subclass."""
+    """Base of every reward model's config; ``type`` in YAML picks the subclass.
+
+    ``server`` says where the model runs: ``local`` in the training process, ``ray`` in one Ray actor
+    that scores the frames of every env (:mod:`roboreward.distributed.reward_server`), in calls of
+    ``batch_size`` frames (null: each request in one call). ``pipeline`` scores the envs that have
+    finished their step while the others still step (:class:`~roboreward.rewards.wrappers.VecLearnedReward`).
+    """
+
+    server: Literal["local", "ray"] = "local"
+    batch_size: int | None = bounded(None, "frames per model call; null = all frames of a step in one call", ge=1)
+    pipeline: bool = bounded(
+        False, "score each env's frame as soon as its step arrives, while the others still step and render "
+        "(needs env.vectorization: subproc or env.backend: ray)"
+    )
 
     builtin_modules: ClassVar[tuple[str, ...]] = (
         "roboreward.rewards.goal_image",
@@ -47,6 +60,11 @@ class RewardConfig(ChoiceConfig):
 @dataclass(kw_only=True)
 class EnvRewardConfig(RewardConfig):
     """Train on the env's own reward: the baseline a learned reward is compared with."""
+
+    def __post_init__(self) -> None:
+        if self.server != "local":
+            raise ConfigError("reward.server: the env's own reward (type: env) is computed by each env, not by a "
+                              "server; set reward.server: local or name a reward model")
 
 
 @dataclass
@@ -76,6 +94,9 @@ class RewardModel(Registered, abc.ABC):
     kind = "reward model"
     config_class: ClassVar[type[RewardConfig]]
     requires_frames: ClassVar[bool] = True
+    # Whether compute() takes frames held in Ray's object store (references, see stack_frames) and fetches
+    # them itself: the reward server's client does, so rollout actors need not send frames to the learner.
+    fetches_frames: ClassVar[bool] = False
 
     def __init__(self, config: RewardConfig):
         super().__init__(config)
@@ -91,9 +112,19 @@ class RewardModel(Registered, abc.ABC):
         stops before its envs start rather than at the first step."""
 
     def __call__(self, batch: RewardBatch) -> np.ndarray:
-        rewards = np.asarray(self.compute(batch), dtype=np.float32)
-        if rewards.shape != (len(batch),):
-            raise RuntimeError(f"{type(self).__name__}.compute returned shape {rewards.shape}, expected ({len(batch)},)")
+        return self._checked(self.compute(batch), len(batch))
+
+    def submit(self, batch: RewardBatch) -> Callable[[], np.ndarray]:
+        """Start scoring ``batch``; the returned function gives its rewards. A model here scores at once;
+        one in a server (:class:`~roboreward.distributed.reward_server.RemoteRewardModel`) returns while
+        the server computes, so the caller can go on stepping envs."""
+        rewards = self(batch)
+        return lambda: rewards
+
+    def _checked(self, rewards: np.ndarray, n: int) -> np.ndarray:
+        rewards = np.asarray(rewards, dtype=np.float32)
+        if rewards.shape != (n,):
+            raise RuntimeError(f"{type(self).__name__}.compute returned shape {rewards.shape}, expected ({n},)")
         finite = np.isfinite(rewards)
         if not finite.all():  # one NaN in a replay buffer turns every loss NaN; stop at the first instead
             bad = rewards[~finite]
@@ -104,8 +135,20 @@ class RewardModel(Registered, abc.ABC):
         return rewards
 
 
+def stack_frames(frames: list) -> np.ndarray | list:
+    """Per-env frames as a batch: one array, or the list itself when the frames are references to frames
+    held elsewhere (Ray's object store, ``reward.server: ray``) for a model that fetches them."""
+    if all(isinstance(f, np.ndarray) for f in frames):
+        return np.stack(frames)
+    return list(frames)
+
+
 def make_reward_model(config: RewardConfig) -> RewardModel | None:
-    """Build the model a config names; ``None`` for ``type: env`` (train on the env's own reward)."""
+    """Build the model a config names, in this process; ``None`` for ``type: env`` (train on the env's own reward).
+
+    ``reward.server`` is for training, which builds a ``ray`` model in a server actor instead
+    (:func:`roboreward.distributed.reward_server.serve`); evaluation and diagnostics score here.
+    """
     if isinstance(config, EnvRewardConfig):
         return None
     type(config).import_builtins()  # a config built in code may not have imported its model's module

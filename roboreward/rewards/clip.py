@@ -53,7 +53,8 @@ tower), so the goal and baseline directions do not move with the precision.
 Smoothing over recent frames and running normalisation of the reward (``smoothing_window``,
 ``normalize``) are applied by the reward wrappers, see :mod:`roboreward.rewards.postprocess`; and
 ``pipeline`` lets :class:`~roboreward.rewards.wrappers.VecLearnedReward` score the frames of the envs
-that finished their step while the others still step and render (``env.vectorization: subproc``).
+that finished their step while the others still step and render (``env.vectorization: subproc`` or
+``env.backend: ray``).
 """
 
 from __future__ import annotations
@@ -105,10 +106,6 @@ class ClipRewardConfig(RewardConfig, RewardPostprocessConfig):
     device: str = "auto"  # "auto" picks CUDA when present
     precision: Literal["auto", "fp32", "fp16", "bf16", "int8"] = bounded(
         "auto", "auto: fp16 on CUDA, fp32 (exact) on CPU; int8: the fast CPU mode; bf16: fast where the CPU has bf16"
-    )
-    pipeline: bool = bounded(
-        False, "score each env's frame as soon as its step arrives, while the others still step and render "
-        "(needs env.vectorization: subproc)"
     )
 
     def __post_init__(self) -> None:

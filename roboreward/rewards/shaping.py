@@ -68,7 +68,7 @@ import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
-from roboreward.rewards.base import RewardBatch
+from roboreward.rewards.base import RewardBatch, stack_frames
 from roboreward.rewards.wrappers import FRAME_KEY, GOAL_FRAME_KEY, RenderInInfo, _put
 
 Potential = Callable[[RewardBatch], np.ndarray]
@@ -125,9 +125,9 @@ def _evaluate(
         raise RuntimeError("the potential reads frames but the envs render none: wrap each env in RenderInInfo")
     has_goals = all(g is not None for g in goal_frames)
     batch = RewardBatch(
-        frames=np.stack(frames) if requires_frames else None,  # type: ignore[arg-type]
+        frames=stack_frames(frames) if requires_frames else None,  # type: ignore[arg-type]
         observations=observations,
-        goal_frames=np.stack(goal_frames) if has_goals else None,  # type: ignore[arg-type]
+        goal_frames=stack_frames(goal_frames) if has_goals else None,  # type: ignore[arg-type]
     )
     values = np.asarray(potential(batch), dtype=np.float64)
     if values.shape != (len(observations),):

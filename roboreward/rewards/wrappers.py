@@ -20,8 +20,9 @@ Example::
 
 Both wrappers also apply the reward config's optional smoothing and normalisation
 (:mod:`roboreward.rewards.postprocess`) and keep the model's own output in
-``info["learned_reward_raw"]``. :class:`VecLearnedReward` over a ``SubprocVecEnv`` can pipeline:
-score the frames of the envs that have finished their step while the others still step and render.
+``info["learned_reward_raw"]``. :class:`VecLearnedReward` over a ``SubprocVecEnv`` or a ``RayVecEnv``
+can pipeline: score the frames of the envs that have finished their step while the others still step
+and render.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from stable_baselines3.common.vec_env import SubprocVecEnv, VecEnv, VecEnvWrappe
 from stable_baselines3.common.vec_env.subproc_vec_env import _stack_obs
 
 from roboreward.errors import ConfigError
-from roboreward.rewards.base import RewardBatch, RewardModel
+from roboreward.rewards.base import RewardBatch, RewardModel, stack_frames
 from roboreward.rewards.postprocess import RewardPostprocessor
 
 FRAME_KEY = "frame"
@@ -46,6 +47,16 @@ def _put(info: dict[str, Any], key: str, value: Any) -> None:
     if key in info:
         raise KeyError(f"info already has a {key!r} entry; refusing to overwrite it (wrap the env only once)")
     info[key] = value
+
+
+def _subproc_arrivals(venv: SubprocVecEnv):
+    """A ``SubprocVecEnv``'s step answers in the order its workers send them: ``([env index], [answer])``."""
+    pending = {remote: i for i, remote in enumerate(venv.remotes)}
+    while pending:
+        for remote in wait_for_connections(list(pending)):  # blocks until at least one worker answers
+            i = pending.pop(remote)
+            yield [i], [remote.recv()]
+    venv.waiting = False
 
 
 class RenderInInfo(gym.Wrapper):
@@ -126,11 +137,13 @@ class VecLearnedReward(VecEnvWrapper):
     :mod:`roboreward.rewards.postprocess`; this wrapper owns their per-env state).
 
     **Pipeline** (``pipeline=True``, or ``None`` to take the model config's ``pipeline`` field; needs
-    ``venv`` to be a ``SubprocVecEnv``): ``step_async`` sends the actions to all worker processes as
-    usual, but instead of waiting for every worker, the wait receives from the workers' pipes in the
-    order they answer, and as soon as a group of at least ``n_envs / pipeline_groups`` frames has
-    arrived it scores them — one batched call for all that have arrived — while the other workers are
-    still stepping and rendering; the last group is whatever remains. So the reward model's time
+    ``venv`` to be a ``SubprocVecEnv`` or a :class:`~roboreward.distributed.vec_env.RayVecEnv`):
+    ``step_async`` sends the actions to all workers (processes or Ray actors) as usual, but instead of
+    waiting for every worker, the wait takes their answers in the order they come, and as soon as a
+    group of at least ``n_envs / pipeline_groups`` frames has arrived it submits them for scoring — one
+    batched call for all that have arrived — while the other workers are still stepping and rendering;
+    the last group is whatever remains. A model in this process scores a group before the next answers
+    are taken; a model in a reward server (``reward.server: ray``) scores it while they are. So the reward model's time
     hides behind the slower workers' rendering, and a step takes about ``max(render, reward)`` rather
     than ``render + reward`` when the two run on separate hardware (a GPU for the model, CPU cores
     for the workers) or there are idle cores. On a CPU that both already fill, there is nothing to
@@ -153,10 +166,10 @@ class VecLearnedReward(VecEnvWrapper):
         self.postprocess = None if model is None else RewardPostprocessor.from_config(config, self.num_envs)
         if pipeline is None:
             pipeline = bool(getattr(config, "pipeline", False))
-        if pipeline and model is not None and not isinstance(venv, SubprocVecEnv):
+        if pipeline and model is not None and not (isinstance(venv, SubprocVecEnv) or hasattr(venv, "answers_as_they_arrive")):
             raise ConfigError(
                 f"the reward pipeline overlaps scoring with the envs' steps in worker processes, but the vector env is "
-                f"a {type(venv).__name__}; set env.vectorization=subproc, or reward.pipeline=false"
+                f"a {type(venv).__name__}; set env.vectorization: subproc or env.backend: ray, or reward.pipeline: false"
             )
         if pipeline_groups < 1:
             raise ValueError(f"pipeline_groups={pipeline_groups} must be >= 1")
@@ -206,46 +219,56 @@ class VecLearnedReward(VecEnvWrapper):
     def _score(self, envs, obs, frames: list, dones, infos) -> np.ndarray:
         """Raw model rewards of ``envs`` (indices); ``obs``, ``frames``, ``dones``, ``infos`` are indexed by env."""
         assert self.model is not None
+        return self.model(self._batch(envs, obs, frames, dones, infos))
+
+    def _batch(self, envs, obs, frames: list, dones, infos) -> RewardBatch:
+        """What the model scores for ``envs`` (see :meth:`_score`)."""
+        assert self.model is not None
         envs = list(envs)
         # A finished env's obs is already its next episode's first; score the state it ended in.
         observations = np.stack([infos[i]["terminal_observation"] if dones[i] else obs[i] for i in envs])
         if self.model.requires_frames and any(frames[i] is None for i in envs):
             raise RuntimeError("the reward model reads frames but the envs render none: wrap each env in RenderInInfo")
         goals = [self._goal_frames[i] for i in envs]
-        batch = RewardBatch(
-            frames=np.stack([frames[i] for i in envs]) if self.model.requires_frames else None,
-            observations=observations,
-            goal_frames=np.stack(goals) if all(g is not None for g in goals) else None,  # type: ignore[arg-type]
-        )
         self.reward_calls.append(len(envs))
-        return self.model(batch)
+        return RewardBatch(
+            frames=stack_frames([frames[i] for i in envs]) if self.model.requires_frames else None,
+            observations=observations,
+            goal_frames=stack_frames(goals) if all(g is not None for g in goals) else None,  # type: ignore[arg-type]
+        )
 
     def _step_wait_pipelined(self):
-        """``SubprocVecEnv.step_wait``, scoring each group of workers' frames as soon as they have arrived."""
+        """``step_wait``, scoring each group of envs' frames as soon as they have arrived.
+
+        A group's score is submitted (:meth:`RewardModel.submit`) and the next answers are taken while it is
+        computed — at once for a model in this process, in parallel for one in a reward server.
+        """
         venv = self.venv
-        assert isinstance(venv, SubprocVecEnv)
         n = self.num_envs
         results: list[Any] = [None] * n
         frames: list[np.ndarray | None] = [None] * n
-        raw = np.zeros(n, dtype=np.float32)
         min_group = -(-n // self.pipeline_groups)
-        pending = {remote: i for i, remote in enumerate(venv.remotes)}
         group: list[int] = []
-        while pending:
-            for remote in wait_for_connections(list(pending)):  # blocks until at least one worker answers
-                i = pending.pop(remote)
-                results[i] = remote.recv()  # (obs, reward, done, info, reset_info), as SubprocVecEnv's worker sends
-                frames[i] = results[i][3].pop(FRAME_KEY, None)
-                group.append(i)
-            if len(group) >= min_group or not pending:
+        scoring: list[tuple[list[int], Any]] = []
+        arrivals = venv.answers_as_they_arrive() if hasattr(venv, "answers_as_they_arrive") else _subproc_arrivals(venv)
+        for envs, answers in arrivals:
+            for i, result in zip(envs, answers):  # (obs, reward, done, info, reset_info), as SubprocVecEnv's worker sends
+                results[i] = result
+                frames[i] = result[3].pop(FRAME_KEY, None)
+            group.extend(envs)
+            if len(group) >= min_group or all(r is not None for r in results):
                 group.sort()
                 obs = {i: results[i][0] for i in group}
                 dones = {i: results[i][2] for i in group}
                 infos = {i: results[i][3] for i in group}
-                raw[group] = self._score(group, obs, frames, dones, infos)
+                scoring.append((group, self.model.submit(self._batch(group, obs, frames, dones, infos))))
                 group = []
-        venv.waiting = False
-        obs, true_rewards, dones, infos, venv.reset_infos = zip(*results, strict=True)  # type: ignore[assignment]
+        raw = np.zeros(n, dtype=np.float32)
+        for envs, rewards in scoring:
+            raw[envs] = rewards()
+        obs, true_rewards, dones, infos, reset_infos = zip(*results, strict=True)
+        if isinstance(venv, SubprocVecEnv):
+            venv.reset_infos = list(reset_infos)
         return _stack_obs(obs, venv.observation_space), np.stack(true_rewards), np.stack(dones), infos, raw
 
     def _take_reset_info(self, i: int, info: dict[str, Any]) -> None:

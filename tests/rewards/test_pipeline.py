@@ -111,7 +111,7 @@ def test_pipeline_gives_identical_rewards_and_hides_scoring_behind_the_slowest_w
 
 def test_pipeline_needs_subprocess_workers_and_is_read_from_the_reward_config():
     model = FrameMean(FrameMeanConfig(pipeline=True))
-    with pytest.raises(ValueError, match="set env.vectorization=subproc, or reward.pipeline=false"):
+    with pytest.raises(ValueError, match="set env.vectorization: subproc or env.backend: ray, or reward.pipeline: false"):
         VecLearnedReward(DummyVecEnv([arm()]), model)
     assert VecLearnedReward(DummyVecEnv([arm()]), model, pipeline=False).pipeline is False
     assert VecLearnedReward(DummyVecEnv([arm()]), None, pipeline=True).pipeline is False  # nothing to overlap

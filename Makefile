@@ -27,6 +27,10 @@ $(VENV)/.installed: pyproject.toml Makefile
 	# both Apache-2.0. roboreward reads these files only; their declared dependencies are a training and deployment
 	# stack (numpy<2, open3d, tensordict, pinocchio, wandb, zmq, evdev, ...) it does not need.
 	$(BIN)/pip install --quiet --no-deps holosoma-inference==0.1.3 holosoma==0.0.3
+	# The reference ORCA (RVO2, Apache-2.0) that the tests compare roboreward's batched ORCA with; its source
+	# package's setup.py imports Cython without declaring it, so it builds (cmake, g++) without isolation.
+	$(BIN)/pip install --quiet cython==3.3.1
+	$(BIN)/pip install --quiet --no-build-isolation pyrvo2-danieldugas==0.0.2
 	touch $@
 
 demo: setup

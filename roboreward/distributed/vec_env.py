@@ -15,8 +15,8 @@ server fetches the frames straight from the actor's node. The learner never rece
 **An actor that dies** (its machine lost, the process killed) is restarted by Ray, up to
 ``max_restarts`` times; its envs are built again and reset (with fresh seeds derived from the vector's
 seed), and the episodes they were running end at that step as truncated: ``done`` with
-``info["TimeLimit.truncated"] = True``, reward 0, the last observation received as the terminal one,
-``info["env_lost"] = True``. :attr:`RayVecEnv.lost_episodes` counts them and
+``info["TimeLimit.truncated"] = True``, the env's reward 0, the last observation received as the terminal
+one (and its frame, so a learned reward scores that state again), ``info["env_lost"] = True``. :attr:`RayVecEnv.lost_episodes` counts them and
 :attr:`RayVecEnv.actor_restarts` the restarts; training goes on.
 """
 

@@ -8,7 +8,7 @@ ray = import_ray()
 use_loopback(ray)  # every node address 127.0.0.1: test traffic stays on loopback
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # torn down before the rest of the suite runs
 def ray_cluster():
     """A head node without CPUs for actors and two worker nodes, joined by this process as the driver."""
     from ray.cluster_utils import Cluster

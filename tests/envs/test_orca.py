@@ -1,0 +1,100 @@
+"""Batched ORCA against the reference RVO2 library (pyrvo2-danieldugas) on the same scenes, step by step."""
+
+import numpy as np
+import pytest
+
+from roboreward.envs.crowd.orca import OrcaParams, _linear_program2, _orca_lines, orca_velocities
+
+rvo2 = pytest.importorskip("rvo2")
+
+PARAMS = OrcaParams(neighbor_dist=10.0, max_neighbors=10, time_horizon=5.0, radius=0.3, max_speed=1.0)
+DT = 0.25
+
+
+def circle_crossing(n: int, seed: int, radius: float = 4.0, jitter: float = 0.1):
+    """CrowdNav's circle crossing: agents on a circle, each heading for the opposite point."""
+    rng = np.random.default_rng(seed)
+    angles = rng.uniform(0, 2 * np.pi, n)
+    positions = radius * np.stack([np.cos(angles), np.sin(angles)], axis=-1) + rng.normal(0, jitter, (n, 2))
+    return positions, -positions
+
+
+def preferred_velocities(positions, goals, max_speed=1.0):
+    to_goal = goals - positions
+    norm = np.linalg.norm(to_goal, axis=-1, keepdims=True)
+    return np.where(norm > max_speed, to_goal / np.maximum(norm, 1e-12) * max_speed, to_goal)
+
+
+def infeasible(positions, velocities, preferred) -> int:
+    """Agents whose half-planes leave no velocity (ORCA's 3-D linear program decides for them)."""
+    points, directions, count = _orca_lines(positions[None], velocities[None], np.ones((1, len(positions)), bool), PARAMS, DT)
+    points, directions, count = points[0], directions[0], count[0]
+    valid = np.arange(points.shape[1])[None] < count[:, None]
+    _, fail = _linear_program2(points, directions, valid, PARAMS.max_speed, preferred, False)
+    return int((fail < count).sum())
+
+
+def reference_run(positions, goals, steps: int):
+    """Step RVO2 and, at every step, give our ORCA the same state: (ours, RVO2's) new velocities per step."""
+    sim = rvo2.PyRVOSimulator(DT, PARAMS.neighbor_dist, PARAMS.max_neighbors, PARAMS.time_horizon, 5.0,
+                              PARAMS.radius, PARAMS.max_speed)
+    agents = [sim.addAgent(tuple(p)) for p in positions]
+    pairs, hard = [], 0
+    for _ in range(steps):
+        pos = np.array([sim.getAgentPosition(a) for a in agents])
+        vel = np.array([sim.getAgentVelocity(a) for a in agents])
+        pref = preferred_velocities(pos, goals)
+        for a in agents:
+            sim.setAgentPrefVelocity(a, tuple(pref[a]))
+        ours = orca_velocities(pos[None], vel[None], pref[None], PARAMS, DT)[0]
+        hard += infeasible(pos, vel, pref)
+        sim.doStep()
+        pairs.append((ours, np.array([sim.getAgentVelocity(a) for a in agents])))
+    return pairs, hard
+
+
+@pytest.mark.parametrize("n", [5, 12, 24])
+def test_every_new_velocity_matches_rvo2_on_circle_crossing(n):
+    hard = 0
+    for seed in range(3):
+        positions, goals = circle_crossing(n, seed)
+        pairs, infeasible_steps = reference_run(positions, goals, steps=60)
+        hard += infeasible_steps
+        for step, (ours, theirs) in enumerate(pairs):
+            np.testing.assert_allclose(ours, theirs, atol=5e-4, err_msg=f"seed {seed}, step {step}")  # RVO2 is float32
+    if n == 24:
+        assert hard > 0  # the crowded centre takes the 3-D program too
+
+
+def test_overlapping_agents_separate_as_in_rvo2():
+    rng = np.random.default_rng(3)
+    positions = rng.uniform(-0.6, 0.6, (8, 2))  # radius 0.3: many pairs overlap from the start
+    pairs, _ = reference_run(positions, -3 * positions, steps=20)
+    for ours, theirs in pairs:
+        np.testing.assert_allclose(ours, theirs, atol=5e-4)
+
+
+def test_envs_in_a_batch_and_inactive_agents_do_not_affect_each_other():
+    scenes = [circle_crossing(6, seed) for seed in (0, 1)]
+    positions = np.stack([s[0] for s in scenes])
+    velocities = np.random.default_rng(0).uniform(-0.5, 0.5, positions.shape)
+    preferred = preferred_velocities(positions, np.stack([s[1] for s in scenes]))
+    together = orca_velocities(positions, velocities, preferred, PARAMS, DT)
+    for b in range(2):
+        alone = orca_velocities(positions[b:b + 1], velocities[b:b + 1], preferred[b:b + 1], PARAMS, DT)[0]
+        np.testing.assert_array_equal(together[b], alone)
+    # A padded agent right next to env 0's agent 0, marked inactive, changes nothing and does not move.
+    padded_pos = np.concatenate([positions[:1], positions[:1, :1] + 0.1], axis=1)
+    padded_vel = np.concatenate([velocities[:1], np.ones((1, 1, 2))], axis=1)
+    padded_pref = np.concatenate([preferred[:1], np.ones((1, 1, 2))], axis=1)
+    active = np.array([[True] * 6 + [False]])
+    padded = orca_velocities(padded_pos, padded_vel, padded_pref, PARAMS, DT, active=active)
+    np.testing.assert_array_equal(padded[0, :6], together[0])
+    assert (padded[0, 6] == 0).all()
+
+
+@pytest.mark.parametrize("field, value", [("radius", float("nan")), ("max_speed", 0.0), ("time_horizon", float("inf")),
+                                          ("max_neighbors", 0)])
+def test_parameters_are_finite_and_positive(field, value):
+    with pytest.raises(ValueError, match=f"OrcaParams.{field}"):
+        OrcaParams(**{field: value})

@@ -10,6 +10,7 @@
    the server's frames per call, and the model's own rate on direct batched calls of 8 new frames.
 
     python benchmarks/ray_scaling.py [--steps 200] [--max-actors 16]
+    python benchmarks/ray_scaling.py --only server --reward clip --size 224   # with a GPU: the server on it
 
 Ray runs on this machine (127.0.0.1, no dashboard), sized for the most actors asked for.
 """
@@ -30,11 +31,12 @@ from _vec_timing import RenderOnly, vec_steps_per_second
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from roboreward.distributed.cluster import connect  # noqa: E402
+from roboreward.distributed.cluster import cluster_gpus, connect  # noqa: E402
 from roboreward.distributed.reward_server import RemoteRewardModel  # noqa: E402
 from roboreward.envs.make import make_vec_env  # noqa: E402
-from roboreward.experiment import EnvConfig, RayConfig  # noqa: E402
+from roboreward.experiment import EnvConfig, RayConfig, RenderConfig  # noqa: E402
 from roboreward.rewards.base import RewardBatch, make_reward_model  # noqa: E402
+from roboreward.rewards.clip import ClipRewardConfig  # noqa: E402
 from roboreward.rewards.goal_image import GoalImageRewardConfig  # noqa: E402
 
 SLEEP_S = 0.020
@@ -81,24 +83,34 @@ def scaling(steps: int, max_actors: int) -> None:
         print(f"   {n:6d} {rate:12.1f} {rate / (base * n):9.3f}")
 
 
-def reward_server(steps: int, n_envs: int = 8) -> None:
-    config = GoalImageRewardConfig(batch_size=n_envs)
+def reward_config(name: str, n_envs: int):
+    """The reward of section 3: goal_image (CPU-sized), or CLIP ViT-B-32 with random weights (GPU-sized: the
+    forward pass costs the same whatever the weights, and nothing is downloaded)."""
+    if name == "clip":
+        return ClipRewardConfig(weights="random", goal_prompts=["a robot arm touching the goal"],
+                                baseline_prompts=["a robot arm"], batch_size=n_envs)
+    return GoalImageRewardConfig(batch_size=n_envs)
+
+
+def reward_server(steps: int, reward: str, size: int, n_envs: int = 8) -> None:
+    config = reward_config(reward, n_envs)
     local = make_reward_model(config)
-    frames = np.random.default_rng(0).integers(0, 255, size=(n_envs, 64, 64, 3), dtype=np.uint8)
-    goals = np.random.default_rng(1).integers(0, 255, size=(n_envs, 64, 64, 3), dtype=np.uint8)
-    batch = RewardBatch(frames=frames, goal_frames=goals)
-    local(batch)
+    rng = np.random.default_rng(0)
+    goals = rng.integers(0, 255, size=(n_envs, size, size, 3), dtype=np.uint8)
+    local(RewardBatch(frames=goals, goal_frames=goals))
     start = time.perf_counter()
-    for _ in range(20):
-        local(RewardBatch(frames=frames + np.uint8(_), goal_frames=goals))  # new frames: no feature cache hits
+    for _ in range(20):  # new frames each call: no feature cache hits
+        local(RewardBatch(frames=rng.integers(0, 255, size=goals.shape, dtype=np.uint8), goal_frames=goals))
     direct = 20 * n_envs / (time.perf_counter() - start)
-    print(f"\n3. reward server: goal_image, {n_envs} ArmReach envs, {steps} vector steps; direct batched call "
-          f"of {n_envs} frames: {direct:.1f} frames/s")
+    print(f"\n3. reward server: {reward} ({local.device if hasattr(local, 'device') else 'cpu'} in the learner), "
+          f"{n_envs} ArmReach envs at {size}x{size}, {steps} vector steps; direct batched call of {n_envs} frames: "
+          f"{direct:.1f} frames/s; server GPUs: {'1' if cluster_gpus() > 0 else '0'}")
     print(f"   {'actors':>6s} {'model in learner':>17s} {'server':>8s} {'server, pipelined':>18s} {'frames/call':>12s}"
           "  (env steps/s)")
+    render = RenderConfig(width=size, height=size)
     for actors in (1, 4, 8):
         ray_cfg = RayConfig(envs_per_actor=n_envs // actors, cpus_per_actor=0.5)
-        env = EnvConfig(n_envs=n_envs, backend="ray")
+        env = EnvConfig(n_envs=n_envs, backend="ray", render=render)
         in_learner = vec_steps_per_second(make_vec_env(env, local, seed=0, ray=ray_cfg), steps, WARMUP)
         served, calls = [], []
         for pipeline in (False, True):
@@ -114,13 +126,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=200, help="vector steps per measurement")
     parser.add_argument("--max-actors", type=int, default=16)
+    parser.add_argument("--reward", choices=["goal_image", "clip"], default="goal_image",
+                        help="section 3's model; clip (ViT-B-32, random weights) is the one to run with a GPU")
+    parser.add_argument("--size", type=int, default=64, help="frame side in pixels in section 3 (224 for clip)")
+    parser.add_argument("--only", choices=["overhead", "scaling", "server"], help="run one section")
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(describe_machine())
     connect(RayConfig(), cpus_needed=max(args.max_actors, 8))
-    overhead(args.steps)
-    scaling(args.steps, args.max_actors)
-    reward_server(args.steps)
+    if args.only in (None, "overhead"):
+        overhead(args.steps)
+    if args.only in (None, "scaling"):
+        scaling(args.steps, args.max_actors)
+    if args.only in (None, "server"):
+        reward_server(args.steps, args.reward, args.size)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from roboreward.envs.crowd.orca import OrcaParams, _linear_program2, _orca_lines, orca_velocities
+from roboreward.envs.crowd.orca import Obstacles, OrcaParams, _linear_program2, _orca_lines, orca_velocities
 
 rvo2 = pytest.importorskip("rvo2")
 
@@ -34,11 +34,15 @@ def infeasible(positions, velocities, preferred) -> int:
     return int((fail < count).sum())
 
 
-def reference_run(positions, goals, steps: int):
+def reference_run(positions, goals, steps: int, polygons=()):
     """Step RVO2 and, at every step, give our ORCA the same state: (ours, RVO2's) new velocities per step."""
-    sim = rvo2.PyRVOSimulator(DT, PARAMS.neighbor_dist, PARAMS.max_neighbors, PARAMS.time_horizon, 5.0,
-                              PARAMS.radius, PARAMS.max_speed)
+    sim = rvo2.PyRVOSimulator(DT, PARAMS.neighbor_dist, PARAMS.max_neighbors, PARAMS.time_horizon,
+                              PARAMS.time_horizon_obst, PARAMS.radius, PARAMS.max_speed)
     agents = [sim.addAgent(tuple(p)) for p in positions]
+    for polygon in polygons:
+        sim.addObstacle([tuple(v) for v in polygon])
+    sim.processObstacles()
+    obstacles = Obstacles.from_polygons([list(polygons)]) if polygons else None
     pairs, hard = [], 0
     for _ in range(steps):
         pos = np.array([sim.getAgentPosition(a) for a in agents])
@@ -46,8 +50,8 @@ def reference_run(positions, goals, steps: int):
         pref = preferred_velocities(pos, goals)
         for a in agents:
             sim.setAgentPrefVelocity(a, tuple(pref[a]))
-        ours = orca_velocities(pos[None], vel[None], pref[None], PARAMS, DT)[0]
-        hard += infeasible(pos, vel, pref)
+        ours = orca_velocities(pos[None], vel[None], pref[None], PARAMS, DT, obstacles=obstacles)[0]
+        hard += 0 if polygons else infeasible(pos, vel, pref)
         sim.doStep()
         pairs.append((ours, np.array([sim.getAgentVelocity(a) for a in agents])))
     return pairs, hard
@@ -72,6 +76,62 @@ def test_overlapping_agents_separate_as_in_rvo2():
     pairs, _ = reference_run(positions, -3 * positions, steps=20)
     for ours, theirs in pairs:
         np.testing.assert_allclose(ours, theirs, atol=5e-4)
+
+
+BOX = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]], dtype=float)  # counter-clockwise: kept out
+ROOM = np.array([[-5, -5], [-5, 5], [5, 5], [5, -5]], dtype=float)  # clockwise: kept in
+WALL = np.array([[-2, 0.5], [2, 0.5]], dtype=float)
+
+
+def _scene(name: str, seed: int):
+    rng = np.random.default_rng(seed)
+    if name == "box":
+        positions, goals = circle_crossing(10, seed, jitter=0.0)
+        return [BOX], positions, goals
+    if name == "room":
+        return [ROOM], rng.uniform(-4.5, 4.5, (8, 2)), rng.uniform(-6, 6, (8, 2))
+    if name == "wall":
+        positions = np.stack([rng.uniform(-2, 2, 6), rng.uniform(2, 3, 6)], axis=-1)
+        return [WALL], positions, positions * [1, -1]
+    positions, goals = circle_crossing(12, seed, radius=5.5, jitter=0.0)
+    return [BOX + [3, 0], BOX + [-3, 0.5], 0.5 * BOX + [0, 3]], positions, goals
+
+
+@pytest.mark.parametrize("scene", ["box", "room", "wall", "boxes"])
+def test_every_new_velocity_matches_rvo2_among_obstacles(scene):
+    """A box crossed around, people inside a room heading for points beyond its walls, a wall between people and
+    their goals, three boxes: RVO2's obstacle lines, nearest edge first, never relaxed."""
+    for seed in range(3):
+        polygons, positions, goals = _scene(scene, seed)
+        pairs, _ = reference_run(positions, goals, steps=80, polygons=polygons)
+        for step, (ours, theirs) in enumerate(pairs):
+            np.testing.assert_allclose(ours, theirs, atol=5e-4, err_msg=f"seed {seed}, step {step}")
+
+
+def test_envs_with_different_obstacles_in_one_batch_match_each_alone():
+    scenes = [_scene("box", 0), _scene("boxes", 1)]
+    n = 10
+    positions = np.stack([s[1][:n] for s in scenes])
+    preferred = preferred_velocities(positions, np.stack([s[2][:n] for s in scenes]))
+    velocities = np.random.default_rng(1).uniform(-0.5, 0.5, positions.shape)
+    together = orca_velocities(positions, velocities, preferred, PARAMS, DT,
+                               obstacles=Obstacles.from_polygons([s[0] for s in scenes]))
+    for b, (polygons, _, _) in enumerate(scenes):
+        alone = orca_velocities(positions[b:b + 1], velocities[b:b + 1], preferred[b:b + 1], PARAMS, DT,
+                                obstacles=Obstacles.from_polygons([polygons]))
+        np.testing.assert_allclose(together[b], alone[0], atol=1e-12)
+
+
+def test_obstacle_polygons_are_read_as_rvo2_reads_them():
+    obstacles = Obstacles.from_polygons([[BOX, ROOM], [WALL]])
+    assert obstacles.points.shape == (2, 8, 2) and obstacles.valid.sum(axis=1).tolist() == [8, 2]
+    assert obstacles.convex[0, :4].all() and not obstacles.convex[0, 4:].any()  # a box's corners; a room's from inside
+    assert obstacles.next[0].tolist() == [1, 2, 3, 0, 5, 6, 7, 4] and obstacles.prev[1, :2].tolist() == [1, 0]
+    np.testing.assert_allclose(obstacles.unit_dir[1, :2], [[1, 0], [-1, 0]])
+    with pytest.raises(ValueError, match="repeats a vertex"):
+        Obstacles.from_polygons([[np.array([[0, 0], [0, 0], [1, 1]])]])
+    with pytest.raises(ValueError, match=">= 2 finite"):
+        Obstacles.from_polygons([[np.array([[0, np.nan], [1, 1]])]])
 
 
 def test_envs_in_a_batch_and_inactive_agents_do_not_affect_each_other():

@@ -2,6 +2,7 @@
 
 import os
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import ray
@@ -137,19 +138,36 @@ def test_a_killed_actor_is_restarted_and_its_episodes_end_truncated(ray_cluster)
         venv.close()
 
 
-def test_an_actor_killed_during_a_step_loses_that_step_only(ray_cluster):
-    venv = make_vec_env(EnvConfig(n_envs=2, backend="ray"), None, seed=3, ray=RayConfig(envs_per_actor=1))
+def _crashes_when_flagged(flag):
+    """An env factory whose env ends its process in the middle of a step while the file ``flag`` exists."""
+    def make():
+        class CrashWhenFlagged(gym.Wrapper):  # defined here so that Ray ships it to the actor by value
+            def step(self, action):
+                if flag.exists():
+                    os._exit(1)
+                return self.env.step(action)
+
+        return CrashWhenFlagged(make_env(EnvConfig(), render=False))
+
+    return make
+
+
+def test_an_actor_that_crashes_during_a_step_loses_that_step_only(ray_cluster, tmp_path):
+    flag = tmp_path / "crash"
+    venv = RayVecEnv([_crashes_when_flagged(flag), _crashes_when_flagged(tmp_path / "never")], max_restarts=2)
     try:
-        venv.reset()
+        venv.seed(3)
+        obs = venv.reset()
         actions = np.zeros((2, *venv.action_space.shape), dtype=np.float32)
-        venv.step_async(actions)
-        ray.kill(venv.unwrapped.actors[0], no_restart=False)  # while its step may still be running
-        _, _, dones, infos = venv.step_wait()
-        lost = [ENV_LOST_KEY in info for info in infos]
-        assert not lost[1] and lost[0] == dones[0]  # env 1 untouched; env 0 lost at most this step
-        _, _, dones, infos = venv.step(actions)
-        assert ENV_LOST_KEY in infos[0] or not lost[0]  # a kill that landed after the step is seen at the next
-        assert venv.unwrapped.actor_restarts == [1, 0] and venv.unwrapped.lost_episodes == 1
+        flag.touch()
+        _, rewards, dones, infos = venv.step(actions)
+        flag.unlink()
+        assert dones.tolist() == [True, False] and infos[0][ENV_LOST_KEY] and ENV_LOST_KEY not in infos[1]
+        np.testing.assert_array_equal(infos[0]["terminal_observation"], obs[0])
+        assert rewards[0] == 0.0 and venv.actor_restarts == [1, 0] and venv.lost_episodes == 1
+        for _ in range(5):
+            _, _, dones, infos = venv.step(actions)
+            assert not any(ENV_LOST_KEY in info for info in infos) and not dones.any()
     finally:
         venv.close()
 

@@ -5,7 +5,7 @@ Three ways to compute every person's next velocity, each step of circle-crossing
 - CrowdNav's pattern: for each person, a new RVO2 simulator holding everyone (what CrowdNav's ORCA policy
   does each step), stepped once;
 - one RVO2 simulator per env, stepped once per step (the fastest use of the reference library);
-- ``orca_velocities`` on all envs at once.
+- ``orca_velocities`` on all envs at once (numba's compilation, once per machine, not timed).
 
 Then the same in a walled 12 x 12 m room with 10 boxes (HEIGHT's setting), RVO2 per env vs batched.
 
@@ -54,6 +54,7 @@ def ours(envs: int, humans: int, steps: int, boxes: int = 0) -> float:
     positions, goals = scenes(envs, humans)
     velocities = np.zeros_like(positions)
     obstacles = Obstacles.from_polygons(room_with_boxes(envs, boxes)) if boxes else None
+    orca_velocities(positions, velocities, preferred(positions, goals), PARAMS, DT, obstacles=obstacles)  # compiled
     start = time.perf_counter()
     for _ in range(steps):
         velocities = orca_velocities(positions, velocities, preferred(positions, goals), PARAMS, DT, obstacles=obstacles)

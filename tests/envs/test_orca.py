@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from roboreward.envs.crowd.orca import Obstacles, OrcaParams, _linear_program2, _orca_lines, orca_velocities
+from roboreward.envs.crowd.orca import Obstacles, OrcaParams, _solve, orca_velocities
 
 rvo2 = pytest.importorskip("rvo2")
 
@@ -27,11 +27,7 @@ def preferred_velocities(positions, goals, max_speed=1.0):
 
 def infeasible(positions, velocities, preferred) -> int:
     """Agents whose half-planes leave no velocity (ORCA's 3-D linear program decides for them)."""
-    points, directions, count = _orca_lines(positions[None], velocities[None], np.ones((1, len(positions)), bool), PARAMS, DT)
-    points, directions, count = points[0], directions[0], count[0]
-    valid = np.arange(points.shape[1])[None] < count[:, None]
-    _, fail = _linear_program2(points, directions, valid, PARAMS.max_speed, preferred, False)
-    return int((fail < count).sum())
+    return int(_solve(positions[None], velocities[None], preferred[None], PARAMS, DT)[1].sum())
 
 
 def reference_run(positions, goals, steps: int, polygons=()):

@@ -1,11 +1,11 @@
-"""ORCA for many agents in many envs at once: the RVO2 library's algorithm, vectorised with numpy.
+"""ORCA for many agents in many envs at once: the RVO2 library's algorithm, compiled with numba.
 
 Each agent picks the velocity closest to its preferred one that stays outside every neighbour's
 velocity obstacle for ``time_horizon`` seconds, each agent taking half the responsibility (van den Berg
 et al., "Reciprocal n-body collision avoidance", 2011). The RVO2 library computes this agent by agent in
 C++; CrowdNav-style simulators run one RVO2 simulator per human per step, which is where their time goes.
-Here every step of ``B`` envs with ``N`` agents is a fixed number of array operations on ``[B·N, K]``
-constraints (``K`` = ``max_neighbors``), so a batch of envs costs about what one does.
+Here one call computes every agent of ``B`` envs, in parallel over agents on all cores, with no Python in
+the loop (numba compiles the kernel on first use and caches it on disk).
 
 The steps are RVO2's, in its order, with its constants: the ``K`` nearest neighbours within
 ``neighbor_dist`` (nearest first), one half-plane (an "ORCA line") per neighbour — cut-off circle, left
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 EPSILON = 1e-5  # RVO_EPSILON: below this, two line directions count as parallel
@@ -111,342 +112,375 @@ def orca_velocities(
         avoided, and get velocity 0.
     :param obstacles: the envs' static obstacles, or None.
     """
-    positions = np.asarray(positions, dtype=np.float64)
-    velocities = np.asarray(velocities, dtype=np.float64)
-    preferred = np.asarray(preferred, dtype=np.float64)
+    return _solve(positions, velocities, preferred, params, time_step, active, obstacles)[0]
+
+
+def _solve(positions, velocities, preferred, params: OrcaParams, time_step: float, active=None, obstacles=None):
+    """:func:`orca_velocities`, and which agents' lines left no room (their velocity from the 3-D program)."""
+    positions = np.ascontiguousarray(positions, dtype=np.float64)
+    velocities = np.ascontiguousarray(velocities, dtype=np.float64)
+    preferred = np.ascontiguousarray(preferred, dtype=np.float64)
+    if positions.ndim != 3 or positions.shape[2] != 2:
+        raise ValueError(f"positions must be [B, N, 2]; got {positions.shape}")
     b, n, _ = positions.shape
-    if active is None:
-        active = np.ones((b, n), dtype=bool)
-    points, directions, count = _orca_lines(positions, velocities, active, params, time_step)
-    m = b * n
-    points, directions, count = points.reshape(m, -1, 2), directions.reshape(m, -1, 2), count.reshape(m)
-    n_obst = np.zeros(m, dtype=np.int64)
-    if obstacles is not None:
-        o_points, o_dirs, n_obst = _obstacle_lines(positions, velocities, active, obstacles, params)
-        points = np.concatenate([o_points, points], axis=1)
-        directions = np.concatenate([o_dirs, directions], axis=1)
-        agent_lines = directions.shape[1] - o_dirs.shape[1]
-        lines_valid = np.concatenate([np.arange(o_points.shape[1])[None] < n_obst[:, None],
-                                      np.arange(agent_lines)[None] < count[:, None]], axis=1)
-        points, directions, _ = _compact(points, directions, lines_valid)
-        count = n_obst + count
-    k = points.shape[1]
-    valid = np.arange(k)[None, :] < count[:, None]
-    result, fail = _linear_program2(points, directions, valid, params.max_speed, preferred.reshape(m, 2), False)
-    stuck = fail < count
-    if stuck.any():
-        result[stuck] = _linear_program3(points[stuck], directions[stuck], valid[stuck], fail[stuck],
-                                         params.max_speed, result[stuck], n_obst[stuck])
-    result = result.reshape(b, n, 2)
-    result[~active] = 0.0
-    return result
-
-
-def _orca_lines(positions, velocities, active, params: OrcaParams, time_step: float):
-    """Each agent's ORCA half-planes ``(point, direction)`` ``[B, N, K, 2]``, nearest neighbour first, and how
-    many of the ``K`` are real (the rest is padding)."""
-    b, n, _ = positions.shape
-    k = min(params.max_neighbors, max(n - 1, 1))
-    offsets = positions[:, None, :, :] - positions[:, :, None, :]  # [B, i, j, 2]: p_j - p_i
-    dist_sq = np.einsum("bijc,bijc->bij", offsets, offsets)
-    usable = active[:, None, :] & active[:, :, None] & ~np.eye(n, dtype=bool)[None]
-    usable &= dist_sq < params.neighbor_dist**2
-    dist_sq = np.where(usable, dist_sq, np.inf)
-    order = np.argsort(dist_sq, axis=2, kind="stable")[:, :, :k]  # nearest first, as RVO2's neighbour list
-    chosen = np.take_along_axis(usable, order, axis=2)
-    count = chosen.sum(axis=2)
-
-    rel_pos = np.take_along_axis(offsets, order[..., None], axis=2)  # [B, N, K, 2]
-    other_vel = np.take_along_axis(np.broadcast_to(velocities[:, None], (b, n, n, 2)), order[..., None], axis=2)
-    own_vel = velocities[:, :, None, :]
-    rel_vel = own_vel - other_vel
-    dist_sq = _dot(rel_pos, rel_pos)
-    combined = 2.0 * params.radius
-    combined_sq = combined**2
-    inv_horizon = 1.0 / params.time_horizon
-
-    # Not colliding: the velocity obstacle is a cone truncated by a circle at 1 / time_horizon.
-    w = rel_vel - inv_horizon * rel_pos
-    w_len_sq = _dot(w, w)
-    dot1 = _dot(w, rel_pos)
-    on_circle = (dot1 < 0.0) & (dot1**2 > combined_sq * w_len_sq)
-    w_len = np.sqrt(w_len_sq)
-    unit_w = w / np.where(w_len > 0, w_len, 1.0)[..., None]
-    circle_dir = np.stack([unit_w[..., 1], -unit_w[..., 0]], axis=-1)
-    circle_u = (combined * inv_horizon - w_len)[..., None] * unit_w
-
-    leg = np.sqrt(np.maximum(dist_sq - combined_sq, 0.0))
-    safe_dist_sq = np.where(dist_sq > 0, dist_sq, 1.0)[..., None]
-    x, y = rel_pos[..., 0], rel_pos[..., 1]
-    left = np.stack([x * leg - y * combined, x * combined + y * leg], axis=-1) / safe_dist_sq
-    right = -np.stack([x * leg + y * combined, -x * combined + y * leg], axis=-1) / safe_dist_sq
-    leg_dir = np.where((_det(rel_pos, w) > 0.0)[..., None], left, right)
-    leg_u = _dot(rel_vel, leg_dir)[..., None] * leg_dir - rel_vel
-
-    # Colliding: separate within one time step instead.
-    inv_step = 1.0 / time_step
-    wc = rel_vel - inv_step * rel_pos
-    wc_len = np.sqrt(_dot(wc, wc))
-    unit_wc = wc / np.where(wc_len > 0, wc_len, 1.0)[..., None]
-    collide_dir = np.stack([unit_wc[..., 1], -unit_wc[..., 0]], axis=-1)
-    collide_u = (combined * inv_step - wc_len)[..., None] * unit_wc
-
-    apart = (dist_sq > combined_sq)[..., None]
-    circle = on_circle[..., None]
-    direction = np.where(apart, np.where(circle, circle_dir, leg_dir), collide_dir)
-    u = np.where(apart, np.where(circle, circle_u, leg_u), collide_u)
-    point = own_vel + 0.5 * u
-    return point, direction, count
-
-
-def _linear_program1(points, directions, valid, line, radius, optimum, direction_opt):
-    """RVO2's linearProgram1 for one line index ``line`` of every row: the best point on that line within the
-    speed circle and the lines before it. Returns ``(ok [M], result [M, 2])``."""
-    p, d = points[:, line], directions[:, line]
-    dot = _dot(p, d)
-    discriminant = dot**2 + radius**2 - _dot(p, p)
-    ok = discriminant >= 0.0
-    root = np.sqrt(np.maximum(discriminant, 0.0))
-    t_left, t_right = -dot - root, -dot + root
-    for j in range(line):
-        use = valid[:, j] & ok
-        denominator = _det(d, directions[:, j])
-        numerator = _det(directions[:, j], p - points[:, j])
-        parallel = np.abs(denominator) <= EPSILON
-        ok &= ~(use & parallel & (numerator < 0.0))
-        cut = use & ~parallel
-        t = numerator / np.where(parallel, 1.0, denominator)
-        t_right = np.where(cut & (denominator >= 0.0), np.minimum(t_right, t), t_right)
-        t_left = np.where(cut & (denominator < 0.0), np.maximum(t_left, t), t_left)
-        ok &= ~(use & (t_left > t_right))
-    if direction_opt:
-        t = np.where(_dot(optimum, d) > 0.0, t_right, t_left)
-    else:
-        t = np.clip(_dot(d, optimum - p), t_left, t_right)
-    return ok, p + t[:, None] * d
-
-
-def _linear_program2(points, directions, valid, radius, optimum, direction_opt, start=None):
-    """RVO2's linearProgram2: the velocity closest to ``optimum`` (or furthest along it, ``direction_opt``)
-    inside every valid line and the speed circle. Returns ``(result [M, 2], failed line [M])``; the failed
-    line is the number of lines when none failed."""
-    m, k = valid.shape
-    if direction_opt:
-        result = optimum * radius
-    else:
-        speed = np.sqrt(_dot(optimum, optimum))
-        result = np.where((speed > radius)[:, None], optimum / np.where(speed > 0, speed, 1.0)[:, None] * radius, optimum)
-    result = result.copy()
-    fail = valid.sum(axis=1)
-    running = np.ones(m, dtype=bool)
-    for i in range(k):
-        rows = np.flatnonzero(running & valid[:, i] & (_det(directions[:, i], points[:, i] - result) > 0.0))
-        if rows.size == 0:
-            continue
-        # Only the agents whose current best velocity this line cuts off solve for a new one.
-        ok, candidate = _linear_program1(points[rows, : i + 1], directions[rows, : i + 1], valid[rows, : i + 1], i,
-                                         radius, optimum[rows], direction_opt)
-        result[rows[ok]] = candidate[ok]
-        fail[rows[~ok]] = i
-        running[rows[~ok]] = False
-    return result, fail
-
-
-def _linear_program3(points, directions, valid, begin, radius, result, n_obst):
-    """RVO2's linearProgram3: where the lines leave no room, the velocity that violates the worst agent line least
-    while keeping every obstacle line (the first ``n_obst`` of each row). Rows are agents; ``begin`` is the line
-    each one's 2-D program failed on."""
-    m, k = valid.shape
-    result = result.copy()
-    distance = np.zeros(m)
-    index = np.arange(k)
-    for i in range(k):
-        rows = np.flatnonzero(valid[:, i] & (i >= begin) & (_det(directions[:, i], points[:, i] - result) > distance))
-        if rows.size == 0:
-            continue
-        # Only the agents whose result line i cuts off: the obstacle lines as they are, then the agent lines
-        # before i projected onto line i (where each crosses it, pointing along their difference).
-        width = max(i, int(n_obst[rows].max()))
-        d_i, p_i = directions[rows, i], points[rows, i]
-        d_j, p_j = directions[rows, :width], points[rows, :width]
-        determinant = _det(d_i[:, None], d_j)
-        parallel = np.abs(determinant) <= EPSILON
-        same_way = parallel & (_dot(d_i[:, None], d_j) > 0.0)
-        crossing = p_i[:, None] + (_det(d_j, p_i[:, None] - p_j) / np.where(parallel, 1.0, determinant))[..., None] * d_i[:, None]
-        proj_points = np.where(parallel[..., None], 0.5 * (p_i[:, None] + p_j), crossing)
-        diff = d_j - d_i[:, None]
-        norm = np.sqrt(_dot(diff, diff))
-        proj_dirs = diff / np.where(norm > 0, norm, 1.0)[..., None]
-        obstacle = index[None, :width] < n_obst[rows, None]
-        proj_points = np.where(obstacle[..., None], p_j, proj_points)
-        proj_dirs = np.where(obstacle[..., None], d_j, proj_dirs)
-        proj_valid = valid[rows, :width] & (obstacle | ((index[None, :width] < i) & ~same_way))
-        proj_points, proj_dirs, proj_valid = _compact(proj_points, proj_dirs, proj_valid)
-        optimum = np.stack([-d_i[:, 1], d_i[:, 0]], axis=-1)
-        candidate, fail = _linear_program2(proj_points, proj_dirs, proj_valid, radius, optimum, True)
-        keep = fail >= proj_valid.sum(axis=1)  # a failed projection keeps the previous result (RVO2)
-        result[rows[keep]] = candidate[keep]
-        distance[rows] = _det(d_i, p_i - result[rows])
-    return result
-
-
-def _obstacle_lines(positions, velocities, active, obstacles: Obstacles, params: OrcaParams):
-    """Each agent's obstacle half-planes ``[B·N, L, 2]`` in RVO2's order (nearest edge first, each skipped when the
-    lines before it cover it already) and how many each agent has."""
-    b, n, _ = positions.shape
-    m = b * n
-    pos = positions.reshape(m, 2)
-    vel = velocities.reshape(m, 2)
-    env = np.repeat(np.arange(b), n)
-    radius, inv_t = params.radius, 1.0 / params.time_horizon_obst
-    radius_sq = radius**2
-    vertex = obstacles.points[env]  # [M, V, 2]
-    nxt, prv = obstacles.next[env], obstacles.prev[env]
-    unit, convex = obstacles.unit_dir[env], obstacles.convex[env]
-
-    # Neighbouring edges: the agent on the edge's right (it faces it) and the segment within range, nearest first.
-    start, end = vertex, np.take_along_axis(vertex, nxt[..., None], axis=1)
-    seen = obstacles.valid[env] & (_left_of(start, end, pos[:, None]) < 0.0) & active.reshape(m)[:, None]
-    dist_sq = _segment_dist_sq(start, end, pos[:, None])
-    seen &= dist_sq < (params.time_horizon_obst * params.max_speed + radius) ** 2
-    order = np.argsort(np.where(seen, dist_sq, np.inf), axis=1, kind="stable")
-    n_seen = seen.sum(axis=1)
-    n_edges = int(n_seen.max(initial=0))
-    line_points, line_dirs = np.zeros((m, n_edges, 2)), np.zeros((m, n_edges, 2))
-    count = np.zeros(m, dtype=np.int64)
-
-    def at(array, idx):  # per agent of this round's rows, the entry at its own index
-        return array[rows, idx]
-
-    for k in range(n_edges):
-        rows = np.flatnonzero(n_seen > k)  # the agents with a k-th nearest edge; the rest is done
-        here, speed = pos[rows], vel[rows]
-        o1 = order[rows, k]
-        live = np.ones(rows.size, dtype=bool)
-        o2 = at(nxt, o1)
-        rel1, rel2 = at(vertex, o1) - here, at(vertex, o2) - here
-        # Covered by a line already made: both ends of the edge beyond it by at least the radius.
-        made, lp, ld = np.arange(k)[None] < count[rows, None], line_points[rows, :k], line_dirs[rows, :k]
-        beyond1 = _det(inv_t * rel1[:, None] - lp, ld) - inv_t * radius >= -EPSILON
-        beyond2 = _det(inv_t * rel2[:, None] - lp, ld) - inv_t * radius >= -EPSILON
-        live &= ~(made & beyond1 & beyond2).any(axis=1)
-
-        dist_sq1, dist_sq2 = _dot(rel1, rel1), _dot(rel2, rel2)
-        edge = at(vertex, o2) - at(vertex, o1)
-        s = _dot(-rel1, edge) / _dot(edge, edge)
-        dist_sq_line = _dot(-rel1 - s[:, None] * edge, -rel1 - s[:, None] * edge)
-        add = np.zeros(rows.size, dtype=bool)
-        point, direction = np.zeros((rows.size, 2)), np.zeros((rows.size, 2))
-
-        # Already touching: the line through the current velocity's origin that leads away.
-        hit1 = live & (s < 0.0) & (dist_sq1 <= radius_sq)
-        hit2 = live & ~hit1 & (s > 1.0) & (dist_sq2 <= radius_sq)
-        hit_edge = live & ~hit1 & ~hit2 & (s >= 0.0) & (s < 1.0) & (dist_sq_line <= radius_sq)
-        use = hit1 & at(convex, o1)
-        direction[use] = _normalise(np.stack([-rel1[:, 1], rel1[:, 0]], axis=-1))[use]
-        add |= use
-        use = hit2 & at(convex, o2) & (_det(rel2, at(unit, o2)) >= 0.0)
-        direction[use] = _normalise(np.stack([-rel2[:, 1], rel2[:, 0]], axis=-1))[use]
-        add |= use
-        direction[hit_edge] = -at(unit, o1)[hit_edge]
-        add |= hit_edge
-        live &= ~(hit1 | hit2 | hit_edge)
-
-        # Not touching: the velocity obstacle's legs, seen from one vertex when the edge is viewed end-on.
-        end_on_left = live & (s < 0.0) & (dist_sq_line <= radius_sq)
-        end_on_right = live & ~end_on_left & (s > 1.0) & (dist_sq_line <= radius_sq)
-        live &= ~(end_on_left & ~at(convex, o1)) & ~(end_on_right & ~at(convex, o2))
-        o2 = np.where(end_on_left, o1, o2)
-        o1 = np.where(end_on_right, o2, o1)
-        rel1, rel2 = at(vertex, o1) - here, at(vertex, o2) - here
-        left = np.where(at(convex, o1)[:, None], _leg(rel1, radius, left=True), -at(unit, o1))
-        right = np.where(at(convex, o2)[:, None], _leg(rel2, radius, left=False), at(unit, o1))
-        single = (end_on_left | end_on_right)[:, None]
-        left = np.where(single, _leg(rel1, radius, left=True), left)
-        right = np.where(single, _leg(rel1, radius, left=False), right)
-        # A leg may not point into the neighbouring edge: that edge's direction instead, and no line on it.
-        neighbour_dir = at(unit, at(prv, o1))
-        left_foreign = at(convex, o1) & (_det(left, -neighbour_dir) >= 0.0)
-        left = np.where(left_foreign[:, None], -neighbour_dir, left)
-        right_foreign = at(convex, o2) & (_det(right, at(unit, o2)) <= 0.0)
-        right = np.where(right_foreign[:, None], at(unit, o2), right)
-
-        left_cut, right_cut = inv_t * rel1, inv_t * rel2
-        cut_vec = right_cut - left_cut
-        same = o1 == o2
-        t = np.where(same, 0.5, _dot(speed - left_cut, cut_vec) / np.where(same, 1.0, _dot(cut_vec, cut_vec)))
-        t_left, t_right = _dot(speed - left_cut, left), _dot(speed - right_cut, right)
-        on_left_circle = live & (((t < 0.0) & (t_left < 0.0)) | (same & (t_left < 0.0) & (t_right < 0.0)))
-        on_right_circle = live & ~on_left_circle & (t > 1.0) & (t_right < 0.0)
-        for mask, centre in ((on_left_circle, left_cut), (on_right_circle, right_cut)):
-            unit_w = _normalise(speed - centre)
-            direction[mask] = np.stack([unit_w[:, 1], -unit_w[:, 0]], axis=-1)[mask]
-            point[mask] = (centre + radius * inv_t * unit_w)[mask]
-            add |= mask
-        live &= ~(on_left_circle | on_right_circle)
-
-        inf = np.inf
-        d_cut = np.where((t < 0.0) | (t > 1.0) | same, inf, _dot2(speed - (left_cut + t[:, None] * cut_vec)))
-        d_left = np.where(t_left < 0.0, inf, _dot2(speed - (left_cut + t_left[:, None] * left)))
-        d_right = np.where(t_right < 0.0, inf, _dot2(speed - (right_cut + t_right[:, None] * right)))
-        on_cut = live & (d_cut <= d_left) & (d_cut <= d_right)
-        on_left = live & ~on_cut & (d_left <= d_right) & ~left_foreign
-        on_right = live & ~on_cut & ~(d_left <= d_right) & ~right_foreign
-        for mask, dirs, centre in ((on_cut, -at(unit, o1), left_cut), (on_left, left, left_cut), (on_right, -right, right_cut)):
-            direction[mask] = dirs[mask]
-            point[mask] = (centre + radius * inv_t * np.stack([-dirs[:, 1], dirs[:, 0]], axis=-1))[mask]
-            add |= mask
-
-        made_here = rows[add]
-        line_points[made_here, count[made_here]], line_dirs[made_here, count[made_here]] = point[add], direction[add]
-        count[made_here] += 1
-    return line_points, line_dirs, count
-
-
-def _leg(rel: np.ndarray, radius: float, left: bool) -> np.ndarray:
-    """The left or right tangent direction from the agent to a disc of ``radius`` around a vertex at ``rel``."""
-    dist_sq = _dot(rel, rel)
-    leg = np.sqrt(np.maximum(dist_sq - radius**2, 0.0))
-    x, y = rel[:, 0], rel[:, 1]
-    if left:
-        out = np.stack([x * leg - y * radius, x * radius + y * leg], axis=-1)
-    else:
-        out = np.stack([x * leg + y * radius, -x * radius + y * leg], axis=-1)
-    return out / np.where(dist_sq > 0, dist_sq, 1.0)[:, None]
-
-
-def _segment_dist_sq(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """Squared distance from ``c`` to the segment ``a``-``b`` (RVO2's distSqPointLineSegment)."""
-    ab = b - a
-    r = _dot(c - a, ab) / _dot(ab, ab)
-    closest = np.where((r < 0.0)[..., None], a, np.where((r > 1.0)[..., None], b, a + r[..., None] * ab))
-    return _dot2(c - closest)
+    if velocities.shape != positions.shape or preferred.shape != positions.shape:
+        raise ValueError(f"positions {positions.shape}, velocities {velocities.shape} and preferred "
+                         f"{preferred.shape} must all be [B, N, 2]")
+    active = np.ones((b, n), dtype=np.bool_) if active is None else np.ascontiguousarray(active, dtype=np.bool_)
+    if active.shape != (b, n):
+        raise ValueError(f"active must be [B, N] = {(b, n)}; got {active.shape}")
+    if obstacles is None:
+        obstacles = _NO_OBSTACLES if b == 1 else Obstacles.from_polygons([[] for _ in range(b)])
+    if obstacles.points.shape[0] != b:
+        raise ValueError(f"obstacles are for {obstacles.points.shape[0]} envs, the agents for {b}")
+    out = np.zeros_like(positions)
+    stuck = np.zeros((b, n), dtype=np.bool_)
+    _kernel(positions, velocities, preferred, active, obstacles.points, obstacles.next, obstacles.prev,
+            obstacles.unit_dir, obstacles.convex, obstacles.valid, float(params.neighbor_dist), int(params.max_neighbors),
+            float(params.time_horizon), float(params.time_horizon_obst), float(params.radius), float(params.max_speed),
+            float(time_step), out, stuck)
+    return out, stuck
 
 
 def _left_of(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
     """> 0 when ``c`` is left of the line from ``a`` to ``b`` (RVO2's leftOf)."""
-    return _det(a - c, b - a)
+    return (a[..., 0] - c[..., 0]) * (b[..., 1] - a[..., 1]) - (a[..., 1] - c[..., 1]) * (b[..., 0] - a[..., 0])
 
 
-def _normalise(v: np.ndarray) -> np.ndarray:
-    norm = np.sqrt(_dot(v, v))
-    return v / np.where(norm > 0, norm, 1.0)[..., None]
+# --- the compiled kernel: RVO2's Agent::computeNeighbors / computeNewVelocity and its linear programs ---------
+
+_jit = numba.njit(cache=True, fastmath=False)
 
 
-def _dot2(v: np.ndarray) -> np.ndarray:
-    return _dot(v, v)
+@_jit
+def _det(ax, ay, bx, by):
+    return ax * by - ay * bx
 
 
-def _compact(points, directions, valid):
-    """Move each row's valid lines to the front, in order (RVO2's projected lines are a list without gaps)."""
-    order = np.argsort(~valid, axis=1, kind="stable")
-    return (np.take_along_axis(points, order[..., None], axis=1), np.take_along_axis(directions, order[..., None], axis=1),
-            np.take_along_axis(valid, order, axis=1))
+@_jit
+def _linear_program1(px, py, dx, dy, line, radius, opt_x, opt_y, direction_opt, result):
+    """The best point on line ``line`` inside the speed circle and the lines before it; False if there is none."""
+    dot = px[line] * dx[line] + py[line] * dy[line]
+    discriminant = dot * dot + radius * radius - (px[line] * px[line] + py[line] * py[line])
+    if discriminant < 0.0:
+        return False
+    root = np.sqrt(discriminant)
+    t_left, t_right = -dot - root, -dot + root
+    for j in range(line):
+        denominator = _det(dx[line], dy[line], dx[j], dy[j])
+        numerator = _det(dx[j], dy[j], px[line] - px[j], py[line] - py[j])
+        if abs(denominator) <= EPSILON:  # parallel: line j excludes all of this line, or none of it
+            if numerator < 0.0:
+                return False
+            continue
+        t = numerator / denominator
+        if denominator >= 0.0:
+            t_right = min(t_right, t)
+        else:
+            t_left = max(t_left, t)
+        if t_left > t_right:
+            return False
+    if direction_opt:
+        t = t_right if opt_x * dx[line] + opt_y * dy[line] > 0.0 else t_left
+    else:
+        t = min(max(dx[line] * (opt_x - px[line]) + dy[line] * (opt_y - py[line]), t_left), t_right)
+    result[0] = px[line] + t * dx[line]
+    result[1] = py[line] + t * dy[line]
+    return True
 
 
-def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return a[..., 0] * b[..., 0] + a[..., 1] * b[..., 1]
+@_jit
+def _linear_program2(px, py, dx, dy, count, radius, opt_x, opt_y, direction_opt, result):
+    """The velocity closest to the optimum (or furthest along it) inside the first ``count`` lines and the speed
+    circle; returns the line it failed on, or ``count``."""
+    if direction_opt:
+        result[0], result[1] = opt_x * radius, opt_y * radius
+    elif opt_x * opt_x + opt_y * opt_y > radius * radius:
+        norm = np.sqrt(opt_x * opt_x + opt_y * opt_y)
+        result[0], result[1] = opt_x / norm * radius, opt_y / norm * radius
+    else:
+        result[0], result[1] = opt_x, opt_y
+    for i in range(count):
+        if _det(dx[i], dy[i], px[i] - result[0], py[i] - result[1]) > 0.0:  # the result violates line i
+            keep_x, keep_y = result[0], result[1]
+            if not _linear_program1(px, py, dx, dy, i, radius, opt_x, opt_y, direction_opt, result):
+                result[0], result[1] = keep_x, keep_y
+                return i
+    return count
 
 
-def _det(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]
+@_jit
+def _linear_program3(px, py, dx, dy, count, n_obst, begin, radius, result):
+    """Where the lines leave no room: the velocity that violates the worst agent line least, keeping every
+    obstacle line."""
+    distance = 0.0
+    qx, qy, ex, ey = np.empty(count), np.empty(count), np.empty(count), np.empty(count)
+    for i in range(begin, count):
+        if _det(dx[i], dy[i], px[i] - result[0], py[i] - result[1]) > distance:
+            m = 0
+            for j in range(n_obst):
+                qx[m], qy[m], ex[m], ey[m] = px[j], py[j], dx[j], dy[j]
+                m += 1
+            for j in range(n_obst, i):  # the agent lines before i, projected onto line i
+                determinant = _det(dx[i], dy[i], dx[j], dy[j])
+                if abs(determinant) <= EPSILON:
+                    if dx[i] * dx[j] + dy[i] * dy[j] > 0.0:
+                        continue  # same direction: no constraint on line i
+                    qx[m], qy[m] = 0.5 * (px[i] + px[j]), 0.5 * (py[i] + py[j])
+                else:
+                    t = _det(dx[j], dy[j], px[i] - px[j], py[i] - py[j]) / determinant
+                    qx[m], qy[m] = px[i] + t * dx[i], py[i] + t * dy[i]
+                vx, vy = dx[j] - dx[i], dy[j] - dy[i]
+                norm = np.sqrt(vx * vx + vy * vy)
+                ex[m], ey[m] = vx / norm, vy / norm
+                m += 1
+            keep_x, keep_y = result[0], result[1]
+            if _linear_program2(qx, qy, ex, ey, m, radius, -dy[i], dx[i], True, result) < m:
+                result[0], result[1] = keep_x, keep_y  # floating-point failure: keep the previous result (RVO2)
+            distance = _det(dx[i], dy[i], px[i] - result[0], py[i] - result[1])
+
+
+@_jit
+def _leg(rx, ry, radius, left):
+    """The left or right tangent direction from the agent to a disc of ``radius`` around a point at (rx, ry)."""
+    dist_sq = rx * rx + ry * ry
+    leg = np.sqrt(max(dist_sq - radius * radius, 0.0))
+    if left:
+        return (rx * leg - ry * radius) / dist_sq, (rx * radius + ry * leg) / dist_sq
+    return (rx * leg + ry * radius) / dist_sq, (-rx * radius + ry * leg) / dist_sq
+
+
+@_jit
+def _normalise(x, y):
+    norm = np.sqrt(x * x + y * y)
+    return x / norm, y / norm
+
+
+@_jit
+def _obstacle_lines(b, ax, ay, vx, vy, pts, nxt, prv, unit, convex, valid, radius, horizon_obst, max_speed, px, py, dx, dy):
+    """The agent's obstacle lines into (px, py, dx, dy), nearest edge first; returns how many."""
+    n_vertices = pts.shape[1]
+    range_sq = (horizon_obst * max_speed + radius) ** 2
+    order = np.empty(n_vertices, dtype=np.int64)
+    dists = np.empty(n_vertices)
+    n_near = 0
+    for e in range(n_vertices):  # edges the agent faces (it is on their right) within range, nearest first
+        if not valid[b, e]:
+            continue
+        x1, y1 = pts[b, e, 0], pts[b, e, 1]
+        x2, y2 = pts[b, nxt[b, e], 0], pts[b, nxt[b, e], 1]
+        if _det(x1 - ax, y1 - ay, x2 - x1, y2 - y1) >= 0.0:
+            continue
+        r = ((ax - x1) * (x2 - x1) + (ay - y1) * (y2 - y1)) / ((x2 - x1) ** 2 + (y2 - y1) ** 2)
+        if r < 0.0:
+            cx, cy = x1, y1
+        elif r > 1.0:
+            cx, cy = x2, y2
+        else:
+            cx, cy = x1 + r * (x2 - x1), y1 + r * (y2 - y1)
+        d = (ax - cx) ** 2 + (ay - cy) ** 2
+        if d >= range_sq:
+            continue
+        k = n_near
+        n_near += 1
+        while k > 0 and d < dists[k - 1]:
+            dists[k], order[k] = dists[k - 1], order[k - 1]
+            k -= 1
+        dists[k], order[k] = d, e
+
+    inv_t = 1.0 / horizon_obst
+    radius_sq = radius * radius
+    count = 0
+    for k in range(n_near):
+        o1 = order[k]
+        o2 = nxt[b, o1]
+        r1x, r1y = pts[b, o1, 0] - ax, pts[b, o1, 1] - ay
+        r2x, r2y = pts[b, o2, 0] - ax, pts[b, o2, 1] - ay
+        covered = False  # both ends of the edge beyond a line already made, by at least the radius
+        for j in range(count):
+            if (_det(inv_t * r1x - px[j], inv_t * r1y - py[j], dx[j], dy[j]) - inv_t * radius >= -EPSILON
+                    and _det(inv_t * r2x - px[j], inv_t * r2y - py[j], dx[j], dy[j]) - inv_t * radius >= -EPSILON):
+                covered = True
+                break
+        if covered:
+            continue
+        dist_sq1, dist_sq2 = r1x * r1x + r1y * r1y, r2x * r2x + r2y * r2y
+        ox, oy = pts[b, o2, 0] - pts[b, o1, 0], pts[b, o2, 1] - pts[b, o1, 1]
+        s = (-r1x * ox - r1y * oy) / (ox * ox + oy * oy)
+        dist_sq_line = (-r1x - s * ox) ** 2 + (-r1y - s * oy) ** 2
+
+        # Already touching: a line through the origin of velocity space that leads away.
+        if s < 0.0 and dist_sq1 <= radius_sq:
+            if convex[b, o1]:
+                px[count], py[count] = 0.0, 0.0
+                dx[count], dy[count] = _normalise(-r1y, r1x)
+                count += 1
+            continue
+        if s > 1.0 and dist_sq2 <= radius_sq:
+            if convex[b, o2] and _det(r2x, r2y, unit[b, o2, 0], unit[b, o2, 1]) >= 0.0:
+                px[count], py[count] = 0.0, 0.0
+                dx[count], dy[count] = _normalise(-r2y, r2x)
+                count += 1
+            continue
+        if s >= 0.0 and s < 1.0 and dist_sq_line <= radius_sq:
+            px[count], py[count] = 0.0, 0.0
+            dx[count], dy[count] = -unit[b, o1, 0], -unit[b, o1, 1]
+            count += 1
+            continue
+
+        # Not touching: the velocity obstacle's legs, both from one vertex when the edge is seen end-on.
+        if s < 0.0 and dist_sq_line <= radius_sq:
+            if not convex[b, o1]:
+                continue
+            o2 = o1
+            lx, ly = _leg(r1x, r1y, radius, True)
+            rx, ry = _leg(r1x, r1y, radius, False)
+        elif s > 1.0 and dist_sq_line <= radius_sq:
+            if not convex[b, o2]:
+                continue
+            o1 = o2
+            lx, ly = _leg(r2x, r2y, radius, True)
+            rx, ry = _leg(r2x, r2y, radius, False)
+        else:
+            if convex[b, o1]:
+                lx, ly = _leg(r1x, r1y, radius, True)
+            else:
+                lx, ly = -unit[b, o1, 0], -unit[b, o1, 1]  # a non-convex vertex: the leg extends the edge
+            if convex[b, o2]:
+                rx, ry = _leg(r2x, r2y, radius, False)
+            else:
+                rx, ry = unit[b, o1, 0], unit[b, o1, 1]
+        # A leg may not point into the neighbouring edge: that edge's direction instead, and no line on it.
+        left_neighbour = prv[b, o1]
+        left_foreign = right_foreign = False
+        if convex[b, o1] and _det(lx, ly, -unit[b, left_neighbour, 0], -unit[b, left_neighbour, 1]) >= 0.0:
+            lx, ly = -unit[b, left_neighbour, 0], -unit[b, left_neighbour, 1]
+            left_foreign = True
+        if convex[b, o2] and _det(rx, ry, unit[b, o2, 0], unit[b, o2, 1]) <= 0.0:
+            rx, ry = unit[b, o2, 0], unit[b, o2, 1]
+            right_foreign = True
+
+        lcx, lcy = inv_t * (pts[b, o1, 0] - ax), inv_t * (pts[b, o1, 1] - ay)
+        rcx, rcy = inv_t * (pts[b, o2, 0] - ax), inv_t * (pts[b, o2, 1] - ay)
+        cvx, cvy = rcx - lcx, rcy - lcy
+        same = o1 == o2
+        t = 0.5 if same else ((vx - lcx) * cvx + (vy - lcy) * cvy) / (cvx * cvx + cvy * cvy)
+        t_left = (vx - lcx) * lx + (vy - lcy) * ly
+        t_right = (vx - rcx) * rx + (vy - rcy) * ry
+        if (t < 0.0 and t_left < 0.0) or (same and t_left < 0.0 and t_right < 0.0):  # the left cut-off circle
+            wx, wy = _normalise(vx - lcx, vy - lcy)
+            dx[count], dy[count] = wy, -wx
+            px[count], py[count] = lcx + radius * inv_t * wx, lcy + radius * inv_t * wy
+            count += 1
+            continue
+        if t > 1.0 and t_right < 0.0:  # the right cut-off circle
+            wx, wy = _normalise(vx - rcx, vy - rcy)
+            dx[count], dy[count] = wy, -wx
+            px[count], py[count] = rcx + radius * inv_t * wx, rcy + radius * inv_t * wy
+            count += 1
+            continue
+        # The nearest of the cut-off line and the two legs.
+        d_cut = np.inf if (t < 0.0 or t > 1.0 or same) else (vx - (lcx + t * cvx)) ** 2 + (vy - (lcy + t * cvy)) ** 2
+        d_left = np.inf if t_left < 0.0 else (vx - (lcx + t_left * lx)) ** 2 + (vy - (lcy + t_left * ly)) ** 2
+        d_right = np.inf if t_right < 0.0 else (vx - (rcx + t_right * rx)) ** 2 + (vy - (rcy + t_right * ry)) ** 2
+        if d_cut <= d_left and d_cut <= d_right:
+            ldx, ldy, cx, cy = -unit[b, o1, 0], -unit[b, o1, 1], lcx, lcy
+        elif d_left <= d_right:
+            if left_foreign:
+                continue
+            ldx, ldy, cx, cy = lx, ly, lcx, lcy
+        else:
+            if right_foreign:
+                continue
+            ldx, ldy, cx, cy = -rx, -ry, rcx, rcy
+        dx[count], dy[count] = ldx, ldy
+        px[count], py[count] = cx + radius * inv_t * -ldy, cy + radius * inv_t * ldx
+        count += 1
+    return count
+
+
+@numba.njit(cache=True, parallel=True)
+def _kernel(pos, vel, pref, active, pts, nxt, prv, unit, convex, valid, neighbor_dist, max_neighbors, horizon,
+            horizon_obst, radius, max_speed, time_step, out, stuck):
+    n_envs, n_agents, _ = pos.shape
+    n_vertices = pts.shape[1]
+    for flat in numba.prange(n_envs * n_agents):
+        b, a = flat // n_agents, flat % n_agents
+        if not active[b, a]:
+            continue
+        ax, ay, vx, vy = pos[b, a, 0], pos[b, a, 1], vel[b, a, 0], vel[b, a, 1]
+        capacity = n_vertices + max_neighbors
+        px, py, dx, dy = np.empty(capacity), np.empty(capacity), np.empty(capacity), np.empty(capacity)
+        n_obst = _obstacle_lines(b, ax, ay, vx, vy, pts, nxt, prv, unit, convex, valid, radius, horizon_obst,
+                                 max_speed, px, py, dx, dy)
+
+        # The max_neighbors nearest other agents within neighbor_dist, nearest first.
+        near = np.empty(max_neighbors, dtype=np.int64)
+        near_sq = np.empty(max_neighbors)
+        n_near = 0
+        for o in range(n_agents):
+            if o == a or not active[b, o]:
+                continue
+            d = (pos[b, o, 0] - ax) ** 2 + (pos[b, o, 1] - ay) ** 2
+            if d >= neighbor_dist * neighbor_dist:
+                continue
+            if n_near < max_neighbors:
+                k = n_near
+                n_near += 1
+            elif d < near_sq[max_neighbors - 1]:
+                k = max_neighbors - 1
+            else:
+                continue
+            while k > 0 and d < near_sq[k - 1]:
+                near_sq[k], near[k] = near_sq[k - 1], near[k - 1]
+                k -= 1
+            near_sq[k], near[k] = d, o
+
+        combined = 2.0 * radius
+        combined_sq = combined * combined
+        inv_h = 1.0 / horizon
+        count = n_obst
+        for k in range(n_near):
+            o = near[k]
+            rx, ry = pos[b, o, 0] - ax, pos[b, o, 1] - ay
+            wvx, wvy = vx - vel[b, o, 0], vy - vel[b, o, 1]  # relative velocity
+            dist_sq = rx * rx + ry * ry
+            if dist_sq > combined_sq:
+                wx, wy = wvx - inv_h * rx, wvy - inv_h * ry
+                w_len_sq = wx * wx + wy * wy
+                dot1 = wx * rx + wy * ry
+                if dot1 < 0.0 and dot1 * dot1 > combined_sq * w_len_sq:  # the cut-off circle
+                    w_len = np.sqrt(w_len_sq)
+                    ux, uy = wx / w_len, wy / w_len
+                    dx[count], dy[count] = uy, -ux
+                    shift = combined * inv_h - w_len
+                    ux, uy = shift * ux, shift * uy
+                else:  # a leg
+                    if _det(rx, ry, wx, wy) > 0.0:
+                        lx, ly = _leg(rx, ry, combined, True)
+                    else:
+                        lx, ly = _leg(rx, ry, combined, False)
+                        lx, ly = -lx, -ly
+                    dx[count], dy[count] = lx, ly
+                    along = wvx * lx + wvy * ly
+                    ux, uy = along * lx - wvx, along * ly - wvy
+            else:  # overlapping: separate within one time step
+                inv_s = 1.0 / time_step
+                wx, wy = wvx - inv_s * rx, wvy - inv_s * ry
+                w_len = np.sqrt(wx * wx + wy * wy)
+                ux, uy = wx / w_len, wy / w_len
+                dx[count], dy[count] = uy, -ux
+                shift = combined * inv_s - w_len
+                ux, uy = shift * ux, shift * uy
+            px[count], py[count] = vx + 0.5 * ux, vy + 0.5 * uy
+            count += 1
+
+        result = np.empty(2)
+        fail = _linear_program2(px, py, dx, dy, count, max_speed, pref[b, a, 0], pref[b, a, 1], False, result)
+        if fail < count:
+            stuck[b, a] = True
+            _linear_program3(px, py, dx, dy, count, n_obst, fail, max_speed, result)
+        out[b, a, 0], out[b, a, 1] = result[0], result[1]
+
+
+_NO_OBSTACLES = Obstacles.from_polygons([[]])

@@ -333,6 +333,10 @@ class RayConfig:
     # GPUs reserved for the reward server: auto = 1 when the cluster has a GPU, else 0
     server_gpus: float | str = bounded("auto", "GPUs for the reward server actor, or auto", ge=0, le=64)
 
+    def actors(self, n_envs: int) -> int:
+        """Rollout actors for ``n_envs`` envs, ``envs_per_actor`` each (the last may hold fewer)."""
+        return -(-n_envs // self.envs_per_actor)
+
     def __post_init__(self) -> None:
         if isinstance(self.server_gpus, str) and self.server_gpus != "auto":
             raise ConfigError(f"ray.server_gpus: {self.server_gpus!r} is not allowed; give a number >= 0 or auto")

@@ -33,6 +33,7 @@ from roboreward.distributed.cluster import cluster_gpus, connect
 from roboreward.distributed.vec_env import FrameRef
 from roboreward.experiment import RayConfig
 from roboreward.rewards.base import RewardBatch, RewardConfig, RewardModel, make_reward_model
+from roboreward.rewards.diagnostics.episodes import model_cameras
 
 
 @dataclass
@@ -44,7 +45,7 @@ class _Request:
 
 
 class RewardServer:
-    """The actor (see the module docstring); ``config`` is a reward section, built here with ``server: local``."""
+    """The actor (see the module docstring); ``config`` is the reward section whose model it builds and runs."""
 
     def __init__(self, config: RewardConfig):
         model = make_reward_model(config)
@@ -59,15 +60,14 @@ class RewardServer:
 
     def describe(self) -> dict[str, Any]:
         """What the learner's wrappers ask of a model: its name, whether it reads frames, its cameras."""
-        cameras = getattr(self.model, "required_cameras", None)
         return {"name": self.model.name, "requires_frames": self.model.requires_frames,
-                "required_cameras": list(cameras() if callable(cameras) else cameras or [])}
+                "required_cameras": model_cameras(self.model)}
 
     def check_ready(self) -> None:
         self.model.check_ready()
 
     def stats(self) -> dict[str, Any]:
-        """Frames per model call so far; ``reset=True`` to start counting again."""
+        """Frames per model call so far (:meth:`reset_stats` starts counting again)."""
         return {"calls": len(self.calls), "frames": int(sum(self.calls)), "frames_per_call": list(self.calls)}
 
     def reset_stats(self) -> None:
@@ -157,12 +157,15 @@ class RemoteRewardModel(RewardModel):
         ray.get(self.server.check_ready.remote())
 
     def compute(self, batch: RewardBatch) -> np.ndarray:
-        return ray.get(self.server.score.remote(batch.frames, batch.observations, batch.goal_frames))
+        return ray.get(self._request(batch))
 
     def submit(self, batch: RewardBatch) -> Callable[[], np.ndarray]:
         """Send the request and return at once; the function waits for the server's answer."""
-        ref = self.server.score.remote(batch.frames, batch.observations, batch.goal_frames)
+        ref = self._request(batch)
         return lambda: self._checked(ray.get(ref), len(batch))
+
+    def _request(self, batch: RewardBatch) -> ray.ObjectRef:
+        return self.server.score.remote(batch.frames, batch.observations, batch.goal_frames)
 
     def stats(self) -> dict[str, Any]:
         """The server's frames per model call (see :meth:`RewardServer.stats`)."""

@@ -143,9 +143,8 @@ class EnvGroup:
             return False
         return True
 
-    def set_attr(self, local: Sequence[int], name: str, value: Any) -> None:
-        for j in local:
-            setattr(self.envs[j], name, value)
+    def set_attr(self, local: Sequence[int], name: str, value: Any) -> list[None]:
+        return [setattr(self.envs[j], name, value) for j in local]
 
     def is_wrapped(self, local: Sequence[int], wrapper_class: type[gym.Wrapper]) -> list[bool]:
         return [is_wrapped(self.envs[j], wrapper_class) for j in local]
@@ -238,7 +237,7 @@ class RayVecEnv(VecEnv):
         info, reset_info)])`` per actor, so a caller can use the first answers (score their frames) while the
         other actors still step. Use instead of :meth:`step_wait`; the vector env's state (reset infos) is
         updated as each answer is yielded."""
-        waiting = {(call[0] if self.frames_apart else call): k for k, call in enumerate(self._pending)}
+        waiting = {self._results(call): k for k, call in enumerate(self._pending)}
         while waiting:
             ready, _ = ray.wait(list(waiting), num_returns=1)
             k = waiting.pop(ready[0])
@@ -262,21 +261,24 @@ class RayVecEnv(VecEnv):
 
     def _gather(self, calls: list[Any]) -> list[list | None]:
         """Every actor's answer (None for an actor that died): one wait for all, then each alone if one failed."""
-        results = [call[0] if self.frames_apart else call for call in calls]
         try:
-            answers = ray.get(results)
+            answers = ray.get([self._results(call) for call in calls])
         except RayActorError:
             answers = []
-            for ref in results:
+            for call in calls:
                 try:
-                    answers.append(ray.get(ref))
+                    answers.append(ray.get(self._results(call)))
                 except RayActorError:
                     answers.append(None)
         return [self._frame_refs(answer, call) for answer, call in zip(answers, calls)]
 
     def _answers(self, call: Any) -> list | None:
         """One actor's answer to a step or reset call (raises RayActorError if it died)."""
-        return self._frame_refs(ray.get(call[0] if self.frames_apart else call), call)
+        return self._frame_refs(ray.get(self._results(call)), call)
+
+    def _results(self, call: Any) -> Any:
+        """The reference to a call's step or reset results (a frames-apart call also returns its frames)."""
+        return call[0] if self.frames_apart else call
 
     def _frame_refs(self, answer: list | None, call: Any) -> list | None:
         """A frames-apart answer with FrameRefs to the call's frames where the actor left slots."""
@@ -360,7 +362,7 @@ class RayVecEnv(VecEnv):
         return self._per_env(indices, lambda actor, local: actor.get_attr.remote(local, attr_name))
 
     def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
-        self._per_env(indices, lambda actor, local: actor.set_attr.remote(local, attr_name, value), flat=False)
+        self._per_env(indices, lambda actor, local: actor.set_attr.remote(local, attr_name, value))
 
     def env_method(self, method_name: str, *method_args, indices: VecEnvIndices = None, **method_kwargs) -> list[Any]:
         return self._per_env(indices, lambda actor, local: actor.env_method.remote(local, method_name, method_args, method_kwargs))
@@ -368,18 +370,17 @@ class RayVecEnv(VecEnv):
     def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None) -> list[bool]:
         return self._per_env(indices, lambda actor, local: actor.is_wrapped.remote(local, wrapper_class))
 
-    def _per_env(self, indices: VecEnvIndices, call: Callable[[Any, list[int]], Any], flat: bool = True) -> list[Any]:
-        """``call(actor, local indices)`` on each actor holding one of ``indices``; answers in the order asked."""
+    def _per_env(self, indices: VecEnvIndices, call: Callable[[Any, list[int]], Any]) -> list[Any]:
+        """``call(actor, local indices)`` on each actor holding one of ``indices``, which answers one item per
+        index in the order given; the answers in the order asked."""
         wanted = list(self._get_indices(indices))
-        where = {i: (k, j) for k, group in enumerate(self.groups) for j, i in enumerate(group)}
+        actor_of = {i: k for k, group in enumerate(self.groups) for i in group}
         by_actor: dict[int, list[int]] = {}
         for i in wanted:
-            by_actor.setdefault(where[i][0], []).append(where[i][1])
-        answers = dict(zip(by_actor, ray.get([call(self.actors[k], local) for k, local in by_actor.items()])))
-        if not flat:
-            return []
-        position = {k: {j: n for n, j in enumerate(local)} for k, local in by_actor.items()}
-        return [answers[where[i][0]][position[where[i][0]][where[i][1]]] for i in wanted]
+            by_actor.setdefault(actor_of[i], []).append(self.groups[actor_of[i]].index(i))
+        answers = ray.get([call(self.actors[k], local) for k, local in by_actor.items()])
+        items = {k: iter(answer) for k, answer in zip(by_actor, answers)}
+        return [next(items[actor_of[i]]) for i in wanted]
 
     def _get(self, k: int, ref: Any) -> Any:
         try:

@@ -113,8 +113,7 @@ def ray_vec_env(fns: list[Callable[[], gym.Env]], ray: RayConfig, frames_apart: 
     from roboreward.distributed.cluster import connect
     from roboreward.distributed.vec_env import RayVecEnv
 
-    actors = -(-len(fns) // ray.envs_per_actor)
-    connect(ray, cpus_needed=actors * ray.cpus_per_actor + 1)  # + 1: a reward server's CPU
+    connect(ray, cpus_needed=ray.actors(len(fns)) * ray.cpus_per_actor + 1)  # + 1: a reward server's CPU
     return RayVecEnv(
         fns, envs_per_actor=ray.envs_per_actor, cpus_per_actor=ray.cpus_per_actor, max_restarts=ray.max_restarts,
         frame_keys=(*_RELAYED, *_RELAYED.values()) if frames_apart else None,

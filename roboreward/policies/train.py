@@ -125,7 +125,7 @@ def _connect_ray(config: ExperimentConfig) -> None:
         return
     from roboreward.distributed.cluster import connect
 
-    actors = -(-config.env.n_envs // config.ray.envs_per_actor) if config.env.backend == "ray" else 0
+    actors = config.ray.actors(config.env.n_envs) if config.env.backend == "ray" else 0
     ray = connect(config.ray, cpus_needed=actors * config.ray.cpus_per_actor + servers)
     resources = ray.cluster_resources()
     where = [f"{actors} rollout actors of {config.ray.envs_per_actor} envs"] if actors else []

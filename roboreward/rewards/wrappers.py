@@ -250,13 +250,15 @@ class VecLearnedReward(VecEnvWrapper):
         min_group = -(-n // self.pipeline_groups)
         group: list[int] = []
         scoring: list[tuple[list[int], Any]] = []
+        arrived = 0
         arrivals = venv.answers_as_they_arrive() if hasattr(venv, "answers_as_they_arrive") else _subproc_arrivals(venv)
         for envs, answers in arrivals:
             for i, result in zip(envs, answers):  # (obs, reward, done, info, reset_info), as SubprocVecEnv's worker sends
                 results[i] = result
                 frames[i] = result[3].pop(FRAME_KEY, None)
             group.extend(envs)
-            if len(group) >= min_group or all(r is not None for r in results):
+            arrived += len(envs)
+            if len(group) >= min_group or arrived == n:
                 group.sort()
                 obs = {i: results[i][0] for i in group}
                 dones = {i: results[i][2] for i in group}

@@ -130,7 +130,7 @@ def _solve(positions, velocities, preferred, params: OrcaParams, time_step: floa
     if active.shape != (b, n):
         raise ValueError(f"active must be [B, N] = {(b, n)}; got {active.shape}")
     if obstacles is None:
-        obstacles = _NO_OBSTACLES if b == 1 else Obstacles.from_polygons([[] for _ in range(b)])
+        obstacles = Obstacles.from_polygons([[] for _ in range(b)])
     if obstacles.points.shape[0] != b:
         raise ValueError(f"obstacles are for {obstacles.points.shape[0]} envs, the agents for {b}")
     out = np.zeros_like(positions)
@@ -481,6 +481,3 @@ def _kernel(pos, vel, pref, active, pts, nxt, prv, unit, convex, valid, neighbor
             stuck[b, a] = True
             _linear_program3(px, py, dx, dy, count, n_obst, fail, max_speed, result)
         out[b, a, 0], out[b, a, 1] = result[0], result[1]
-
-
-_NO_OBSTACLES = Obstacles.from_polygons([[]])

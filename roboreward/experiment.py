@@ -48,7 +48,9 @@ class RenderConfig:
 class EnvConfig:
     id: str = "roboreward/ArmReach-v0"
     n_envs: int = bounded(4, "parallel envs; the reward model scores all of them in one call", ge=1, le=256)
-    vectorization: Literal["dummy", "subproc"] = "dummy"  # subproc renders in parallel processes
+    # dummy: envs in turn in this process; subproc: in parallel processes; batched: the env's own simulator
+    # steps every env in one call (envs listed in roboreward.envs.BATCHED_ENVS, e.g. CrowdNav-v0)
+    vectorization: Literal["dummy", "subproc", "batched"] = "dummy"
     # local: the envs run here, as `vectorization` says; ray: in Ray rollout actors (the `ray` section says
     # where and how many envs each), on this machine or a cluster (roboreward.distributed)
     backend: Literal["local", "ray"] = "local"

@@ -10,7 +10,11 @@ id                             what it is
 ``roboreward/ArmReachFixed-v0``  the same with one fixed goal
 ``roboreward/HumanoidPose-v0``  MuJoCo humanoid outdoors; ``task=`` a pose (kneeling, lotus, ...) for VLM-RM
 ``roboreward/G1Loco-v0``       Unitree G1 learning HOMIE's body: walk, turn, squat under moving arms
+``roboreward/CrowdNav-v0``     a mobile robot crossing a crowd among obstacles (:mod:`roboreward.envs.crowd`)
 =============================  =================================================================
+
+Envs with a batched simulator of their own (``BATCHED_ENVS``) also come as one SB3 VecEnv that steps every
+env in one call: ``env.vectorization: batched`` in a config.
 
 Meta-World v3 tasks (Sawyer arm; a new object/goal placement every episode; 200 steps; reward
 is Meta-World's own, reported as the one term ``reward_task``), also listed in
@@ -35,7 +39,11 @@ import gymnasium as gym
 ENV_IDS: list[str] = []
 
 
-def _register(env_id: str, entry_point: str, max_episode_steps: int, **kwargs) -> None:
+# Env id -> its batched SB3 VecEnv (``env.vectorization: batched``).
+BATCHED_ENVS: dict[str, str] = {"roboreward/CrowdNav-v0": "roboreward.envs.crowd.env:CrowdNavVecEnv"}
+
+
+def _register(env_id: str, entry_point: str, max_episode_steps: int | None, **kwargs) -> None:
     if env_id not in gym.registry:
         gym.register(id=env_id, entry_point=entry_point, max_episode_steps=max_episode_steps, kwargs=kwargs)
     ENV_IDS.append(env_id)
@@ -47,6 +55,8 @@ _register("roboreward/ArmReachFixed-v0", "roboreward.envs.arm_reach:ArmReachEnv"
 _register("roboreward/HumanoidPose-v0", "roboreward.envs.humanoid_pose:HumanoidPoseEnv", 100)
 _register("roboreward/G1Loco-v0", "roboreward.envs.g1_loco:G1LocoEnv", 1000)
 # A robot file's robot (configs/robots) in MuJoCo, driven to its home pose; robot= picks it (franka, g1, diff_drive).
+# Crowd navigation: the episode's time limit is the config's time_limit, kept by the env itself.
+_register("roboreward/CrowdNav-v0", "roboreward.envs.crowd.env:CrowdNavEnv", None)
 _register("roboreward/RobotSim-v0", "roboreward.hardware.env:RobotSimEnv", 100, robot="franka")
 
 # Meta-World v3 tasks: 200-step episodes (why not Meta-World's 500: see roboreward.envs.metaworld).
@@ -62,4 +72,4 @@ for _name, _task in [
     _register(f"roboreward/MetaWorld-{_name}-v3", "roboreward.envs.metaworld:MetaWorldEnv", 200, task=_task)
     METAWORLD_ENV_IDS.append(f"roboreward/MetaWorld-{_name}-v3")
 
-__all__ = ["ENV_IDS", "METAWORLD_ENV_IDS"]
+__all__ = ["BATCHED_ENVS", "ENV_IDS", "METAWORLD_ENV_IDS"]

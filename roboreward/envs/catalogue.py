@@ -28,7 +28,7 @@ def describe(env_id: str) -> dict[str, str]:
             "id": env_id,
             "observation": _space(env.observation_space),
             "action": _space(env.action_space),
-            "steps": str(env.spec.max_episode_steps if env.spec else None),
+            "steps": str((env.spec.max_episode_steps if env.spec else None) or getattr(env.unwrapped, "max_steps", None)),
             "env reward terms": ", ".join(terms) or "-",
             "reward options": ", ".join(options),
         }

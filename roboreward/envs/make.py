@@ -15,6 +15,7 @@ The training stack, outermost first::
 
 from __future__ import annotations
 
+import importlib
 from typing import Any, Callable
 
 import gymnasium as gym
@@ -92,10 +93,14 @@ def make_vec_env(
         return _init
 
     fns = [factory(i) for i in range(config.n_envs)]
-    if config.backend == "ray":
+    if config.vectorization == "batched":
+        venv: VecEnv = batched_vec_env(config, render)
+        if relay:
+            venv = _VecKeepFrames(venv)
+    elif config.backend == "ray":
         # Frames stay in the object store when every model that reads them fetches them from there itself.
         apart = render and all(getattr(m, "fetches_frames", False) for m in models if m.requires_frames)
-        venv: VecEnv = ray_vec_env(fns, ray or RayConfig(), frames_apart=apart)
+        venv = ray_vec_env(fns, ray or RayConfig(), frames_apart=apart)
     elif config.vectorization == "subproc":
         venv = SubprocVecEnv(fns, start_method="forkserver")
     else:
@@ -106,6 +111,46 @@ def make_vec_env(
         assert gamma is not None
         venv = VecPotentialShaping(_VecRelayFrames(venv) if relay else venv, potential, gamma)
     return VecMonitor(venv)
+
+
+def batched_vec_env(config: EnvConfig, render: bool) -> VecEnv:
+    """The env's own batched VecEnv (``env.vectorization: batched``), frames in the infos when ``render``."""
+    from roboreward.envs import BATCHED_ENVS
+
+    if config.id not in BATCHED_ENVS:
+        raise ConfigError(f"env.vectorization: batched needs an env with a batched simulator ({sorted(BATCHED_ENVS)}); "
+                          f"{config.id} has none: use dummy or subproc")
+    if config.backend != "local":
+        raise ConfigError("env.vectorization: batched steps every env in this process; set env.backend: local")
+    module, name = BATCHED_ENVS[config.id].split(":")
+    cls = getattr(importlib.import_module(module), name)
+    r = config.render
+    try:
+        return cls(config.n_envs, render_mode="rgb_array" if render else None, frames_in_info=render,
+                   width=r.width, height=r.height, camera=r.camera, **config.kwargs)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"env {config.id!r} rejected its arguments: {e}; check env.kwargs and env.render") from e
+
+
+class _VecKeepFrames(VecEnvWrapper):
+    """:class:`_RelayFrames` for a batched VecEnv: a second reference to each frame, for the shaping wrapper."""
+
+    def reset(self):
+        obs = self.venv.reset()
+        for info in self.venv.reset_infos:
+            _keep(info)
+        return obs
+
+    def step_wait(self):
+        obs, rewards, dones, infos = self.venv.step_wait()
+        for info in infos:
+            _keep(info)
+        for info, done in zip(self.venv.reset_infos, dones):
+            if done:
+                _keep(info)
+        return obs, rewards, dones, infos
 
 
 def ray_vec_env(fns: list[Callable[[], gym.Env]], ray: RayConfig, frames_apart: bool = False) -> VecEnv:

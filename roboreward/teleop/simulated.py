@@ -38,6 +38,7 @@ import tempfile
 import threading
 import time
 import tty
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Literal
@@ -143,6 +144,8 @@ class SimulatedDevice:
         self._own_dir: str | None = None
         if link_path is None:
             self._own_dir = tempfile.mkdtemp(prefix="roboreward-sim-")
+            # Removed by stop(), or when the device is collected or the interpreter exits without one.
+            self._remove_own_dir = weakref.finalize(self, shutil.rmtree, self._own_dir, ignore_errors=True)
             link_path = os.path.join(self._own_dir, self.kind)
         self.port = os.fspath(link_path)
         self.stats = SimStats()
@@ -180,7 +183,7 @@ class SimulatedDevice:
         with self._lock:
             self._close_pty()
         if self._own_dir is not None:
-            shutil.rmtree(self._own_dir, ignore_errors=True)
+            self._remove_own_dir()
             self._own_dir = None
 
     def __enter__(self) -> SimulatedDevice:

@@ -154,3 +154,55 @@ def test_envs_in_a_batch_and_inactive_agents_do_not_affect_each_other():
 def test_parameters_are_finite_and_positive(field, value):
     with pytest.raises(ValueError, match=f"OrcaParams.{field}"):
         OrcaParams(**{field: value})
+
+
+def test_per_agent_radii_and_speeds_match_rvo2():
+    """CrowdNav's randomised people: each agent its own radius and speed limit, as RVO2's addAgent takes them."""
+    rng = np.random.default_rng(7)
+    positions, goals = circle_crossing(10, seed=7)
+    radii, speeds = rng.uniform(0.3, 0.5, 10), rng.uniform(0.5, 1.5, 10)
+    sim = rvo2.PyRVOSimulator(DT, PARAMS.neighbor_dist, PARAMS.max_neighbors, PARAMS.time_horizon,
+                              PARAMS.time_horizon_obst, PARAMS.radius, PARAMS.max_speed)
+    agents = [sim.addAgent(tuple(p), PARAMS.neighbor_dist, PARAMS.max_neighbors, PARAMS.time_horizon,
+                           PARAMS.time_horizon_obst, float(r), float(s), (0.0, 0.0)) for p, r, s in zip(positions, radii, speeds)]
+    sim.addObstacle([tuple(v) for v in BOX])
+    sim.processObstacles()
+    obstacles = Obstacles.from_polygons([[BOX]])
+    for step in range(60):
+        pos = np.array([sim.getAgentPosition(a) for a in agents])
+        vel = np.array([sim.getAgentVelocity(a) for a in agents])
+        pref = preferred_velocities(pos, goals) * speeds[:, None]
+        for a in agents:
+            sim.setAgentPrefVelocity(a, tuple(pref[a]))
+        ours = orca_velocities(pos[None], vel[None], pref[None], PARAMS, DT, obstacles=obstacles,
+                               radii=radii[None], max_speeds=speeds[None])[0]
+        sim.doStep()
+        theirs = np.array([sim.getAgentVelocity(a) for a in agents])
+        np.testing.assert_allclose(ours, theirs, atol=5e-4, err_msg=f"step {step}")
+    assert (np.linalg.norm(ours, axis=1) <= speeds + 1e-6).all()
+
+
+def test_an_ignored_agent_is_invisible_to_that_agent_only():
+    """CrowdNav++'s invisible robot: people who ignore agent 0 move as if it were not there; the others avoid it."""
+    positions, goals = circle_crossing(6, seed=4, radius=2.0)
+    velocities = np.zeros_like(positions)
+    preferred = preferred_velocities(positions, goals)
+    ignore = np.zeros((1, 6, 6), dtype=bool)
+    ignore[0, 1:4, 0] = True  # agents 1-3 do not see agent 0
+    ours = orca_velocities(positions[None], velocities[None], preferred[None], PARAMS, DT, ignore=ignore)[0]
+    without_0 = orca_velocities(positions[None, 1:], velocities[None, 1:], preferred[None, 1:], PARAMS, DT)[0]
+    with_0 = orca_velocities(positions[None], velocities[None], preferred[None], PARAMS, DT)[0]
+    np.testing.assert_array_equal(ours[1:4], without_0[:3])
+    np.testing.assert_array_equal(ours[[0, 4, 5]], with_0[[0, 4, 5]])
+    assert not np.allclose(with_0[1:4], without_0[:3])  # agent 0 does matter to them when seen
+
+
+def test_per_agent_arrays_are_checked():
+    positions = np.zeros((1, 2, 2))
+    positions[0, 1] = 1.0
+    with pytest.raises(ValueError, match="radii must be"):
+        orca_velocities(positions, positions, positions, PARAMS, DT, radii=np.ones((2, 1)))
+    with pytest.raises(ValueError, match="max_speeds must all be finite"):
+        orca_velocities(positions, positions, positions, PARAMS, DT, max_speeds=np.array([[1.0, np.nan]]))
+    with pytest.raises(ValueError, match="ignore must be"):
+        orca_velocities(positions, positions, positions, PARAMS, DT, ignore=np.zeros((1, 2)))

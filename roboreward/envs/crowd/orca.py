@@ -34,7 +34,8 @@ EPSILON = 1e-5  # RVO_EPSILON: below this, two line directions count as parallel
 
 @dataclass(frozen=True)
 class OrcaParams:
-    """RVO2's agent parameters (``setAgentDefaults``), the same for every agent of a call."""
+    """RVO2's agent parameters (``setAgentDefaults``); ``radius`` and ``max_speed`` are the defaults that
+    per-agent arrays override."""
 
     neighbor_dist: float = 10.0  # metres within which other agents count
     max_neighbors: int = 10  # nearest agents taken into account
@@ -68,33 +69,48 @@ class Obstacles:
     valid: np.ndarray  # [B, V]
 
     @classmethod
+    def empty(cls, n_envs: int, capacity: int) -> Obstacles:
+        """Room for ``capacity`` vertices in each of ``n_envs`` envs, none used yet (see :meth:`assign`)."""
+        size = max(capacity, 1)
+        return cls(np.zeros((n_envs, size, 2)), np.zeros((n_envs, size), dtype=np.int64),
+                   np.zeros((n_envs, size), dtype=np.int64), np.zeros((n_envs, size, 2)),
+                   np.zeros((n_envs, size), dtype=bool), np.zeros((n_envs, size), dtype=bool))
+
+    @classmethod
     def from_polygons(cls, polygons: list[list[np.ndarray]]) -> Obstacles:
         """``polygons[b]``: env ``b``'s polygons, each ``[n, 2]`` vertices (n >= 2) in RVO2's orientation."""
-        size = max([sum(len(p) for p in env) for env in polygons] + [1])
-        b = len(polygons)
-        points, unit_dir = np.zeros((b, size, 2)), np.zeros((b, size, 2))
-        nxt, prv = np.zeros((b, size), dtype=np.int64), np.zeros((b, size), dtype=np.int64)
-        convex, valid = np.zeros((b, size), dtype=bool), np.zeros((b, size), dtype=bool)
-        for e, env in enumerate(polygons):
-            start = 0
-            for polygon in env:
-                vertices = np.asarray(polygon, dtype=np.float64)
-                n = len(vertices)
-                if vertices.ndim != 2 or vertices.shape[1] != 2 or n < 2 or not np.isfinite(vertices).all():
-                    raise ValueError(f"an obstacle polygon needs >= 2 finite (x, y) vertices; got shape {vertices.shape}")
-                index = np.arange(n)
-                after, before = (index + 1) % n, (index - 1) % n
-                edges = vertices[after] - vertices
-                lengths = np.linalg.norm(edges, axis=1)
-                if (lengths <= 0).any():
-                    raise ValueError("an obstacle polygon repeats a vertex (an edge of length 0)")
-                points[e, start:start + n] = vertices
-                unit_dir[e, start:start + n] = edges / lengths[:, None]
-                nxt[e, start:start + n], prv[e, start:start + n] = start + after, start + before
-                convex[e, start:start + n] = True if n == 2 else _left_of(vertices[before], vertices, vertices[after]) >= 0.0
-                valid[e, start:start + n] = True
-                start += n
-        return cls(points, nxt, prv, unit_dir, convex, valid)
+        obstacles = cls.empty(len(polygons), max([sum(len(p) for p in env) for env in polygons] + [1]))
+        for b, env in enumerate(polygons):
+            obstacles.assign(b, env)
+        return obstacles
+
+    def assign(self, b: int, polygons: list[np.ndarray]) -> None:
+        """Make env ``b``'s obstacles ``polygons`` (replacing what it had), in place."""
+        polygons = [np.asarray(p, dtype=np.float64) for p in polygons]
+        for vertices in polygons:
+            if vertices.ndim != 2 or vertices.shape[1] != 2 or len(vertices) < 2 or not np.isfinite(vertices).all():
+                raise ValueError(f"an obstacle polygon needs >= 2 finite (x, y) vertices; got shape {vertices.shape}")
+        self.valid[b] = False
+        if not polygons:
+            return
+        sizes = np.array([len(v) for v in polygons])
+        total = int(sizes.sum())
+        if total > self.points.shape[1]:
+            raise ValueError(f"env {b}'s polygons have {total} vertices; room was made for {self.points.shape[1]}")
+        vertices = np.concatenate(polygons)
+        start = np.repeat(np.cumsum(sizes) - sizes, sizes)  # each vertex's polygon's first index
+        size = np.repeat(sizes, sizes)
+        local = np.arange(total) - start
+        after, before = start + (local + 1) % size, start + (local - 1) % size
+        edges = vertices[after] - vertices
+        lengths = np.linalg.norm(edges, axis=1)
+        if (lengths <= 0).any():
+            raise ValueError("an obstacle polygon repeats a vertex (an edge of length 0)")
+        self.points[b, :total] = vertices
+        self.unit_dir[b, :total] = edges / lengths[:, None]
+        self.next[b, :total], self.prev[b, :total] = after, before
+        self.convex[b, :total] = (size == 2) | (_left_of(vertices[before], vertices, vertices[after]) >= 0.0)
+        self.valid[b, :total] = True
 
 
 def orca_velocities(
@@ -105,17 +121,27 @@ def orca_velocities(
     time_step: float,
     active: np.ndarray | None = None,
     obstacles: Obstacles | None = None,
+    *,
+    radii: np.ndarray | None = None,
+    max_speeds: np.ndarray | None = None,
+    ignore: np.ndarray | None = None,
 ) -> np.ndarray:
     """New velocities ``[B, N, 2]`` of agents at ``positions`` moving at ``velocities`` who want ``preferred``.
 
     :param active: ``[B, N]`` booleans; inactive agents (padding, people who left) are neither moved nor
         avoided, and get velocity 0.
     :param obstacles: the envs' static obstacles, or None.
+    :param radii: ``[B, N]`` per-agent radii (RVO2's per-agent ``radius``); ``params.radius`` for all if None.
+    :param max_speeds: ``[B, N]`` per-agent speed limits; ``params.max_speed`` for all if None.
+    :param ignore: ``[B, N, N]`` booleans, ``ignore[b, i, j]``: agent ``i`` does not see agent ``j`` (a person
+        who does not react to the robot); every agent sees every other if None.
     """
-    return _solve(positions, velocities, preferred, params, time_step, active, obstacles)[0]
+    return _solve(positions, velocities, preferred, params, time_step, active, obstacles,
+                  radii=radii, max_speeds=max_speeds, ignore=ignore)[0]
 
 
-def _solve(positions, velocities, preferred, params: OrcaParams, time_step: float, active=None, obstacles=None):
+def _solve(positions, velocities, preferred, params: OrcaParams, time_step: float, active=None, obstacles=None, *,
+           radii=None, max_speeds=None, ignore=None):
     """:func:`orca_velocities`, and which agents' lines left no room (their velocity from the 3-D program)."""
     positions = np.ascontiguousarray(positions, dtype=np.float64)
     velocities = np.ascontiguousarray(velocities, dtype=np.float64)
@@ -129,17 +155,51 @@ def _solve(positions, velocities, preferred, params: OrcaParams, time_step: floa
     active = np.ones((b, n), dtype=np.bool_) if active is None else np.ascontiguousarray(active, dtype=np.bool_)
     if active.shape != (b, n):
         raise ValueError(f"active must be [B, N] = {(b, n)}; got {active.shape}")
+    radii = _per_agent("radii", radii, params.radius, (b, n))
+    max_speeds = _per_agent("max_speeds", max_speeds, params.max_speed, (b, n))
+    if ignore is None:
+        ignore = np.zeros((b, n, n), dtype=np.bool_)
+    ignore = np.ascontiguousarray(ignore, dtype=np.bool_)
+    if ignore.shape != (b, n, n):
+        raise ValueError(f"ignore must be [B, N, N] = {(b, n, n)}; got {ignore.shape}")
     if obstacles is None:
         obstacles = Obstacles.from_polygons([[] for _ in range(b)])
     if obstacles.points.shape[0] != b:
         raise ValueError(f"obstacles are for {obstacles.points.shape[0]} envs, the agents for {b}")
     out = np.zeros_like(positions)
     stuck = np.zeros((b, n), dtype=np.bool_)
-    _kernel(positions, velocities, preferred, active, obstacles.points, obstacles.next, obstacles.prev,
-            obstacles.unit_dir, obstacles.convex, obstacles.valid, float(params.neighbor_dist), int(params.max_neighbors),
-            float(params.time_horizon), float(params.time_horizon_obst), float(params.radius), float(params.max_speed),
-            float(time_step), out, stuck)
+    _kernel(positions, velocities, preferred, active, ignore, radii, max_speeds, obstacles.points, obstacles.next,
+            obstacles.prev, obstacles.unit_dir, obstacles.convex, obstacles.valid, float(params.neighbor_dist),
+            int(params.max_neighbors), float(params.time_horizon), float(params.time_horizon_obst), float(time_step),
+            out, stuck)
     return out, stuck
+
+
+def orca_velocities_prepared(positions, velocities, preferred, active, ignore, radii, max_speeds,
+                             obstacles: Obstacles, params: OrcaParams, time_step: float, out: np.ndarray) -> np.ndarray:
+    """:func:`orca_velocities` without argument checks or copies, for a simulator stepping its own arrays.
+
+    Every array must be C-contiguous, of the shapes :func:`orca_velocities` documents, float64 (bool for
+    ``active`` and ``ignore``); ``out`` ``[B, N, 2]`` receives the velocities and is returned.
+    """
+    out[:] = 0.0
+    stuck = np.zeros(active.shape, dtype=np.bool_)
+    _kernel(positions, velocities, preferred, active, ignore, radii, max_speeds, obstacles.points, obstacles.next,
+            obstacles.prev, obstacles.unit_dir, obstacles.convex, obstacles.valid, float(params.neighbor_dist),
+            int(params.max_neighbors), float(params.time_horizon), float(params.time_horizon_obst), float(time_step),
+            out, stuck)
+    return out
+
+
+def _per_agent(name: str, values: np.ndarray | None, default: float, shape: tuple[int, int]) -> np.ndarray:
+    if values is None:
+        return np.full(shape, float(default))
+    values = np.ascontiguousarray(values, dtype=np.float64)
+    if values.shape != shape:
+        raise ValueError(f"{name} must be [B, N] = {shape}; got {values.shape}")
+    if not (np.isfinite(values).all() and (values > 0).all()):
+        raise ValueError(f"{name} must all be finite numbers > 0")
+    return values
 
 
 def _left_of(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
@@ -400,8 +460,8 @@ def _obstacle_lines(b, ax, ay, vx, vy, pts, nxt, prv, unit, convex, valid, radiu
 
 
 @numba.njit(cache=True, parallel=True)
-def _kernel(pos, vel, pref, active, pts, nxt, prv, unit, convex, valid, neighbor_dist, max_neighbors, horizon,
-            horizon_obst, radius, max_speed, time_step, out, stuck):
+def _kernel(pos, vel, pref, active, ignore, radii, speeds, pts, nxt, prv, unit, convex, valid, neighbor_dist,
+            max_neighbors, horizon, horizon_obst, time_step, out, stuck):
     n_envs, n_agents, _ = pos.shape
     n_vertices = pts.shape[1]
     for flat in numba.prange(n_envs * n_agents):
@@ -409,6 +469,7 @@ def _kernel(pos, vel, pref, active, pts, nxt, prv, unit, convex, valid, neighbor
         if not active[b, a]:
             continue
         ax, ay, vx, vy = pos[b, a, 0], pos[b, a, 1], vel[b, a, 0], vel[b, a, 1]
+        radius, max_speed = radii[b, a], speeds[b, a]
         capacity = n_vertices + max_neighbors
         px, py, dx, dy = np.empty(capacity), np.empty(capacity), np.empty(capacity), np.empty(capacity)
         n_obst = _obstacle_lines(b, ax, ay, vx, vy, pts, nxt, prv, unit, convex, valid, radius, horizon_obst,
@@ -419,7 +480,7 @@ def _kernel(pos, vel, pref, active, pts, nxt, prv, unit, convex, valid, neighbor
         near_sq = np.empty(max_neighbors)
         n_near = 0
         for o in range(n_agents):
-            if o == a or not active[b, o]:
+            if o == a or not active[b, o] or ignore[b, a, o]:
                 continue
             d = (pos[b, o, 0] - ax) ** 2 + (pos[b, o, 1] - ay) ** 2
             if d >= neighbor_dist * neighbor_dist:
@@ -436,12 +497,12 @@ def _kernel(pos, vel, pref, active, pts, nxt, prv, unit, convex, valid, neighbor
                 k -= 1
             near_sq[k], near[k] = d, o
 
-        combined = 2.0 * radius
-        combined_sq = combined * combined
         inv_h = 1.0 / horizon
         count = n_obst
         for k in range(n_near):
             o = near[k]
+            combined = radius + radii[b, o]
+            combined_sq = combined * combined
             rx, ry = pos[b, o, 0] - ax, pos[b, o, 1] - ay
             wvx, wvy = vx - vel[b, o, 0], vy - vel[b, o, 1]  # relative velocity
             dist_sq = rx * rx + ry * ry

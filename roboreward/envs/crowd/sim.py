@@ -1,0 +1,282 @@
+"""The crowd simulator: a robot among people and obstacles, for ``B`` envs at once, in arrays.
+
+Every quantity is an array over envs (``[B, ...]``); a step is a handful of numpy operations plus two
+compiled kernels — ORCA for every person of every env (:mod:`~roboreward.envs.crowd.orca`) and the lidar
+(:mod:`~roboreward.envs.crowd.lidar`) — with no Python loop over envs or people except where an episode
+starts or a person gets a new goal. Each env draws from its own random generator, so env ``b`` of a batch
+runs exactly as the same env alone with the same seed.
+
+One step of length ``dt``, for all envs:
+
+1. the robot's action becomes its velocity (holonomic, unicycle or differential drive);
+2. the people choose velocities by ORCA from the state at the start of the step (the robot is an agent
+   to them with its previous velocity, unless a person does not react to it); standing people stay put;
+3. collisions with people are found along the step (closest approach of the two straight motions), then
+   everyone moves, and collisions with walls and obstacles are found at the new position;
+4. people who reached their goal get a new one; the robot succeeds within ``goal_radius`` of its goal.
+
+Distances between bodies are surface to surface (centre distance minus both radii).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from roboreward.envs.crowd import scenarios
+from roboreward.envs.crowd.config import CrowdNavConfig
+from roboreward.envs.crowd.orca import Obstacles, OrcaParams, orca_velocities_prepared
+
+# What ended a step (``StepResult.event``), in the order they are checked.
+NONE, SUCCESS, COLLISION_HUMAN, COLLISION_OBSTACLE, COLLISION_WALL = 0, 1, 2, 3, 4
+EVENT_NAMES = ("", "success", "collision_human", "collision_obstacle", "collision_wall")
+CONTACT_TOLERANCE = 1e-6  # m: ORCA keeps agents at exactly the sum of their radii, which float error can undercut
+
+
+@dataclass
+class StepResult:
+    """What one step did, per env (arrays ``[B]``); read by the rewards and the metrics."""
+
+    event: np.ndarray  # int, one of the event codes above
+    goal_distance_before: np.ndarray
+    goal_distance: np.ndarray
+    closest_human: np.ndarray  # smallest surface distance to a person during the step (inf: none)
+    speed: np.ndarray  # the robot's signed forward speed (holonomic: its speed)
+    angular: np.ndarray  # the robot's turn rate, rad/s
+    truncated: np.ndarray  # the time limit was reached without another ending
+
+    @property
+    def terminated(self) -> np.ndarray:
+        return self.event != NONE
+
+
+class CrowdSim:
+    """``n_envs`` crowd-navigation worlds stepped together. Index 0 of the agent arrays is the robot."""
+
+    def __init__(self, config: CrowdNavConfig, n_envs: int) -> None:
+        self.config = config
+        self.n_envs = b = n_envs
+        h = config.scenario.max_humans
+        self.max_humans = h
+        self.dt = config.time_step
+        r = config.robot
+        self.goal_radius = config.goal_radius if config.goal_radius is not None else r.radius
+        hc = config.humans
+        self.orca = OrcaParams(neighbor_dist=hc.neighbor_dist, max_neighbors=hc.max_neighbors,
+                               time_horizon=hc.time_horizon, time_horizon_obst=hc.time_horizon_obst,
+                               radius=r.radius, max_speed=r.max_speed)
+        # Agents: the robot then the people, padded to the scenario's most people.
+        self.positions = np.zeros((b, 1 + h, 2))
+        self.velocities = np.zeros((b, 1 + h, 2))
+        self.goals = np.zeros((b, 1 + h, 2))
+        self.radii = np.full((b, 1 + h), r.radius)
+        self.speeds = np.full((b, 1 + h), r.max_speed)  # preferred = maximum speeds
+        self.active = np.zeros((b, 1 + h), dtype=bool)
+        self.active[:, 0] = True
+        self.static = np.zeros((b, 1 + h), dtype=bool)
+        self.ignore = np.zeros((b, 1 + h, 1 + h), dtype=bool)  # [b, i, j]: agent i does not see agent j
+        self.heading = np.zeros(b)
+        self.forward_speed = np.zeros(b)  # unicycle / diff-drive state
+        self.turn_rate = np.zeros(b)
+        self.steps = np.zeros(b, dtype=np.int64)
+        capacity = scenarios.polygon_capacity(config.scenario)
+        self.obstacles = Obstacles.empty(b, capacity)
+        self.edge_is_wall = np.zeros((b, max(capacity, 1)), dtype=bool)
+        self.boxes = np.zeros((b, max(config.scenario.max_obstacles, 1), 4))  # x0, y0, x1, y1
+        self.box_valid = np.zeros((b, max(config.scenario.max_obstacles, 1)), dtype=bool)
+        self.rngs = [np.random.default_rng(i) for i in range(b)]
+        self._preferred = np.zeros((b, 1 + h, 2))
+        self._orca_radii = np.zeros((b, 1 + h))
+        self.layouts: list[scenarios.Layout | None] = [None] * b
+
+    # --- views ---------------------------------------------------------------------------------------------
+
+    @property
+    def robot_position(self) -> np.ndarray:
+        return self.positions[:, 0]
+
+    @property
+    def robot_velocity(self) -> np.ndarray:
+        return self.velocities[:, 0]
+
+    @property
+    def robot_goal(self) -> np.ndarray:
+        return self.goals[:, 0]
+
+    def goal_distance(self) -> np.ndarray:
+        return np.linalg.norm(self.goals[:, 0] - self.positions[:, 0], axis=-1)
+
+    # --- episodes ------------------------------------------------------------------------------------------
+
+    def seed(self, b: int, seed: int | None) -> None:
+        self.rngs[b] = np.random.default_rng(seed)
+
+    def reset(self, b: int) -> None:
+        """Start a new episode in env ``b`` from a fresh layout drawn with its own generator."""
+        layout = scenarios.generate(self.config, self.rngs[b])
+        self.layouts[b] = layout
+        n = len(layout.human_radii)
+        reacts = self.rngs[b].random(n) < self.config.humans.react_to_robot
+        self.positions[b] = 0.0
+        self.velocities[b] = 0.0
+        self.goals[b] = 0.0
+        self.positions[b, 0], self.goals[b, 0] = layout.robot_position, layout.robot_goal
+        self.positions[b, 1:1 + n], self.goals[b, 1:1 + n] = layout.human_positions, layout.human_goals
+        self.radii[b, 1:] = 1.0
+        self.radii[b, 1:1 + n] = layout.human_radii
+        self.speeds[b, 1:] = 1.0
+        self.speeds[b, 1:1 + n] = layout.human_speeds
+        self.active[b, 1:] = False
+        self.active[b, 1:1 + n] = True
+        self.static[b, 1:] = False
+        self.static[b, 1:1 + n] = layout.static
+        self.ignore[b] = False
+        self.ignore[b, 1:1 + n, 0] = ~reacts | layout.static
+        self.heading[b] = layout.robot_heading
+        self.forward_speed[b] = self.turn_rate[b] = 0.0
+        self.steps[b] = 0
+        self.obstacles.assign(b, layout.polygons)
+        self.edge_is_wall[b] = False
+        start = 0
+        for polygon, wall in zip(layout.polygons, layout.is_wall):
+            self.edge_is_wall[b, start:start + len(polygon)] = wall
+            start += len(polygon)
+        self.box_valid[b] = False
+        n_boxes = len(layout.world.boxes)
+        self.boxes[b, :n_boxes] = layout.world.boxes
+        self.box_valid[b, :n_boxes] = True
+
+    # --- a step --------------------------------------------------------------------------------------------
+
+    def step(self, actions: np.ndarray) -> StepResult:
+        """Advance every env by one step under ``actions [B, 2]`` (in ``[-1, 1]``, clipped)."""
+        dt = self.dt
+        before = self.goal_distance()
+        robot_velocity, speed, angular = self._robot_velocity(np.clip(actions, -1.0, 1.0))
+
+        # People: ORCA from the state at the start of the step; the robot shows its previous velocity.
+        new = self._orca()
+        new[:, 0] = robot_velocity
+        # Collisions with people along the step, then everyone moves, then walls and obstacles.
+        closest = np.empty(self.n_envs)
+        hit = np.zeros(self.n_envs, dtype=np.int64)
+        _advance(self.positions, self.velocities, new, self.radii, self.active, self.static, dt, self.obstacles.points,
+                 self.obstacles.next, self.obstacles.valid, self.edge_is_wall, self.boxes, self.box_valid, closest, hit)
+        self.steps += 1
+
+        event = np.where(closest < 0, COLLISION_HUMAN, hit)
+        after = self.goal_distance()
+        event[(event == NONE) & (after < self.goal_radius)] = SUCCESS
+        self._new_goals_on_arrival()
+        truncated = (event == NONE) & (self.steps >= self.config.max_steps)
+        return StepResult(event, before, after, closest, speed, angular, truncated)
+
+    def robot_orca_velocity(self) -> np.ndarray:
+        """``[B, 2]``: the velocity ORCA would choose for the robot now (the ORCA-as-robot baseline)."""
+        return self._orca()[:, 0]
+
+    def _orca(self) -> np.ndarray:
+        """Every agent's ORCA velocity from the current state, each heading for its goal at its preferred speed
+        (standing people: zero)."""
+        _preferred(self.positions, self.goals, self.speeds, self.static, self._preferred)
+        np.add(self.radii, self.config.humans.safety_space, out=self._orca_radii)
+        return orca_velocities_prepared(self.positions, self.velocities, self._preferred, self.active, self.ignore,
+                                        self._orca_radii, self.speeds, self.obstacles, self.orca, self.dt,
+                                        np.empty_like(self.positions))
+
+    def _robot_velocity(self, a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The robot's world velocity for this step, its forward speed and turn rate; updates its heading."""
+        r, dt = self.config.robot, self.dt
+        if r.kinematics == "holonomic":
+            norm = np.linalg.norm(a, axis=-1, keepdims=True)
+            local = a / np.maximum(norm, 1.0) * r.max_speed
+            c, s = np.cos(self.heading), np.sin(self.heading)
+            world = np.stack([c * local[:, 0] - s * local[:, 1], s * local[:, 0] + c * local[:, 1]], axis=-1)
+            return world, np.linalg.norm(local, axis=-1), np.zeros(self.n_envs)
+        speed = np.where(a[:, 0] >= 0, a[:, 0] * r.max_speed, a[:, 0] * r.max_reverse)
+        turn = a[:, 1] * r.max_angular
+        if r.kinematics == "diff_drive":  # the wheels reach the command at most at the acceleration limits
+            speed = self.forward_speed + np.clip(speed - self.forward_speed, -r.max_accel * dt, r.max_accel * dt)
+            turn = self.turn_rate + np.clip(turn - self.turn_rate, -r.max_angular_accel * dt, r.max_angular_accel * dt)
+        self.forward_speed[:], self.turn_rate[:] = speed, turn
+        self.heading[:] = np.mod(self.heading + turn * dt + math.pi, 2 * math.pi) - math.pi
+        return np.stack([speed * np.cos(self.heading), speed * np.sin(self.heading)], axis=-1), speed, turn
+
+    def _new_goals_on_arrival(self) -> None:
+        if not self.config.scenario.new_goal_on_arrival:
+            return
+        arrived = self.active & ~self.static & (np.linalg.norm(self.goals - self.positions, axis=-1) < self.radii)
+        arrived[:, 0] = False
+        for b, i in zip(*np.nonzero(arrived)):
+            self.goals[b, i] = scenarios.new_human_goal(self.layouts[b], self.config.scenario, self.positions[b, i],
+                                                        self.radii[b, i], self.rngs[b])
+
+
+# --- compiled parts of a step ----------------------------------------------------------------------------------
+
+
+@numba.njit(cache=True)
+def _preferred(positions, goals, speeds, static, out):
+    """Each agent's preferred velocity: towards its goal at its preferred speed, slowing to land on it."""
+    n_envs, n_agents, _ = positions.shape
+    for b in range(n_envs):
+        for a in range(n_agents):
+            dx, dy = goals[b, a, 0] - positions[b, a, 0], goals[b, a, 1] - positions[b, a, 1]
+            dist = np.sqrt(dx * dx + dy * dy)
+            if static[b, a]:
+                dx = dy = 0.0
+            elif dist > speeds[b, a]:
+                dx, dy = dx / dist * speeds[b, a], dy / dist * speeds[b, a]
+            out[b, a, 0], out[b, a, 1] = dx, dy
+
+
+@numba.njit(cache=True)
+def _advance(pos, vel, new, radii, active, static, dt, pts, nxt, valid, is_wall, boxes, box_valid, closest, hit):
+    """Move every agent by its new velocity and find the robot's contacts.
+
+    ``closest[b]``: the smallest surface distance between the robot and a person during the step (the closest
+    approach of their two straight motions; inf with nobody); ``hit[b]``: COLLISION_WALL or
+    COLLISION_OBSTACLE if the robot overlaps a wall or an obstacle where it arrives (or is inside a box), else 0.
+    """
+    n_envs, n_agents, _ = pos.shape
+    for b in range(n_envs):
+        rx, ry, rvx, rvy = pos[b, 0, 0], pos[b, 0, 1], new[b, 0, 0], new[b, 0, 1]
+        nearest = np.inf
+        for a in range(1, n_agents):
+            if not active[b, a]:
+                continue
+            if static[b, a]:
+                new[b, a, 0] = new[b, a, 1] = 0.0
+            px, py = pos[b, a, 0] - rx, pos[b, a, 1] - ry
+            vx, vy = new[b, a, 0] - rvx, new[b, a, 1] - rvy
+            vv = vx * vx + vy * vy
+            t = 0.0 if vv < 1e-12 else min(max(-(px * vx + py * vy) / vv, 0.0), dt)
+            d = np.sqrt((px + vx * t) ** 2 + (py + vy * t) ** 2) - radii[b, a] - radii[b, 0]
+            if abs(d) < CONTACT_TOLERANCE:
+                d = 0.0  # touching, to float precision, is not overlapping
+            nearest = min(nearest, d)
+        closest[b] = nearest
+        for a in range(n_agents):
+            vel[b, a, 0], vel[b, a, 1] = new[b, a, 0], new[b, a, 1]
+            pos[b, a, 0] += new[b, a, 0] * dt
+            pos[b, a, 1] += new[b, a, 1] * dt
+        rx, ry, r = pos[b, 0, 0], pos[b, 0, 1], radii[b, 0]
+        hit[b] = NONE
+        for e in range(pts.shape[1]):
+            if not valid[b, e]:
+                continue
+            ax, ay = pts[b, e, 0], pts[b, e, 1]
+            ex, ey = pts[b, nxt[b, e], 0] - ax, pts[b, nxt[b, e], 1] - ay
+            t = min(max(((rx - ax) * ex + (ry - ay) * ey) / max(ex * ex + ey * ey, 1e-12), 0.0), 1.0)
+            if (ax + ex * t - rx) ** 2 + (ay + ey * t - ry) ** 2 < r * r:
+                if is_wall[b, e]:
+                    hit[b] = COLLISION_WALL
+                elif hit[b] == NONE:
+                    hit[b] = COLLISION_OBSTACLE
+        if hit[b] == NONE:
+            for k in range(boxes.shape[1]):
+                if box_valid[b, k] and boxes[b, k, 0] < rx < boxes[b, k, 2] and boxes[b, k, 1] < ry < boxes[b, k, 3]:
+                    hit[b] = COLLISION_OBSTACLE

@@ -1,0 +1,370 @@
+"""roboreward/CrowdNav-v0: the gymnasium and SB3 contracts, determinism, sensing, kinematics, rewards, metrics."""
+
+import math
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from stable_baselines3 import PPO
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+import roboreward.envs  # noqa: F401  (registers the ids)
+from roboreward.envs.crowd.config import CrowdNavConfig
+from roboreward.envs.crowd.env import CrowdNavBatch, CrowdNavEnv, CrowdNavVecEnv
+from roboreward.envs.crowd.rewards import CrowdReward
+from roboreward.envs.crowd.sim import COLLISION_HUMAN, NONE, SUCCESS, StepResult
+from roboreward.errors import ConfigError
+from roboreward.experiment import EnvConfig
+
+SCENARIOS = ["circle_crossing", "square_crossing", "corridor", "doorway", "room"]
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_gymnasium_and_sb3_env_checkers_pass(scenario):
+    env = gym.make("roboreward/CrowdNav-v0", scenario=scenario, render_mode="rgb_array")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # SB3 suggests flattening the [H, 5] people array; MultiInputPolicy does
+        gym_check_env(env.unwrapped, skip_render_check=False)
+        sb3_check_env(env.unwrapped)
+    obs, _ = env.reset(seed=0)
+    frame = env.render()
+    assert frame.shape == (256, 256, 3) and frame.dtype == np.uint8 and frame.std() > 0
+
+
+def rollout(env: CrowdNavEnv, actions: np.ndarray, seed: int):
+    """Observations, rewards and ends of a single env under fixed actions, resetting (unseeded) when it ends."""
+    obs, _ = env.reset(seed=seed)
+    out = []
+    for a in actions:
+        obs, r, term, trunc, info = env.step(a)
+        out.append((obs, r, term, trunc))
+        if term or trunc:
+            obs, _ = env.reset()
+            out[-1] = (*out[-1], obs)
+    return out
+
+
+def test_seeded_episodes_repeat_exactly():
+    actions = np.random.default_rng(0).uniform(-1, 1, (120, 2))
+    a = rollout(CrowdNavEnv(scenario="room"), actions, seed=5)
+    b = rollout(CrowdNavEnv(scenario="room"), actions, seed=5)
+    c = rollout(CrowdNavEnv(scenario="room"), actions, seed=6)
+    for x, y in zip(a, b):
+        for k in x[0]:
+            np.testing.assert_array_equal(x[0][k], y[0][k])
+        assert x[1:4] == y[1:4]
+    assert not np.array_equal(a[0][0]["humans"], c[0][0]["humans"])
+
+
+@pytest.mark.parametrize("scenario", ["room", "circle_crossing"])
+def test_env_i_of_the_batched_vec_env_is_the_single_env_seeded_seed_plus_i(scenario):
+    """SubprocVecEnv's semantics: auto-reset, terminal_observation, TimeLimit.truncated, seeds seed + i."""
+    n, steps, seed = 3, 150, 11
+    actions = np.random.default_rng(1).uniform(-1, 1, (steps, n, 2))
+    kwargs = {"scenario": scenario, "time_limit": 10.0}
+    venv = CrowdNavVecEnv(n, **kwargs)
+    venv.seed(seed)
+    first = venv.reset()
+    singles = [rollout(CrowdNavEnv(**kwargs), actions[:, i], seed + i) for i in range(n)]
+    for i in range(n):
+        start, _ = CrowdNavEnv(**kwargs).reset(seed=seed + i)
+        for k in first:
+            np.testing.assert_array_equal(first[k][i], start[k])
+    ends = 0
+    for t in range(steps):
+        obs, rewards, dones, infos = venv.step(actions[t])
+        for i in range(n):
+            single = singles[i][t]
+            assert rewards[i] == pytest.approx(single[1], abs=1e-6)
+            assert dones[i] == (single[2] or single[3])
+            if dones[i]:
+                ends += 1
+                assert infos[i]["TimeLimit.truncated"] == (single[3] and not single[2])
+                for k in obs:
+                    np.testing.assert_array_equal(infos[i]["terminal_observation"][k], single[0][k])
+                    np.testing.assert_array_equal(obs[k][i], single[4][k])
+            else:
+                for k in obs:
+                    np.testing.assert_array_equal(obs[k][i], single[0][k])
+    assert ends >= n  # episodes did end (collisions or the 10 s limit) and restarted
+
+
+def test_rendering_never_changes_the_simulation():
+    actions = np.random.default_rng(2).uniform(-1, 1, (60, 2, 2))
+    runs = []
+    for frames in (False, True):
+        venv = CrowdNavVecEnv(2, render_mode="rgb_array" if frames else None, frames_in_info=frames, scenario="room",
+                              sensing={"position_noise": 0.05, "dropout": 0.1})
+        venv.seed(3)
+        obs = [venv.reset()]
+        for a in actions:
+            o, r, d, infos = venv.step(a)
+            obs.append(o)
+            assert ("frame" in infos[0]) == frames
+            if frames:
+                venv.get_images()  # extra renders between steps
+        runs.append(obs)
+    for x, y in zip(*runs):
+        for k in x:
+            np.testing.assert_array_equal(x[k], y[k])
+
+
+def hand_built(n_humans: int = 0, **kwargs) -> CrowdNavBatch:
+    """One env with the robot at the origin facing +x, its goal 3 m ahead, and ``n_humans`` people parked far off."""
+    config = CrowdNavConfig.from_kwargs({"scenario": {"name": "circle_crossing", "n_humans": n_humans}, **kwargs})
+    batch = CrowdNavBatch(config, 1)
+    batch.reset(0, seed=0)
+    sim = batch.sim
+    sim.positions[0] = 0.0
+    sim.velocities[0] = 0.0
+    sim.positions[0, 1:, 0] = 50.0 + np.arange(n_humans)  # out of the way until a test places them
+    sim.goals[0, 1:] = sim.positions[0, 1:]
+    sim.goals[0, 0] = [3.0, 0.0]
+    sim.heading[0] = 0.0
+    batch.reward.reset(0, 3.0)
+    batch.metrics.reset(0, sim)
+    return batch
+
+
+def test_a_straight_run_to_the_goal_succeeds_with_the_expected_metrics():
+    batch = hand_built()
+    for step in range(1, 20):
+        rewards, terminated, truncated, infos = batch.step(np.array([[1.0, 0.0]]))
+        if terminated[0]:
+            break
+    # 0.25 m per step: at 2.75 m after 11 steps the robot is within its 0.3 m radius of the goal.
+    assert step == 11 and infos[0]["event"] == "success" and infos[0]["is_success"]
+    m = infos[0]["metrics"]
+    assert m["success"] == 1 and m["collision_human"] == 0 and m["timeout"] == 0
+    assert m["nav_time"] == pytest.approx(2.75) and m["path_length"] == pytest.approx(2.75)
+    assert m["spl"] == pytest.approx(2.7 / 2.75)  # the straight line less the goal radius, over the path
+    assert m["min_separation"] == math.inf and m["intrusion_ratio"] == 0
+    assert m["jerk"] == pytest.approx((1.0 / 0.25 + 1.0 / 0.25) / 0.25 / 11)  # one start: accel 4 m/s² appears and goes
+
+
+def test_driving_into_a_person_is_a_collision_found_along_the_step():
+    batch = hand_built(n_humans=1, humans={"react_to_robot": 0.0})
+    sim = batch.sim
+    sim.positions[0, 1] = sim.goals[0, 1] = [1.0, 0.0]  # a person standing (at their goal) 1 m ahead
+    events = []
+    for _ in range(3):
+        rewards, terminated, _, infos = batch.step(np.array([[1.0, 0.0]]))
+        events.append(infos[0]["event"])
+        if terminated[0]:
+            break
+    # Contact at 0.4 m: during the second step (0.25 -> 0.5 m).
+    assert events == ["", "collision_human"]
+    assert infos[0]["reward_collision"] == -20.0 and infos[0]["metrics"]["collision_human"] == 1
+    assert infos[0]["metrics"]["min_separation"] < 0
+
+
+def test_walls_and_boxes_are_collisions_of_their_own_kind():
+    config = CrowdNavConfig.from_kwargs({"scenario": {"name": "corridor", "n_humans": 0}})
+    batch = CrowdNavBatch(config, 1)
+    batch.reset(0, seed=0)
+    batch.sim.positions[0, 0] = [0.0, 0.0]
+    batch.sim.heading[0] = math.pi / 2  # facing the corridor's wall at y = +1.5
+    for _ in range(10):
+        _, terminated, _, infos = batch.step(np.array([[1.0, 0.0]]))
+        if terminated[0]:
+            break
+    assert infos[0]["event"] == "collision_wall" and infos[0]["metrics"]["collision_wall"] == 1
+    assert batch.sim.positions[0, 0, 1] > 1.5 - 0.3 - 1e-9
+
+    room = CrowdNavBatch(CrowdNavConfig.from_kwargs({"scenario": {"name": "room", "n_humans": 0,
+                                                                  "n_humans_jitter": 0, "n_static": 0,
+                                                                  "n_static_jitter": 0}}), 1)
+    room.reset(0, seed=0)
+    box = room.sim.boxes[0, 0]
+    room.sim.positions[0, 0] = [box[0] - 0.6, (box[1] + box[3]) / 2]
+    room.sim.heading[0] = 0.0
+    for _ in range(10):
+        _, terminated, _, infos = room.step(np.array([[1.0, 0.0]]))
+        if terminated[0]:
+            break
+    assert infos[0]["event"] == "collision_obstacle"
+
+
+def test_the_time_limit_truncates_and_is_not_terminal():
+    batch = hand_built(time_limit=1.0)
+    for _ in range(4):
+        rewards, terminated, truncated, infos = batch.step(np.zeros((1, 2)))
+    assert truncated[0] and not terminated[0] and infos[0]["metrics"]["timeout"] == 1
+    assert not infos[0]["is_success"]
+
+
+def test_robot_frame_conventions():
+    """x along the heading, y to the robot's left, in every part of the observation."""
+    batch = hand_built(n_humans=1)
+    sim = batch.sim
+    sim.heading[0] = math.pi / 2  # facing world +y: the robot's left is world -x
+    sim.goals[0, 0] = [0.0, 3.0]
+    sim.positions[0, 1] = [-2.0, 0.0]
+    sim.velocities[0, 1] = [0.0, 1.0]
+    obs = batch.observe()
+    np.testing.assert_allclose(obs["robot"][0, :2], [3.0, 0.0], atol=1e-6)  # goal straight ahead
+    np.testing.assert_allclose(obs["robot"][0, 4:6], [0.0, 1.0], atol=1e-6)  # cos, sin of the heading
+    np.testing.assert_allclose(obs["humans"][0, 0, :2], [0.0, 2.0], atol=1e-6)  # the person on the left
+    np.testing.assert_allclose(obs["humans"][0, 0, 2:4], [1.0, 0.0], atol=1e-6)  # walking the way it faces
+    assert obs["lidar"].shape == (1, 180)
+
+
+def test_people_are_seen_within_range_and_field_of_view_nearest_first():
+    batch = hand_built(n_humans=4, sensing={"sensor_range": 5.0, "fov": math.pi})
+    sim = batch.sim
+    sim.positions[0, 1:] = [[3.0, 0.0], [1.5, 0.5], [8.0, 0.0], [-1.0, 0.0]]  # ahead, nearer ahead, far, behind
+    obs = batch.observe()
+    assert obs["humans_mask"][0].tolist() == [1, 1, 0, 0]
+    np.testing.assert_allclose(obs["humans"][0, 0, :2], [1.5, 0.5], atol=1e-6)
+    np.testing.assert_allclose(obs["humans"][0, 1, :2], [3.0, 0.0], atol=1e-6)
+    assert (obs["humans"][0, 2:] == 0).all()
+
+
+def test_people_behind_a_wall_are_hidden_with_occlusion():
+    config = CrowdNavConfig.from_kwargs({"scenario": {"name": "doorway", "n_humans": 2},
+                                         "sensing": {"occlusion": True}})
+    batch = CrowdNavBatch(config, 1)
+    batch.reset(0, seed=0)
+    sim = batch.sim
+    sim.positions[0, 0] = [-1.0, 0.2]
+    sim.positions[0, 1:3] = [[1.0, 3.0], [1.0, 0.0]]  # behind the wall; in view through the door (|y| < 0.6)
+    obs = batch.observe()
+    assert obs["humans_mask"][0].sum() == 1
+    np.testing.assert_allclose(np.linalg.norm(obs["humans"][0, 0, :2]), math.hypot(2.0, 0.2), atol=1e-5)
+
+
+def test_kinematics():
+    uni = hand_built(robot={"kinematics": "unicycle", "max_angular": 1.0})
+    uni.step(np.array([[1.0, 1.0]]))
+    assert uni.sim.heading[0] == pytest.approx(0.25)  # turns first, then moves along the new heading
+    np.testing.assert_allclose(uni.sim.robot_position[0], 0.25 * np.array([math.cos(0.25), math.sin(0.25)]))
+
+    diff = hand_built(robot="diff_drive")
+    assert diff.config.robot.max_speed == 0.6 and diff.config.robot.max_angular == 2.0  # configs/robots/diff_drive.yaml
+    diff.step(np.array([[1.0, 0.0]]))
+    assert diff.sim.forward_speed[0] == pytest.approx(0.25)  # 1 m/s² for 0.25 s
+
+    holo = hand_built()
+    holo.step(np.array([[1.0, 1.0]]))  # clipped to the unit disc: 1 m/s along the diagonal
+    np.testing.assert_allclose(holo.sim.robot_velocity[0], [math.sqrt(0.5), math.sqrt(0.5)])
+
+
+def step_result(event, before, after, closest, speed=0.0, angular=0.0):
+    n = len(event)
+    return StepResult(np.array(event), np.array(before, float), np.array(after, float), np.array(closest, float),
+                      np.full(n, speed), np.full(n, angular), np.zeros(n, bool))
+
+
+CASES = dict(event=[SUCCESS, COLLISION_HUMAN, NONE, NONE], before=[0.5, 3.0, 5.0, 5.0], after=[0.2, 3.0, 4.75, 4.75],
+             closest=[np.inf, -0.1, 0.1, np.inf])
+
+
+def test_crowdnav_pp_reward_is_an_exclusive_chain_that_pays_progress_late():
+    config = CrowdNavConfig.from_kwargs({"reward": "crowdnav_pp"})
+    reward = CrowdReward(config, 4)
+    for b, d in enumerate(CASES["before"]):
+        reward.reset(b, d)
+    terms = reward(step_result(**CASES))
+    assert terms["success"].tolist() == [10, 0, 0, 0] and terms["collision"].tolist() == [0, -20, 0, 0]
+    assert terms["discomfort"][2] == pytest.approx((0.1 - 0.25) * 10 * 0.25) and terms["progress"][2] == 0
+    assert terms["progress"][3] == pytest.approx(2 * 0.25)
+    # Env 2 leaves the discomfort zone: the 0.25 m gained while in it are paid now, with this step's.
+    again = reward(step_result([NONE] * 4, [4.75] * 4, [4.5] * 4, [np.inf] * 4))
+    assert again["progress"][2] == pytest.approx(2 * 0.5) and again["progress"][3] == pytest.approx(2 * 0.25)
+
+
+def test_height_reward_clips_progress_and_adds_unicycle_terms():
+    config = CrowdNavConfig.from_kwargs({"reward": "height", "robot": {"kinematics": "unicycle", "max_speed": 0.5}})
+    reward = CrowdReward(config, 4)
+    terms = reward(step_result(**{**CASES, "after": [0.2, 3.0, 4.75, 4.0]}, speed=-0.2, angular=1.0))
+    assert terms["success"][0] == 20
+    assert terms["progress"][3] == pytest.approx(2 * 0.5 * 0.25)  # 2 m/m × 1 m, clipped to ±2·v_max·dt
+    np.testing.assert_allclose(terms["spin"], -0.05)
+    np.testing.assert_allclose(terms["backing"], -0.02)
+    assert (terms["time"] == -0.025).all()
+
+
+def test_corrected_reward_adds_its_terms_and_shapes_progress_exactly():
+    config = CrowdNavConfig.from_kwargs({"reward": {"preset": "corrected", "gamma": 0.9}})
+    terms = CrowdReward(config, 4)(step_result(**CASES))
+    # Discomfort and progress together; progress = γΦ(s') − Φ(s), Φ = −2·d, Φ = 0 at a terminal state.
+    assert terms["discomfort"][2] == pytest.approx(-0.375)
+    assert terms["progress"][2] == pytest.approx(0.9 * -2 * 4.75 + 2 * 5.0)
+    assert terms["progress"][0] == pytest.approx(2 * 0.5)  # success: terminal, Φ(s') = 0
+    assert terms["discomfort"][1] == 0  # a collision is not also discomfort
+
+
+def test_corrected_progress_telescopes_over_an_episode():
+    """Σ_t γ^t F_t = γ^T Φ(s_T)·[not terminated] − Φ(s_0): no policy can gain from the shaping itself."""
+    gamma = 0.95
+    env = CrowdNavEnv(scenario="room", reward={"preset": "corrected", "gamma": gamma}, time_limit=15.0)
+    env.reset(seed=4)
+    start = env.batch.sim.goal_distance()[0]
+    rng = np.random.default_rng(0)
+    total, t = 0.0, 0
+    while True:
+        _, _, terminated, truncated, info = env.step(rng.uniform(-1, 1, 2))
+        total += gamma ** t * info["reward_progress"]
+        t += 1
+        if terminated or truncated:
+            break
+    end = 0.0 if terminated else -2.0 * env.batch.sim.goal_distance()[0]
+    assert total == pytest.approx(gamma ** t * end + 2.0 * start, abs=1e-9)
+
+
+def test_reward_terms_sum_to_the_reward():
+    env = CrowdNavEnv(scenario="room", reward="crowdnav_pp", robot="unicycle")
+    env.reset(seed=0)
+    for _ in range(30):
+        _, reward, terminated, truncated, info = env.step(env.action_space.sample())
+        assert reward == pytest.approx(sum(v for k, v in info.items() if k.startswith("reward_")), abs=1e-5)
+        if terminated or truncated:
+            break
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"scenario": {"name": "room", "n_humans": -3}}, "scenario.n_humans: -3 is too small; it must be >= 0"),
+    ({"scenario": "mall"}, "'mall' is not a scenario; choose one of"),
+    ({"scenario": {"name": "room", "room_size": 4.0, "arena": 4.0, "n_humans": 40, "n_humans_jitter": 0}},
+     "scenario.n_humans: 42 people of radius up to 0.3 m need .* at most half of it"),
+    ({"scenario": {"name": "room", "room_size": 6.0, "arena": 6.0, "n_humans": 20, "n_humans_jitter": 0,
+                   "n_obstacles": 30, "n_obstacles_jitter": 0, "obstacle_gap": 1.0, "goal_distance": [1, 4]}}, "do not fit in the 6.0 m room"),
+    ({"scenario": {"name": "room", "room_size": 5.0, "arena": 5.0, "n_obstacles": 0, "n_obstacles_jitter": 0}}, "no robot start and goal 5.0-6.0 m apart fit"),
+    ({"scenario": {"name": "corridor", "n_obstacles": 3}}, "boxes are placed in the 'room' scenario only"),
+    ({"time_step": float("nan")}, "time_step: nan is not a finite number"),
+    ({"humans": {"radius": [0.5, 0.3]}}, r"humans.radius: \[0.5, 0.3\] must be \[lo, hi\]"),
+    ({"reward": "nice"}, "'nice' is not a preset"),
+])
+def test_bad_configs_name_the_key_the_value_and_what_is_allowed(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        CrowdNavEnv(**kwargs).reset(seed=0)
+
+
+def test_ppo_trains_on_the_batched_env_through_make_vec_env():
+    from roboreward.envs.make import make_vec_env
+
+    config = EnvConfig(id="roboreward/CrowdNav-v0", n_envs=8, vectorization="batched",
+                       kwargs={"scenario": {"name": "circle_crossing", "n_humans": 5}})
+    venv = make_vec_env(config, None, seed=0)
+    model = PPO("MultiInputPolicy", venv, n_steps=16, batch_size=64, n_epochs=1, seed=0)
+    model.learn(256)
+    assert model.num_timesteps == 256
+    assert len(model.ep_info_buffer) > 0 or venv.num_envs == 8  # episodes may not have ended yet in 32 steps
+    with pytest.raises(ConfigError, match="batched needs an env with a batched simulator"):
+        make_vec_env(EnvConfig(id="roboreward/ArmReach-v0", vectorization="batched"), None, seed=0)
+
+
+def test_frames_reach_the_infos_for_pixel_reward_models():
+    from roboreward.envs.make import batched_vec_env
+
+    venv = batched_vec_env(EnvConfig(id="roboreward/CrowdNav-v0", n_envs=2, vectorization="batched",
+                                     kwargs={"time_limit": 1.0}), render=True)
+    venv.seed(0)
+    venv.reset()
+    assert all(info["frame"].shape == (64, 64, 3) for info in venv.reset_infos)  # env.render: 64 x 64
+    for _ in range(4):
+        _, _, dones, infos = venv.step(np.zeros((2, 2)))
+    assert dones.all() and all("frame" in info for info in infos)
+    assert all(info["frame"].shape == (64, 64, 3) for info in venv.reset_infos)

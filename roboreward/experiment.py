@@ -198,13 +198,22 @@ HYPERPARAMS: dict[str, type] = {"sac": SACHyperparams, "ppo": PPOHyperparams}
 @dataclass(kw_only=True)
 class AlgoConfig:
     name: Literal["sac", "ppo"] = "sac"
-    policy: str = "MlpPolicy"
+    policy: str = "MlpPolicy"  # MultiInputPolicy for envs with Dict observations
     net_arch: list[int] = bounded([256, 256], "hidden layer sizes of actor and critic", ge=1, le=100_000)
+    # A named features extractor in front of net_arch (roboreward.policies.FEATURE_EXTRACTORS, e.g.
+    # crowd_attention for CrowdNav-v0), and its keyword arguments; null = SB3's default for the policy.
+    features: str | None = None
+    features_kwargs: dict[str, Any] = field(default_factory=dict)
     # Keyword arguments of the SB3 algorithm's constructor, over DEFAULT_HYPERPARAMS[name], each checked for
     # type and range by SACHyperparams / PPOHyperparams.
     hyperparams: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        from roboreward.policies import FEATURE_EXTRACTORS
+
+        if self.features is not None and self.features not in FEATURE_EXTRACTORS:
+            raise ConfigError(f"algo.features: {self.features!r} is not a features extractor; choose one of "
+                              f"{sorted(FEATURE_EXTRACTORS)} or null")
         merged = {**DEFAULT_HYPERPARAMS[self.name], **self.hyperparams}
         schema = HYPERPARAMS[self.name]
         unknown = sorted(set(merged) - {f.name for f in dataclasses.fields(schema)})
@@ -221,6 +230,16 @@ class AlgoConfig:
         import stable_baselines3 as sb3
 
         return {"sac": sb3.SAC, "ppo": sb3.PPO}[self.name]
+
+    def policy_kwargs(self) -> dict[str, Any]:
+        """The SB3 policy's keyword arguments: ``net_arch``, and the features extractor when one is named."""
+        kwargs: dict[str, Any] = {"net_arch": list(self.net_arch)}
+        if self.features is not None:
+            from roboreward.policies import features_extractor
+
+            kwargs["features_extractor_class"] = features_extractor(self.features)
+            kwargs["features_extractor_kwargs"] = dict(self.features_kwargs)
+        return kwargs
 
     def sb3_kwargs(self) -> dict[str, Any]:
         """``hyperparams`` as the SB3 constructor takes them (``lin_X`` rates become schedules)."""
@@ -381,6 +400,24 @@ class ExperimentConfig:
                 f"{self.algo.hyperparams['gamma']}; shaping with another gamma can change the optimal policy, "
                 "so write shaping.gamma: auto"
             )
+        self._crowd_reward_discount()
+
+    def _crowd_reward_discount(self) -> None:
+        """The crowd env's corrected reward shapes progress with the learner's ``γ``: fill it in, or refuse another."""
+        if self.env.id != "roboreward/CrowdNav-v0":
+            return
+        reward = self.env.kwargs.get("reward")
+        section = {"preset": reward} if isinstance(reward, str) else dict(reward or {})
+        if section.get("preset", "corrected") != "corrected":
+            return
+        learner = self.algo.hyperparams["gamma"]
+        if section.get("gamma") is None:
+            self.env.kwargs["reward"] = {**section, "gamma": learner}
+        elif section["gamma"] != learner:
+            raise ConfigError(
+                f"env.kwargs.reward.gamma: {section['gamma']} differs from the learner's discount algo.hyperparams.gamma="
+                f"{learner}; the corrected crowd reward's progress term is potential shaping, policy-invariant only "
+                f"with the learner's gamma: remove env.kwargs.reward.gamma (it is filled in) or set it to {learner}")
 
     @property
     def shaping_gamma(self) -> float:

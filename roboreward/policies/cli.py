@@ -40,6 +40,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", help="a checkpoint folder name or path (default: the final model)")
     p.add_argument("--out", type=Path, help="output folder (default: RUN_DIR/eval)")
     p.add_argument("--no-video", action="store_true", help="skip the video")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                   help="change the run's config for this evaluation only, e.g. env.kwargs.scenario.n_humans=30")
     p.set_defaults(run=run_eval)
 
 
@@ -65,6 +67,6 @@ def run_train(args: argparse.Namespace) -> int:
 def run_eval(args: argparse.Namespace) -> int:
     from roboreward.policies.evaluate import evaluate
 
-    evaluate(args.run_dir, episodes=args.episodes, checkpoint=args.checkpoint, out_dir=args.out,
+    evaluate(args.run_dir, episodes=args.episodes, checkpoint=args.checkpoint, out_dir=args.out, overrides=args.overrides,
              video=False if args.no_video else None)
     return 0

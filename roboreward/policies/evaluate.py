@@ -2,8 +2,11 @@
 
 Writes into ``RUN_DIR/eval/`` (or ``out_dir``):
 
-- ``metrics.json``: success rate, learned and true returns (mean, std), episode length, and how well
-  the learned reward tracks the true one step by step (Pearson and Spearman correlation);
+- ``metrics.json``: success rate, learned and true returns (mean, std), episode length, how well
+  the learned reward tracks the true one step by step (Pearson and Spearman correlation), and for envs
+  that report ``info["metrics"]`` at the end of an episode (crowd navigation: collisions by kind, path,
+  SPL, intrusions, ...) their means under ``episode_metrics`` — ``nav_time`` over successful episodes
+  only, as CrowdNav reports it;
 - ``episodes.mp4``: the first episodes, rendered large, with the learned and true reward of every
   step written on the frame and the small frame the reward model saw inset in the corner;
 - ``reward_plot.png``: learned against true reward over the first episode, and a scatter of the two
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +44,7 @@ class Episode:
     true: list[float] = field(default_factory=list)
     success: bool = False  # at the last step: the task is done and stays done
     success_any: bool = False  # at any step (Meta-World's benchmark convention)
+    metrics: dict[str, float] | None = None  # the env's own episode metrics (info["metrics"]), if it has any
 
 
 def find_model(run_dir: Path, checkpoint: str | None = None) -> Path:
@@ -66,9 +71,12 @@ def evaluate(
     checkpoint: str | None = None,
     out_dir: str | Path | None = None,
     video: bool | None = None,
+    overrides: Sequence[str] = (),
 ) -> dict:
+    """Run the policy of ``run_dir`` for ``episodes`` fresh episodes; ``overrides`` (``key=value``) change the
+    run's config for the evaluation only, e.g. ``env.kwargs.scenario.n_humans=30`` for a denser crowd."""
     run_dir = Path(run_dir)
-    config = load_run_config(run_dir)
+    config = load_run_config(run_dir, overrides)
     episodes = episodes or config.eval.episodes
     video = config.eval.video if video is None else video
     out_dir = Path(out_dir) if out_dir is not None else run_dir / "eval"
@@ -105,6 +113,8 @@ def evaluate(
                     )
                 episode.success = bool(info.get("is_success", False))
                 episode.success_any |= episode.success
+                if done and isinstance(info.get("metrics"), dict):
+                    episode.metrics = info["metrics"]
                 if record:
                     recorder.add(info, episode, ep)
             results.append(episode)
@@ -113,7 +123,8 @@ def evaluate(
 
     metrics = summarise(results)
     metrics.update(model=str(model_path.relative_to(run_dir) if model_path.is_relative_to(run_dir) else model_path),
-                   deterministic=config.eval.deterministic, env=config.env.id, reward=config.reward.type_name)
+                   deterministic=config.eval.deterministic, env=config.env.id, reward=config.reward.type_name,
+                   overrides=list(overrides))
     _write_json(out_dir / "metrics.json", metrics)
     plot_rewards(results, out_dir / "reward_plot.png", learned_name=config.reward.type_name)
     if recorder is not None:
@@ -151,7 +162,22 @@ def summarise(episodes: list[Episode]) -> dict:
             "pearson": pearson(steps_learned, steps_true),
             "spearman": spearman(steps_learned, steps_true),
         },
+        **({"episode_metrics": episode_metrics(episodes)} if any(e.metrics for e in episodes) else {}),
     }
+
+
+def episode_metrics(episodes: list[Episode]) -> dict[str, float | None]:
+    """Means of the env's own episode metrics; ``nav_time`` over successful episodes only (None if none succeeded);
+    a metric that is infinite in some episode (``min_separation`` with nobody near) averages the finite ones."""
+    reported = [e.metrics for e in episodes if e.metrics]
+    out: dict[str, float | None] = {}
+    for name in reported[0]:
+        values = np.array([m[name] for m in reported if name in m], dtype=np.float64)
+        if name == "nav_time":
+            values = np.array([m[name] for m in reported if m.get("success")], dtype=np.float64)
+        values = values[np.isfinite(values)]
+        out[name] = float(values.mean()) if len(values) else None
+    return out
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -206,6 +232,8 @@ class VideoRecorder:
                 options = RenderOptions(width=size, height=size, camera=camera, shadows=True, multisample=4)
                 self._renderer = FrameRenderer(base.model, options)
             return self._renderer.render(base.data)
+        if hasattr(base, "render_at"):  # an env that draws at any size (the crowd world)
+            return base.render_at(size)
         small = info.get(FRAME_KEY) if info.get(FRAME_KEY) is not None else self.env.render()
         return cv2.resize(small, (size, size), interpolation=cv2.INTER_NEAREST)
 

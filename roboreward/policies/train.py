@@ -29,7 +29,7 @@ import dataclasses
 import json
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -86,7 +86,7 @@ def build_algorithm(config: ExperimentConfig, env: VecEnv | None = None, demos: 
     model = cls(
         algo.policy,
         env,
-        policy_kwargs={"net_arch": list(algo.net_arch)},
+        policy_kwargs=algo.policy_kwargs(),
         seed=config.seed,
         device=config.train.device,
         verbose=0,
@@ -162,12 +162,13 @@ def train(config: ExperimentConfig, run_dir: Path | None = None) -> Path:
         raise
 
 
-def load_run_config(run_dir: Path) -> ExperimentConfig:
-    """The config a run was trained with (its ``config.yaml``); a folder that is not a run is a ConfigError."""
+def load_run_config(run_dir: Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
+    """The config a run was trained with (its ``config.yaml``), with ``key=value`` overrides (evaluation under
+    other conditions); a folder that is not a run is a ConfigError."""
     run_dir = Path(run_dir)
     if not (run_dir / CONFIG_FILE).is_file():
         raise ConfigError(f"{run_dir} is not a run folder (no {CONFIG_FILE}); pass the folder `roboreward train` printed")
-    return load_experiment(run_dir / CONFIG_FILE)
+    return load_experiment(run_dir / CONFIG_FILE, overrides)
 
 
 def resume(run_dir: Path, ray_address: str | None = None) -> Path:

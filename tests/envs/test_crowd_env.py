@@ -368,3 +368,24 @@ def test_frames_reach_the_infos_for_pixel_reward_models():
         _, _, dones, infos = venv.step(np.zeros((2, 2)))
     assert dones.all() and all("frame" in info for info in infos)
     assert all(info["frame"].shape == (64, 64, 3) for info in venv.reset_infos)
+
+
+@pytest.mark.parametrize("robot", ["holonomic", "unicycle"])
+def test_orca_as_robot_baseline_reaches_an_open_goal(robot):
+    env = CrowdNavEnv(scenario={"name": "circle_crossing", "n_humans": 0}, robot=robot)
+    env.reset(seed=0)
+    for _ in range(env.max_steps):
+        _, _, terminated, truncated, info = env.step(env.orca_action())
+        if terminated or truncated:
+            break
+    assert info["event"] == "success"
+
+
+def test_the_robots_orca_velocity_alone_equals_its_row_of_the_full_solve():
+    venv = CrowdNavVecEnv(3, scenario="room")
+    venv.seed(0)
+    venv.reset()
+    for _ in range(5):
+        venv.step(np.zeros((3, 2)))
+    sim = venv.batch.sim
+    np.testing.assert_array_equal(sim.robot_orca_velocity(), sim._orca()[:, 0])

@@ -299,6 +299,10 @@ class CrowdNavEnv(gym.Env):
     def render(self):
         return self.batch.render(0) if self.render_mode == "rgb_array" else None
 
+    def render_at(self, size: int) -> np.ndarray:
+        """The world from above at ``size`` pixels, whatever the render size (videos for people)."""
+        return draw_topdown(self.batch.sim, 0, size)
+
     def orca_action(self) -> np.ndarray:
         """What ORCA would command as the robot now, as an action (the ORCA-as-robot baseline)."""
         return orca_action(self.batch)[0]

@@ -168,23 +168,27 @@ def _solve(positions, velocities, preferred, params: OrcaParams, time_step: floa
         raise ValueError(f"obstacles are for {obstacles.points.shape[0]} envs, the agents for {b}")
     out = np.zeros_like(positions)
     stuck = np.zeros((b, n), dtype=np.bool_)
-    _kernel(positions, velocities, preferred, active, ignore, radii, max_speeds, obstacles.points, obstacles.next,
-            obstacles.prev, obstacles.unit_dir, obstacles.convex, obstacles.valid, float(params.neighbor_dist),
-            int(params.max_neighbors), float(params.time_horizon), float(params.time_horizon_obst), float(time_step),
-            out, stuck)
+    _kernel(positions, velocities, preferred, active, active, ignore, radii, max_speeds, obstacles.points,
+            obstacles.next, obstacles.prev, obstacles.unit_dir, obstacles.convex, obstacles.valid,
+            float(params.neighbor_dist), int(params.max_neighbors), float(params.time_horizon),
+            float(params.time_horizon_obst), float(time_step), out, stuck)
     return out, stuck
 
 
 def orca_velocities_prepared(positions, velocities, preferred, active, ignore, radii, max_speeds,
-                             obstacles: Obstacles, params: OrcaParams, time_step: float, out: np.ndarray) -> np.ndarray:
+                             obstacles: Obstacles, params: OrcaParams, time_step: float, out: np.ndarray,
+                             compute: np.ndarray | None = None) -> np.ndarray:
     """:func:`orca_velocities` without argument checks or copies, for a simulator stepping its own arrays.
 
     Every array must be C-contiguous, of the shapes :func:`orca_velocities` documents, float64 (bool for
-    ``active`` and ``ignore``); ``out`` ``[B, N, 2]`` receives the velocities and is returned.
+    ``active`` and ``ignore``); ``out`` ``[B, N, 2]`` receives the velocities and is returned. ``compute``
+    ``[B, N]`` (default: all active agents) limits which agents get a new velocity; the others are still
+    avoided as they move, and their rows of ``out`` stay 0.
     """
     out[:] = 0.0
     stuck = np.zeros(active.shape, dtype=np.bool_)
-    _kernel(positions, velocities, preferred, active, ignore, radii, max_speeds, obstacles.points, obstacles.next,
+    _kernel(positions, velocities, preferred, active, active if compute is None else compute, ignore, radii,
+            max_speeds, obstacles.points, obstacles.next,
             obstacles.prev, obstacles.unit_dir, obstacles.convex, obstacles.valid, float(params.neighbor_dist),
             int(params.max_neighbors), float(params.time_horizon), float(params.time_horizon_obst), float(time_step),
             out, stuck)
@@ -460,13 +464,13 @@ def _obstacle_lines(b, ax, ay, vx, vy, pts, nxt, prv, unit, convex, valid, radiu
 
 
 @numba.njit(cache=True, parallel=True)
-def _kernel(pos, vel, pref, active, ignore, radii, speeds, pts, nxt, prv, unit, convex, valid, neighbor_dist,
+def _kernel(pos, vel, pref, active, compute, ignore, radii, speeds, pts, nxt, prv, unit, convex, valid, neighbor_dist,
             max_neighbors, horizon, horizon_obst, time_step, out, stuck):
     n_envs, n_agents, _ = pos.shape
     n_vertices = pts.shape[1]
     for flat in numba.prange(n_envs * n_agents):
         b, a = flat // n_agents, flat % n_agents
-        if not active[b, a]:
+        if not (active[b, a] and compute[b, a]):
             continue
         ax, ay, vx, vy = pos[b, a, 0], pos[b, a, 1], vel[b, a, 0], vel[b, a, 1]
         radius, max_speed = radii[b, a], speeds[b, a]

@@ -90,6 +90,8 @@ class CrowdSim:
         self.rngs = [np.random.default_rng(i) for i in range(b)]
         self._preferred = np.zeros((b, 1 + h, 2))
         self._orca_radii = np.zeros((b, 1 + h))
+        self._robot_only = np.zeros((b, 1 + h), dtype=bool)
+        self._robot_only[:, 0] = True
         self.layouts: list[scenarios.Layout | None] = [None] * b
 
     # --- views ---------------------------------------------------------------------------------------------
@@ -176,16 +178,16 @@ class CrowdSim:
 
     def robot_orca_velocity(self) -> np.ndarray:
         """``[B, 2]``: the velocity ORCA would choose for the robot now (the ORCA-as-robot baseline)."""
-        return self._orca()[:, 0]
+        return self._orca(self._robot_only)[:, 0]
 
-    def _orca(self) -> np.ndarray:
-        """Every agent's ORCA velocity from the current state, each heading for its goal at its preferred speed
-        (standing people: zero)."""
+    def _orca(self, compute: np.ndarray | None = None) -> np.ndarray:
+        """The ORCA velocities of the agents ``compute`` marks (default: all) from the current state, each
+        heading for its goal at its preferred speed (standing people: zero)."""
         _preferred(self.positions, self.goals, self.speeds, self.static, self._preferred)
         np.add(self.radii, self.config.humans.safety_space, out=self._orca_radii)
         return orca_velocities_prepared(self.positions, self.velocities, self._preferred, self.active, self.ignore,
                                         self._orca_radii, self.speeds, self.obstacles, self.orca, self.dt,
-                                        np.empty_like(self.positions))
+                                        np.empty_like(self.positions), compute)
 
     def _robot_velocity(self, a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The robot's world velocity for this step, its forward speed and turn rate; updates its heading."""

@@ -1,0 +1,76 @@
+"""The HEIGHT-style crowd network: what it attends to, masking, and a config that trains with it."""
+
+import numpy as np
+import pytest
+import torch
+
+from roboreward.envs.crowd.env import CrowdNavVecEnv
+from roboreward.experiment import AlgoConfig, load_experiment
+from roboreward.errors import ConfigError
+from roboreward.policies.crowd import CrowdAttentionExtractor
+
+
+def extractor_and_obs(**kwargs):
+    venv = CrowdNavVecEnv(4, scenario="room", **kwargs)
+    venv.seed(0)
+    obs = venv.reset()
+    torch.manual_seed(0)
+    net = CrowdAttentionExtractor(venv.observation_space, embed_dim=32, heads=4)
+    return net, {k: torch.as_tensor(v, dtype=torch.float32) for k, v in obs.items()}
+
+
+def test_hidden_people_do_not_change_the_features_and_order_does_not_matter():
+    net, obs = extractor_and_obs()
+    base = net(obs)
+    assert base.shape == (4, net.features_dim) and torch.isfinite(base).all()
+    hidden = obs["humans_mask"] < 0.5
+    scrambled = dict(obs, humans=torch.where(hidden[..., None], torch.randn_like(obs["humans"]) * 9, obs["humans"]))
+    torch.testing.assert_close(net(scrambled), base)  # rows of people not seen are never read
+    order = torch.randperm(obs["humans"].shape[1])
+    permuted = dict(obs, humans=obs["humans"][:, order], humans_mask=obs["humans_mask"][:, order])
+    torch.testing.assert_close(net(permuted), base, atol=1e-5, rtol=1e-5)  # a set, not a sequence
+    seen = dict(obs, humans=obs["humans"] + 0.5 * (~hidden)[..., None])
+    assert not torch.allclose(net(seen), base)  # the people it does see matter
+
+
+def test_nobody_in_sight_gives_finite_features():
+    net, obs = extractor_and_obs()
+    empty = dict(obs, humans_mask=torch.zeros_like(obs["humans_mask"]))
+    out = net(empty)
+    assert torch.isfinite(out).all()
+    out.sum().backward()  # and finite gradients
+    assert all(torch.isfinite(p.grad).all() for p in net.parameters() if p.grad is not None)
+
+
+def test_lidar_and_obstacle_tokens_feed_the_features():
+    net, obs = extractor_and_obs()
+    assert net.lidar is not None and net.obstacle is None  # tokens only on request when there is a lidar
+    nearer = dict(obs, lidar=obs["lidar"] * 0.5)
+    assert not torch.allclose(net(nearer), net(obs))
+    torch.manual_seed(0)
+    tokens = CrowdAttentionExtractor(CrowdNavVecEnv(2, scenario="room", sensing={"lidar_rays": 0}).observation_space,
+                                     embed_dim=32)
+    assert tokens.lidar is None and tokens.obstacle is not None  # no lidar: the obstacle tokens instead
+
+
+def test_the_extractor_refuses_other_observations_and_configs_check_its_name():
+    from gymnasium import spaces
+
+    with pytest.raises(ValueError, match="reads the crowd env's observation"):
+        CrowdAttentionExtractor(spaces.Dict({"state": spaces.Box(-1, 1, (3,))}))
+    with pytest.raises(ConfigError, match="algo.features: 'attention' is not a features extractor"):
+        AlgoConfig(name="ppo", features="attention")
+
+
+def test_crowd_config_builds_ppo_with_the_attention_network_and_the_learners_gamma():
+    from roboreward.policies.train import build_algorithm
+
+    config = load_experiment("crowd_circle", ["env.n_envs=2", "algo.hyperparams.gamma=0.97"])
+    assert config.env.kwargs["reward"] == {"preset": "corrected", "gamma": 0.97}
+    model = build_algorithm(config)
+    assert isinstance(model.policy.features_extractor, CrowdAttentionExtractor)
+    obs = model.observation_space.sample()
+    action, _ = model.predict(obs, deterministic=True)
+    assert action.shape == (2,) and np.isfinite(action).all()
+    with pytest.raises(ConfigError, match="env.kwargs.reward.gamma: 0.9 differs from the learner's discount"):
+        load_experiment("crowd_circle", ["env.kwargs.reward.gamma=0.9"])

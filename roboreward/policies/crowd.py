@@ -34,10 +34,12 @@ class CrowdAttentionExtractor(BaseFeaturesExtractor):
     :param heads: attention heads (must divide ``embed_dim``).
     :param lidar_channels: channels of the lidar's convolutions (each halves the scan's length).
     :param use_obstacle_tokens: attend to the obstacle tokens too (always, when the env has no lidar).
+    :param human_human: the person–person attention layer (off: people are embedded one by one, cheaper).
     """
 
     def __init__(self, observation_space: spaces.Dict, embed_dim: int = 64, heads: int = 4,
-                 lidar_channels: tuple[int, ...] = (16, 32), use_obstacle_tokens: bool = False) -> None:
+                 lidar_channels: tuple[int, ...] = (16, 32), use_obstacle_tokens: bool = False,
+                 human_human: bool = True) -> None:
         keys = set(observation_space.spaces)
         if not {"robot", "humans", "humans_mask"} <= keys:
             raise ValueError(f"crowd_attention reads the crowd env's observation (robot, humans, humans_mask); "
@@ -53,7 +55,7 @@ class CrowdAttentionExtractor(BaseFeaturesExtractor):
         self.robot = _mlp(robot_dim, embed_dim)
         self.human = _mlp(human_dim, embed_dim)
         self.nobody = nn.Parameter(torch.zeros(1, 1, embed_dim))
-        self.human_human = nn.MultiheadAttention(embed_dim, heads, batch_first=True)
+        self.human_human = nn.MultiheadAttention(embed_dim, heads, batch_first=True) if human_human else None
         self.norm = nn.LayerNorm(embed_dim)
         self.robot_human = nn.MultiheadAttention(embed_dim, heads, batch_first=True)
         self.lidar: nn.Module | None = None
@@ -80,10 +82,11 @@ class CrowdAttentionExtractor(BaseFeaturesExtractor):
         query = robot[:, None]
         people = self.human(obs["humans"])
         hidden = _padding(obs["humans_mask"])
+        if self.human_human is not None:
+            keys, key_hidden = _with_token(self.nobody, people, hidden)
+            mixed, _ = self.human_human(people, keys, keys, key_padding_mask=key_hidden, need_weights=False)
+            people = self.norm(people + mixed)
         keys, key_hidden = _with_token(self.nobody, people, hidden)
-        mixed, _ = self.human_human(people, keys, keys, key_padding_mask=key_hidden, need_weights=False)
-        people = self.norm(people + mixed)
-        keys, _ = _with_token(self.nobody, people, hidden)
         crowd, _ = self.robot_human(query, keys, keys, key_padding_mask=key_hidden, need_weights=False)
         parts = [robot, crowd[:, 0]]
         if self.lidar is not None:

@@ -147,7 +147,8 @@ def test_a_straight_run_to_the_goal_succeeds_with_the_expected_metrics():
 def test_driving_into_a_person_is_a_collision_found_along_the_step():
     batch = hand_built(n_humans=1, humans={"react_to_robot": 0.0})
     sim = batch.sim
-    sim.positions[0, 1] = sim.goals[0, 1] = [1.0, 0.0]  # a person standing (at their goal) 1 m ahead
+    sim.positions[0, 1] = sim.goals[0, 1] = [1.0, 0.0]
+    sim.static[0, 1] = True  # a person standing 1 m ahead
     events = []
     for _ in range(3):
         rewards, terminated, _, infos = batch.step(np.array([[1.0, 0.0]]))
@@ -276,11 +277,12 @@ def test_crowdnav_pp_reward_is_an_exclusive_chain_that_pays_progress_late():
 
 
 def test_height_reward_clips_progress_and_adds_unicycle_terms():
-    config = CrowdNavConfig.from_kwargs({"reward": "height", "robot": {"kinematics": "unicycle", "max_speed": 0.5}})
+    config = CrowdNavConfig.from_kwargs({"reward": "height", "robot": {"kinematics": "unicycle", "max_speed": 0.5},
+                                         "time_step": 0.1})
     reward = CrowdReward(config, 4)
     terms = reward(step_result(**{**CASES, "after": [0.2, 3.0, 4.75, 4.0]}, speed=-0.2, angular=1.0))
     assert terms["success"][0] == 20
-    assert terms["progress"][3] == pytest.approx(2 * 0.5 * 0.25)  # 2 m/m × 1 m, clipped to ±2·v_max·dt
+    assert terms["progress"][3] == pytest.approx(2 * 0.5 * 0.1)  # 2 m/m × 1 m, clipped to ±2·v_max·dt
     np.testing.assert_allclose(terms["spin"], -0.05)
     np.testing.assert_allclose(terms["backing"], -0.02)
     assert (terms["time"] == -0.025).all()
@@ -294,6 +296,7 @@ def test_corrected_reward_adds_its_terms_and_shapes_progress_exactly():
     assert terms["progress"][2] == pytest.approx(0.9 * -2 * 4.75 + 2 * 5.0)
     assert terms["progress"][0] == pytest.approx(2 * 0.5)  # success: terminal, Φ(s') = 0
     assert terms["discomfort"][1] == 0  # a collision is not also discomfort
+    np.testing.assert_allclose(terms["time"], -0.25 * 0.25)  # every step costs its time
 
 
 def test_corrected_progress_telescopes_over_an_episode():

@@ -14,14 +14,19 @@ below are each preset's published values.
 
 ``height`` — HEIGHT (Liu et al., T-ASE 2024), the same chain with success ``+20``, collisions with people,
     obstacles and walls alike ``−20``, and progress ``2·(d_prev − d)`` clipped to ``±2·v_max·dt``; unicycle
-    robots add spin ``−0.05·ω²``, backing ``−0.1·|v|`` and ``−0.025`` every step.
+    robots add spin ``−0.05·ω²``, backing ``−0.1·|v|`` and a time cost ``−0.25·dt`` (``−0.025`` a step at
+    HEIGHT's 0.1 s).
 
 ``corrected`` — the terms added, not exclusive, and progress as potential-based shaping
     (Ng et al., 1999) with the learner's ``γ``: ``γ·Φ(s') − Φ(s)`` with ``Φ = −progress_factor·d`` and
     ``Φ(s') = 0`` at a terminal state (:func:`~roboreward.rewards.shaping.shaping_term`), so the progress term
     cannot change which policy is optimal and never stops near people. Success ``+10``, collision ``−20``,
-    discomfort ``(d_min − 0.25)·10·dt`` whenever ``d_min < 0.25``, spin ``−spin_factor·ω²·dt``. A time
-    limit truncates the episode and is no term at all (the learner bootstraps through it).
+    discomfort ``(d_min − 0.25)·10·dt`` whenever ``d_min < 0.25``, spin ``−spin_factor·ω²·dt``, and a time
+    cost ``−time_factor·dt``. The time cost is what makes arriving worth a risk: shaping is policy-invariant,
+    so without it the task is +10 for arriving against −20 for a collision and 0 for waiting out the time
+    limit, and where crossing the crowd risks a collision one time in three or more, waiting is optimal
+    (measured: PPO learned to wait). A time limit truncates the episode and is no term of its own (the
+    learner bootstraps through it).
 
 In both published presets a time-out pays nothing and ends the episode as terminal; here it truncates (SB3
 bootstraps through it), which changes no term.
@@ -68,6 +73,7 @@ class CrowdReward:
             next_potential = -rc.progress_factor * r.goal_distance
             terms["progress"] = shaping_term(potential, next_potential, r.terminated, rc.gamma)
             terms["spin"] = -rc.spin_factor * r.angular ** 2 * dt
+            terms["time"] = np.full_like(zeros, -rc.time_factor * dt)
             return terms
 
         # The published chains: collision, else success, else discomfort, else progress.
@@ -91,6 +97,6 @@ class CrowdReward:
                 spin = 0.05 if rc.spin_factor == 0.0 else rc.spin_factor
                 terms["spin"] = -spin * r.angular ** 2
                 terms["backing"] = np.where(r.speed < 0, -0.1 * np.abs(r.speed), 0.0)
-                terms["time"] = np.full_like(zeros, -0.025)
+                terms["time"] = np.full_like(zeros, -rc.time_factor * dt)
         return terms
 

@@ -59,8 +59,10 @@ def generate(config: CrowdNavConfig, rng: np.random.Generator) -> Layout:
     world = World(s, boxes)
 
     robot, goal, heading = _robot_start_and_goal(s, world, config.robot.radius, rng)
-    bodies = _Bodies(np.stack([robot, goal]), np.full(2, config.robot.radius))
-    goals_taken = _Bodies(np.zeros((0, 2)), np.zeros(0))
+    bodies = _Bodies(2 + n_moving + n_static)
+    bodies.add(robot, config.robot.radius)
+    bodies.add(goal, config.robot.radius)
+    goals_taken = _Bodies(n_moving)
     walking = _place_people(n_moving, False, s, world, config.humans.radius, rng, bodies, goals_taken)
     standing = _place_people(n_static, True, s, world, config.humans.radius, rng, bodies, goals_taken)
     n = n_moving + n_static
@@ -72,26 +74,24 @@ def generate(config: CrowdNavConfig, rng: np.random.Generator) -> Layout:
     return Layout(robot, heading, goal, positions, goals, radii, speeds, static, polygons, is_wall, world)
 
 
-@dataclass
 class _Bodies:
-    """Discs placed so far, which a new one must keep ``min_separation`` from."""
+    """Discs placed so far (in a buffer filled in place), which a new one must keep ``min_separation`` from."""
 
-    centers: np.ndarray  # [k, 2]
-    radii: np.ndarray  # [k]
+    def __init__(self, capacity: int) -> None:
+        self.centers = np.zeros((capacity, 2))
+        self.radii = np.zeros(capacity)
+        self.count = np.zeros(1, dtype=np.int64)
 
-    def clear_of(self, points: np.ndarray, radii: np.ndarray, gap: float) -> np.ndarray:
-        d2 = ((points[:, None] - self.centers[None]) ** 2).sum(-1)
-        return (d2 >= (radii[:, None] + self.radii[None] + gap) ** 2).all(axis=1)
-
-    def add(self, centers: np.ndarray, radii: np.ndarray) -> None:
-        self.centers = np.concatenate([self.centers, centers])
-        self.radii = np.concatenate([self.radii, radii])
+    def add(self, center: np.ndarray, radius: float) -> None:
+        i = self.count[0]
+        self.centers[i], self.radii[i] = center, radius
+        self.count[0] += 1
 
 
 def _place_people(n: int, standing: bool, s: ScenarioConfig, world: World, radius_range: tuple[float, float],
                   rng: np.random.Generator, bodies: _Bodies, goals: _Bodies):
     """``n`` people's starts, goals and radii by rejection sampling: candidates are drawn and tested in bulk,
-    then taken in order as long as they keep clear of the ones taken before them."""
+    then taken in order as long as they keep clear of every body (and goal) taken before them."""
     starts, ends, radii = np.zeros((0, 2)), np.zeros((0, 2)), np.zeros(0)
     tries = 0
     while len(radii) < n:
@@ -101,28 +101,25 @@ def _place_people(n: int, standing: bool, s: ScenarioConfig, world: World, radiu
                 f"({len(radii)} fit after {tries} tries); the space is too full. Lower scenario.n_humans "
                 f"({s.n_humans}) / n_static ({s.n_static}) or enlarge the space (room_size {s.room_size} m)"
             )
-        k = CANDIDATES + 4 * (n - len(radii))
+        k = CANDIDATES + 8 * (n - len(radii))
         tries += k
         start, end = _human_routes(s, rng, k)
         if standing:
             end = start
         r = rng.uniform(*radius_range, k)
         clear = r + s.min_separation
-        ok = world.free(start, clear) & world.free(end, clear) & bodies.clear_of(start, r, s.min_separation)
-        if not standing:
-            ok &= goals.clear_of(end, r, s.min_separation)
-        chosen = _greedy_discs(ok, start, end, r, s.min_separation, not standing, n - len(radii))
+        ok = world.free(start, clear) & world.free(end, clear)
+        chosen = _take_clear(ok, start, end, r, bodies.centers, bodies.radii, bodies.count, goals.centers, goals.radii,
+                             goals.count, s.min_separation, not standing, n - len(radii))
         starts, ends, radii = (np.concatenate([starts, start[chosen]]), np.concatenate([ends, end[chosen]]),
                                np.concatenate([radii, r[chosen]]))
-        bodies.add(start[chosen], r[chosen])
-        if not standing:
-            goals.add(end[chosen], r[chosen])
     return starts, ends, radii
 
 
 @numba.njit(cache=True)
-def _greedy_discs(ok, starts, ends, radii, gap, check_ends, need):
-    """Indices of the candidates taken in order: each allowed (``ok``) and clear of those taken before it."""
+def _take_clear(ok, starts, ends, radii, body_c, body_r, n_body, goal_c, goal_r, n_goal, gap, check_ends, need):
+    """Indices of the candidates taken in order: each allowed (``ok``), its start clear of every body and, when
+    ``check_ends``, its goal clear of every goal taken so far; each taken one is added to the bodies (and goals)."""
     chosen = np.empty(need, dtype=np.int64)
     m = 0
     for k in range(len(ok)):
@@ -131,16 +128,23 @@ def _greedy_discs(ok, starts, ends, radii, gap, check_ends, need):
         if not ok[k]:
             continue
         clear = True
-        for j in range(m):
-            c = chosen[j]
-            reach = (radii[k] + radii[c] + gap) ** 2
-            if (starts[k, 0] - starts[c, 0]) ** 2 + (starts[k, 1] - starts[c, 1]) ** 2 < reach or (
-                    check_ends and (ends[k, 0] - ends[c, 0]) ** 2 + (ends[k, 1] - ends[c, 1]) ** 2 < reach):
+        for j in range(n_body[0]):
+            if (starts[k, 0] - body_c[j, 0]) ** 2 + (starts[k, 1] - body_c[j, 1]) ** 2 < (radii[k] + body_r[j] + gap) ** 2:
                 clear = False
                 break
+        if clear and check_ends:
+            for j in range(n_goal[0]):
+                if (ends[k, 0] - goal_c[j, 0]) ** 2 + (ends[k, 1] - goal_c[j, 1]) ** 2 < (radii[k] + goal_r[j] + gap) ** 2:
+                    clear = False
+                    break
         if clear:
             chosen[m] = k
             m += 1
+            body_c[n_body[0]], body_r[n_body[0]] = starts[k], radii[k]
+            n_body[0] += 1
+            if check_ends:
+                goal_c[n_goal[0]], goal_r[n_goal[0]] = ends[k], radii[k]
+                n_goal[0] += 1
     return chosen[:m]
 
 

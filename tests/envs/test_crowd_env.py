@@ -392,3 +392,41 @@ def test_the_robots_orca_velocity_alone_equals_its_row_of_the_full_solve():
         venv.step(np.zeros((3, 2)))
     sim = venv.batch.sim
     np.testing.assert_array_equal(sim.robot_orca_velocity(), sim._orca()[:, 0])
+
+
+def test_social_force_people_walk_to_their_goals_and_keep_apart():
+    batch = hand_built(n_humans=2, humans={"policy": "social_force", "react_to_robot": 0.0})
+    sim = batch.sim
+    sim.positions[0, 1], sim.goals[0, 1] = [-20.0, 5.0], [-10.0, 5.0]  # alone: straight to the goal
+    sim.positions[0, 2], sim.goals[0, 2] = [20.0, 5.0], [30.0, 5.0]
+    for _ in range(20):
+        batch.step(np.zeros((1, 2)))
+    np.testing.assert_allclose(sim.velocities[0, 1], [1.0, 0.0], atol=0.02)  # at its preferred speed
+    # Two people walking at each other push each other aside and never exceed their preferred speed.
+    sim.positions[0, 1], sim.goals[0, 1], sim.velocities[0, 1] = [-2.0, 5.05], [4.0, 5.05], [1.0, 0.0]
+    sim.positions[0, 2], sim.goals[0, 2], sim.velocities[0, 2] = [2.0, 4.95], [-4.0, 4.95], [-1.0, 0.0]
+    gaps = []
+    for _ in range(16):
+        batch.step(np.zeros((1, 2)))
+        gaps.append(np.linalg.norm(sim.positions[0, 1] - sim.positions[0, 2]) - 0.6)
+        assert (np.linalg.norm(sim.velocities[0, 1:], axis=1) <= 1.0 + 1e-9).all()
+    assert min(gaps) > 0 and sim.positions[0, 1, 1] > 5.05 and sim.positions[0, 2, 1] < 4.95
+
+
+def test_social_force_people_are_pushed_off_walls_and_ignore_an_invisible_robot():
+    config = CrowdNavConfig.from_kwargs({"scenario": {"name": "corridor", "n_humans": 1},
+                                         "humans": {"policy": "social_force", "react_to_robot": 0.0}})
+    batch = CrowdNavBatch(config, 1)
+    batch.reset(0, seed=0)
+    sim = batch.sim
+    sim.positions[0, 0] = [-5.0, 0.0]
+    sim.positions[0, 1], sim.goals[0, 1] = [0.0, 1.1], [0.0, 3.0]  # a goal beyond the corridor's wall (y = 1.5)
+    for _ in range(40):
+        batch.step(np.zeros((1, 2)))
+        assert sim.positions[0, 1, 1] < 1.5 - 0.1  # held off the wall
+    seen = hand_built(n_humans=1, humans={"policy": "social_force", "react_to_robot": 1.0})
+    unseen = hand_built(n_humans=1, humans={"policy": "social_force", "react_to_robot": 0.0})
+    for batch in (seen, unseen):
+        batch.sim.positions[0, 1], batch.sim.goals[0, 1] = [0.8, 0.0], [0.8, 0.0]
+        batch.step(np.zeros((1, 2)))
+    assert seen.sim.velocities[0, 1, 0] > 0.1 and np.allclose(unseen.sim.velocities[0, 1], 0.0)

@@ -139,14 +139,24 @@ class HumanConfig:
 
     ``react_to_robot`` is the probability that a person (drawn per person and episode) treats the robot as
     one more agent to avoid; 0.0 is CrowdNav++'s "invisible robot", where only the robot can avoid a collision.
+
+    ``policy``: ``orca`` (RVO2's reciprocal collision avoidance) or ``social_force`` (Helbing & Molnár's model
+    in CrowdNav's form: ``Δv = [k·(v_goal − v) + Σ A·exp((r_i + r_j − d_ij)/B)·n_ij + Σ A_w·exp((r_i − d_iw)/B_w)·n_iw]·dt``,
+    a pull towards the goal at the preferred speed and exponential pushes away from other people and from walls
+    and boxes, the speed capped at the preferred one).
     """
 
-    policy: Literal["orca"] = "orca"
+    policy: Literal["orca", "social_force"] = "orca"
     radius: tuple[float, float] = bounded((0.3, 0.3), "radius drawn from [lo, hi] m", gt=0, le=1)
     max_speed: tuple[float, float] = bounded((1.0, 1.0), "preferred speed drawn from [lo, hi] m/s", gt=0, le=3)
     react_to_robot: float = bounded(1.0, "probability that a person avoids the robot", ge=0, le=1)
     safety_space: float = bounded(0.1, "ORCA: added to every radius when choosing velocities (not for contact), m",
                                   ge=0, le=1)
+    force_goal: float = bounded(1.0, "social force: k, 1/s, the pull towards the preferred velocity", gt=0, le=100)
+    force_people: float = bounded(2.0, "social force: A, m/s², the push between people", ge=0, le=100)
+    force_people_range: float = bounded(1.0, "social force: B, m, how far the push between people reaches", gt=0, le=10)
+    force_walls: float = bounded(2.0, "social force: A_w, m/s², the push from walls and boxes", ge=0, le=100)
+    force_walls_range: float = bounded(0.3, "social force: B_w, m", gt=0, le=10)
     neighbor_dist: float = bounded(10.0, "ORCA: m", gt=0, le=50)
     max_neighbors: int = bounded(10, "ORCA: nearest agents considered", ge=1, le=100)
     time_horizon: float = bounded(5.0, "ORCA: s", gt=0, le=30)

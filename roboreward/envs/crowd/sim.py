@@ -159,8 +159,8 @@ class CrowdSim:
         before = self.goal_distance()
         robot_velocity, speed, angular = self._robot_velocity(np.clip(actions, -1.0, 1.0))
 
-        # People: ORCA from the state at the start of the step; the robot shows its previous velocity.
-        new = self._orca()
+        # People: from the state at the start of the step; the robot shows its previous velocity.
+        new = self._orca() if self.config.humans.policy == "orca" else self._social_force()
         new[:, 0] = robot_velocity
         # Collisions with people along the step, then everyone moves, then walls and obstacles.
         closest = np.empty(self.n_envs)
@@ -188,6 +188,17 @@ class CrowdSim:
         return orca_velocities_prepared(self.positions, self.velocities, self._preferred, self.active, self.ignore,
                                         self._orca_radii, self.speeds, self.obstacles, self.orca, self.dt,
                                         np.empty_like(self.positions), compute)
+
+    def _social_force(self) -> np.ndarray:
+        """Every person's social-force velocity from the current state (standing people: zero)."""
+        h = self.config.humans
+        _preferred(self.positions, self.goals, self.speeds, self.static, self._preferred)
+        out = np.zeros_like(self.positions)
+        o = self.obstacles
+        _social_force(self.positions, self.velocities, self._preferred, self.radii, self.speeds, self.active,
+                      self.static, self.ignore, o.points, o.next, o.valid, h.force_goal, h.force_people,
+                      h.force_people_range, h.force_walls, h.force_walls_range, self.dt, out)
+        return out
 
     def _robot_velocity(self, a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The robot's world velocity for this step, its forward speed and turn rate; updates its heading."""
@@ -282,3 +293,45 @@ def _advance(pos, vel, new, radii, active, static, dt, pts, nxt, valid, is_wall,
             for k in range(boxes.shape[1]):
                 if box_valid[b, k] and boxes[b, k, 0] < rx < boxes[b, k, 2] and boxes[b, k, 1] < ry < boxes[b, k, 3]:
                     hit[b] = COLLISION_OBSTACLE
+
+
+@numba.njit(cache=True, parallel=True)
+def _social_force(pos, vel, pref, radii, speeds, active, static, ignore, pts, nxt, valid, k_goal, a_people, b_people,
+                  a_walls, b_walls, dt, out):
+    """Social-force velocities of every person (agents 1..N) of every env; see HumanConfig."""
+    n_envs, n_agents, _ = pos.shape
+    for flat in numba.prange(n_envs * (n_agents - 1)):
+        b, i = flat // (n_agents - 1), flat % (n_agents - 1) + 1
+        if not active[b, i] or static[b, i]:
+            continue
+        px, py = pos[b, i, 0], pos[b, i, 1]
+        fx = k_goal * (pref[b, i, 0] - vel[b, i, 0])
+        fy = k_goal * (pref[b, i, 1] - vel[b, i, 1])
+        for j in range(n_agents):
+            if j == i or not active[b, j] or ignore[b, i, j]:
+                continue
+            dx, dy = px - pos[b, j, 0], py - pos[b, j, 1]
+            d = np.sqrt(dx * dx + dy * dy)
+            if d < 1e-9:
+                continue
+            push = a_people * np.exp((radii[b, i] + radii[b, j] - d) / b_people)
+            fx += push * dx / d
+            fy += push * dy / d
+        for e in range(pts.shape[1]):
+            if not valid[b, e]:
+                continue
+            ax, ay = pts[b, e, 0], pts[b, e, 1]
+            ex, ey = pts[b, nxt[b, e], 0] - ax, pts[b, nxt[b, e], 1] - ay
+            t = min(max(((px - ax) * ex + (py - ay) * ey) / max(ex * ex + ey * ey, 1e-12), 0.0), 1.0)
+            dx, dy = px - (ax + ex * t), py - (ay + ey * t)
+            d = np.sqrt(dx * dx + dy * dy)
+            if d < 1e-9:
+                continue
+            push = a_walls * np.exp((radii[b, i] - d) / b_walls)
+            fx += push * dx / d
+            fy += push * dy / d
+        vx, vy = vel[b, i, 0] + fx * dt, vel[b, i, 1] + fy * dt
+        speed = np.sqrt(vx * vx + vy * vy)
+        if speed > speeds[b, i]:
+            vx, vy = vx / speed * speeds[b, i], vy / speed * speeds[b, i]
+        out[b, i, 0], out[b, i, 1] = vx, vy

@@ -296,7 +296,7 @@ def test_corrected_reward_adds_its_terms_and_shapes_progress_exactly():
     assert terms["progress"][2] == pytest.approx(0.9 * -2 * 4.75 + 2 * 5.0)
     assert terms["progress"][0] == pytest.approx(2 * 0.5)  # success: terminal, Φ(s') = 0
     assert terms["discomfort"][1] == 0  # a collision is not also discomfort
-    np.testing.assert_allclose(terms["time"], -0.25 * 0.25)  # every step costs its time
+    np.testing.assert_allclose(terms["time"], -1.0 * 0.25)  # every step costs its time
 
 
 def test_corrected_progress_telescopes_over_an_episode():
@@ -430,3 +430,25 @@ def test_social_force_people_are_pushed_off_walls_and_ignore_an_invisible_robot(
         batch.sim.positions[0, 1], batch.sim.goals[0, 1] = [0.8, 0.0], [0.8, 0.0]
         batch.step(np.zeros((1, 2)))
     assert seen.sim.velocities[0, 1, 0] > 0.1 and np.allclose(unseen.sim.velocities[0, 1], 0.0)
+
+
+def test_the_test_set_is_the_same_episodes_whatever_the_batch_size():
+    """Episode k of the batched evaluation is CrowdNavEnv reset with seed + k, under any batch size."""
+    from roboreward.envs.crowd.baselines import orca_actions
+    from roboreward.envs.crowd.evaluation import evaluate_crowd_policy
+
+    kwargs = {"scenario": {"name": "room"}, "time_limit": 20.0}
+    wide = evaluate_crowd_policy(kwargs, "orca", episodes=7, seed=40, n_envs=5)
+    narrow = evaluate_crowd_policy(kwargs, "orca", episodes=7, seed=40, n_envs=2)
+    assert wide["per_episode"] == narrow["per_episode"]
+    env = CrowdNavEnv(**kwargs)
+    env.reset(seed=43)
+    while True:
+        _, _, terminated, truncated, info = env.step(orca_actions(env.batch)[0])
+        if terminated or truncated:
+            break
+    assert info["metrics"] == wide["per_episode"][3]
+    means = wide["metrics"]
+    assert means["success"] == pytest.approx(np.mean([e["success"] for e in wide["per_episode"]]))
+    with pytest.raises(ValueError, match="is not a baseline"):
+        evaluate_crowd_policy(kwargs, "dwa", episodes=1)

@@ -74,3 +74,15 @@ def test_crowd_config_builds_ppo_with_the_attention_network_and_the_learners_gam
     assert action.shape == (2,) and np.isfinite(action).all()
     with pytest.raises(ConfigError, match="env.kwargs.reward.gamma: 0.9 differs from the learner's discount"):
         load_experiment("crowd_circle", ["env.kwargs.reward.gamma=0.9"])
+
+
+@pytest.mark.parametrize("name", ["crowd_circle", "crowd_height"])
+def test_shipped_crowd_configs_step_their_envs(name):
+    from roboreward.envs.make import make_vec_env
+
+    config = load_experiment(name, ["env.n_envs=2"])
+    venv = make_vec_env(config.env, None, seed=0)
+    obs = venv.reset()
+    for _ in range(3):
+        obs, rewards, dones, infos = venv.step(np.stack([venv.action_space.sample() for _ in range(2)]))
+    assert np.isfinite(rewards).all() and set(obs) >= {"robot", "humans", "humans_mask"}

@@ -189,7 +189,8 @@ class SensingConfig:
 
 
 RewardPreset = Literal["crowdnav_pp", "height", "corrected"]
-PRESET_DEFAULTS: dict[str, dict[str, Any]] = {"crowdnav_pp": {}, "height": {"success": 20.0}, "corrected": {}}
+PRESET_DEFAULTS: dict[str, dict[str, Any]] = {"crowdnav_pp": {}, "height": {"success": 20.0},
+                                              "corrected": {"time_factor": 1.0}}
 
 
 @dataclass(frozen=True)
@@ -204,7 +205,8 @@ class CrowdRewardConfig:
                                        ge=0, le=1000)
     progress_factor: float = bounded(2.0, "progress: factor × metres gained towards the goal", ge=0, le=100)
     spin_factor: float = bounded(0.0, "unicycle: penalty factor × ω² (0: none)", ge=0, le=100)
-    time_factor: float = bounded(0.25, "height and corrected: the cost of each second on the way", ge=0, le=100)
+    time_factor: float = bounded(0.25, "height and corrected (1.0 there): the cost of each second on the way",
+                                 ge=0, le=100)
     gamma: float = bounded(0.99, "corrected preset: the learner's discount for the progress shaping", gt=0, le=1)
 
 

@@ -257,7 +257,9 @@ class CrowdNavVecEnv(VecEnv):
 
     def orca_actions(self) -> np.ndarray:
         """What ORCA would command as the robot this step, as actions (the ORCA-as-robot baseline)."""
-        return orca_action(self.batch)
+        from roboreward.envs.crowd.baselines import orca_actions
+
+        return orca_actions(self.batch)
 
 
 class CrowdNavEnv(gym.Env):
@@ -305,7 +307,9 @@ class CrowdNavEnv(gym.Env):
 
     def orca_action(self) -> np.ndarray:
         """What ORCA would command as the robot now, as an action (the ORCA-as-robot baseline)."""
-        return orca_action(self.batch)[0]
+        from roboreward.envs.crowd.baselines import orca_actions
+
+        return orca_actions(self.batch)[0]
 
     @staticmethod
     def _first(obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -323,19 +327,3 @@ def _render_size(kwargs: dict[str, Any], width: int | None, height: int | None, 
             raise ValueError(f"the crowd world renders square images; got width={width}, height={height}: make them equal")
         kwargs = {**kwargs, "render_size": width}
     return kwargs
-
-
-def orca_action(batch: CrowdNavBatch) -> np.ndarray:
-    """ORCA's velocity for each robot in the current state, as ``[B, 2]`` actions of its kinematics."""
-    sim, robot = batch.sim, batch.config.robot
-    velocity = sim.robot_orca_velocity()
-    c, s = np.cos(sim.heading), np.sin(sim.heading)
-    local = np.stack([c * velocity[:, 0] + s * velocity[:, 1], -s * velocity[:, 0] + c * velocity[:, 1]], axis=-1)
-    if robot.kinematics == "holonomic":
-        norm = np.linalg.norm(local, axis=-1, keepdims=True)
-        return (local / np.maximum(norm, robot.max_speed)).astype(np.float32)
-    angle = np.arctan2(local[:, 1], local[:, 0])
-    speed = np.linalg.norm(local, axis=-1) * np.cos(angle).clip(0, 1)
-    turn = angle / batch.config.time_step
-    return np.stack([np.clip(speed / robot.max_speed, 0, 1), np.clip(turn / robot.max_angular, -1, 1)],
-                    axis=-1).astype(np.float32)

@@ -22,11 +22,12 @@ below are each preset's published values.
     ``Φ(s') = 0`` at a terminal state (:func:`~roboreward.rewards.shaping.shaping_term`), so the progress term
     cannot change which policy is optimal and never stops near people. Success ``+10``, collision ``−20``,
     discomfort ``(d_min − 0.25)·10·dt`` whenever ``d_min < 0.25``, spin ``−spin_factor·ω²·dt``, and a time
-    cost ``−time_factor·dt``. The time cost is what makes arriving worth a risk: shaping is policy-invariant,
-    so without it the task is +10 for arriving against −20 for a collision and 0 for waiting out the time
-    limit, and where crossing the crowd risks a collision one time in three or more, waiting is optimal
-    (measured: PPO learned to wait). A time limit truncates the episode and is no term of its own (the
-    learner bootstraps through it).
+    cost ``−1·dt`` (``time_factor``). The time cost is what makes arriving worth a risk: shaping is
+    policy-invariant, so without it the task is +10 for arriving against −20 for a collision and 0 for waiting
+    out the time limit somewhere safe, and while crossing the crowd still risks a collision one time in three
+    or more — as it does early in training — waiting is optimal (measured: PPO learned to wait, with no time
+    cost and with 0.25/s). At 1/s, 50 s of waiting costs about what a collision does. A time limit truncates the
+    episode and is no term of its own (the learner bootstraps through it).
 
 In both published presets a time-out pays nothing and ends the episode as terminal; here it truncates (SB3
 bootstraps through it), which changes no term.

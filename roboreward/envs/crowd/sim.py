@@ -189,14 +189,22 @@ class CrowdSim:
                                         self._orca_radii, self.speeds, self.obstacles, self.orca, self.dt,
                                         np.empty_like(self.positions), compute)
 
-    def _social_force(self) -> np.ndarray:
-        """Every person's social-force velocity from the current state (standing people: zero)."""
+    def robot_social_force_velocity(self) -> np.ndarray:
+        """``[B, 2]``: the robot's velocity if it moved by the social force (the social-force-as-robot baseline)."""
+        return self._social_force(self._robot_only)[:, 0]
+
+    def _social_force(self, compute: np.ndarray | None = None) -> np.ndarray:
+        """The social-force velocities of the agents ``compute`` marks (default: every walking person) from the
+        current state; the others' rows are zero."""
         h = self.config.humans
         _preferred(self.positions, self.goals, self.speeds, self.static, self._preferred)
+        if compute is None:
+            compute = self.active & ~self.static
+            compute[:, 0] = False
         out = np.zeros_like(self.positions)
         o = self.obstacles
-        _social_force(self.positions, self.velocities, self._preferred, self.radii, self.speeds, self.active,
-                      self.static, self.ignore, o.points, o.next, o.valid, h.force_goal, h.force_people,
+        _social_force(self.positions, self.velocities, self._preferred, self.radii, self.speeds, compute,
+                      self.active, self.ignore, o.points, o.next, o.valid, h.force_goal, h.force_people,
                       h.force_people_range, h.force_walls, h.force_walls_range, self.dt, out)
         return out
 
@@ -296,13 +304,14 @@ def _advance(pos, vel, new, radii, active, static, dt, pts, nxt, valid, is_wall,
 
 
 @numba.njit(cache=True, parallel=True)
-def _social_force(pos, vel, pref, radii, speeds, active, static, ignore, pts, nxt, valid, k_goal, a_people, b_people,
+def _social_force(pos, vel, pref, radii, speeds, compute, active, ignore, pts, nxt, valid, k_goal, a_people, b_people,
                   a_walls, b_walls, dt, out):
-    """Social-force velocities of every person (agents 1..N) of every env; see HumanConfig."""
+    """Social-force velocities of the agents ``compute`` marks, pushed by every active agent they see; see
+    HumanConfig."""
     n_envs, n_agents, _ = pos.shape
-    for flat in numba.prange(n_envs * (n_agents - 1)):
-        b, i = flat // (n_agents - 1), flat % (n_agents - 1) + 1
-        if not active[b, i] or static[b, i]:
+    for flat in numba.prange(n_envs * n_agents):
+        b, i = flat // n_agents, flat % n_agents
+        if not compute[b, i]:
             continue
         px, py = pos[b, i, 0], pos[b, i, 1]
         fx = k_goal * (pref[b, i, 0] - vel[b, i, 0])

@@ -1,0 +1,77 @@
+"""Crowd-navigation policies on one fixed test set: the hand-written baselines and trained runs, by crowd density.
+
+Every policy drives the same 500 seeded episodes (``roboreward.envs.crowd.evaluation``; test episode k starts
+from seed 1 000 000 + k, as ``roboreward eval`` seeds its episodes for a run with seed 0) of a shipped
+config's env — by default ``crowd_circle``, CrowdNav++'s setting — at the trained density and at lower and
+higher ones (``--humans``). Baselines: ORCA as the robot, social force as the robot, straight to the goal.
+Trained runs (``--runs``) are loaded from their final model or newest checkpoint.
+
+    python benchmarks/crowd_policies.py [--config crowd_circle] [--runs runs/crowd_circle-...] [--episodes 500]
+                                        [--humans 10,20,30]
+
+Prints one row per policy and density: success, collisions (people / obstacles / walls), timeouts, navigation
+time (successful episodes), path length, SPL, intrusion ratio, minimum separation, and seconds taken.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from _machine import describe_machine
+
+from roboreward.envs.crowd.baselines import BASELINES
+from roboreward.envs.crowd.evaluation import TEST_SEED, evaluate_crowd_policy, sb3_policy
+from roboreward.experiment import load_experiment
+
+COLUMNS = ("success", "collision_human", "collision_obstacle", "collision_wall", "timeout", "nav_time",
+           "path_length", "spl", "intrusion_ratio", "min_separation")
+
+
+def trained_policy(run_dir: Path):
+    """A run's policy, loaded as ``roboreward eval`` loads it."""
+    from roboreward.policies.checkpoints import load_weights
+    from roboreward.policies.evaluate import find_model
+    from roboreward.policies.train import build_algorithm, load_run_config
+
+    config = load_run_config(run_dir)
+    model = build_algorithm(config)
+    path = find_model(run_dir)
+    load_weights(model, path)
+    return sb3_policy(model), config, path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="crowd_circle", help="the shipped config whose env is tested")
+    parser.add_argument("--runs", nargs="*", type=Path, default=[], help="trained run folders to test too")
+    parser.add_argument("--episodes", type=int, default=500)
+    parser.add_argument("--humans", default=None, help="walking people per episode, comma-separated (default: the "
+                                                         "config's, half and 1.5 times it)")
+    args = parser.parse_args()
+
+    print(describe_machine())
+    base = load_experiment(args.config).env.kwargs
+    trained = base["scenario"].get("n_humans", 20) if isinstance(base.get("scenario"), dict) else 20
+    densities = [int(h) for h in args.humans.split(",")] if args.humans else [trained // 2, trained, trained * 3 // 2]
+    policies = [(name, name) for name in BASELINES]
+    for run in args.runs:
+        policy, config, path = trained_policy(run)
+        if config.env.id != "roboreward/CrowdNav-v0":
+            raise SystemExit(f"{run} trained {config.env.id}, not the crowd env")
+        policies.append((f"{run.name} ({path.parent.name if path.name == 'model.zip' else path.name})", policy))
+    print(f"config {args.config}, {args.episodes} test episodes from seed {TEST_SEED}, trained density {trained}")
+    header = f"{'policy':<44} {'people':>6} " + " ".join(f"{c[:10]:>10}" for c in COLUMNS) + f" {'seconds':>8}"
+    print(header)
+    for humans in densities:
+        kwargs = {**base, "scenario": {**base["scenario"], "n_humans": humans}}
+        for name, policy in policies:
+            start = time.perf_counter()
+            metrics = evaluate_crowd_policy(kwargs, policy, episodes=args.episodes)["metrics"]
+            cells = " ".join(f"{metrics[c]:>10.3f}" if metrics.get(c) is not None else f"{'-':>10}" for c in COLUMNS)
+            print(f"{name:<44} {humans:>6} {cells} {time.perf_counter() - start:>8.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

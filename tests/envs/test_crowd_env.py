@@ -31,6 +31,7 @@ def test_gymnasium_and_sb3_env_checkers_pass(scenario):
     obs, _ = env.reset(seed=0)
     frame = env.render()
     assert frame.shape == (256, 256, 3) and frame.dtype == np.uint8 and frame.std() > 0
+    assert frame.flags.writeable  # videos write text onto frames
 
 
 def rollout(env: CrowdNavEnv, actions: np.ndarray, seed: int):

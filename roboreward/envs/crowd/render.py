@@ -68,4 +68,4 @@ def draw_topdown(sim, b: int, size: int) -> np.ndarray:
     disc(robot, sim.radii[b, 0], ROBOT)
     tip = robot + sim.radii[b, 0] * np.array([np.cos(sim.heading[b]), np.sin(sim.heading[b])])
     draw.line([px(robot), px(tip)], fill=WALL, width=max(1, size // 256))
-    return np.asarray(image)
+    return np.array(image)  # a writable copy (PIL's buffer view is read-only)

@@ -86,3 +86,25 @@ def test_shipped_crowd_configs_step_their_envs(name):
     for _ in range(3):
         obs, rewards, dones, infos = venv.step(np.stack([venv.action_space.sample() for _ in range(2)]))
     assert np.isfinite(rewards).all() and set(obs) >= {"robot", "humans", "humans_mask"}
+
+
+def test_train_then_evaluate_a_crowd_run_through_the_cli(tmp_path):
+    """roboreward train crowd_circle -> roboreward eval RUN KEY=VALUE: the env's metrics and the override recorded."""
+    import json
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    small = ["train.total_timesteps=256", "train.checkpoint_every=128", "env.n_envs=4", "algo.hyperparams.n_steps=32",
+             "algo.hyperparams.batch_size=64", "env.kwargs.scenario.n_humans=5", "train.progress_bar=false"]
+    subprocess.run([sys.executable, "-m", "roboreward.cli", "train", "crowd_circle", *small, "--run-dir", str(run)],
+                   check=True, timeout=600)
+    assert (run / "model.zip").is_file()
+    out = tmp_path / "eval"
+    subprocess.run([sys.executable, "-m", "roboreward.cli", "eval", str(run), "--episodes", "3", "--out", str(out),
+                    "env.kwargs.scenario.n_humans=8"], check=True, timeout=600)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["overrides"] == ["env.kwargs.scenario.n_humans=8"] and metrics["episodes"] == 3
+    crowd = metrics["episode_metrics"]
+    assert crowd["success"] + crowd["collision_human"] + crowd["timeout"] == pytest.approx(1.0)
+    assert (out / "episodes.mp4").stat().st_size > 0

@@ -31,16 +31,19 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
     sub = demos.add_subparsers(dest="demos_command", required=True, metavar="SUBCOMMAND")
     p = sub.add_parser(
         "record",
-        help="record Meta-World's scripted expert into a dataset",
-        description="Roll out Meta-World's scripted expert and write each rollout as an episode of a LeRobot "
-        "v3.0 dataset (appends when --out already holds one). A kill loses at most the episode in progress.",
+        help="record a scripted expert (Meta-World's, or ORCA in the crowd) into a dataset",
+        description="Roll out a scripted expert (Meta-World's per task; ORCA as the robot for crowd) and write each "
+        "rollout as an episode of a LeRobot v3.0 dataset (appends when --out already holds one). A kill loses at "
+        "most the episode in progress.",
     )
     p.add_argument("task", metavar="TASK",
-                   help=f"one of {', '.join(TASK_NAMES)}, or a roboreward/MetaWorld-*-v3 env id")
+                   help=f"one of {', '.join(TASK_NAMES)}, crowd, or a roboreward/MetaWorld-*-v3 env id")
     p.add_argument("--episodes", type=arg_number(int, ge=1, le=1_000_000), default=10, help="rollouts to record (default: 10)")
-    p.add_argument("--cameras", nargs="+", default=["corner3"], metavar="CAMERA",
-                   help="cameras to render each step (default: corner3; also corner, corner2, corner4, topview, "
-                   "behindGripper, gripperPOV)")
+    p.add_argument("--cameras", nargs="+", default=None, metavar="CAMERA",
+                   help="cameras to render each step (Meta-World: corner3 (default), corner, corner2, corner4, "
+                   "topview, behindGripper, gripperPOV; crowd: topdown)")
+    p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", dest="env_overrides",
+                   help="the env's configuration, repeatable, e.g. --env scenario.name=room --env humans.react_to_robot=0")
     p.add_argument("--out", type=Path, required=True, metavar="DIR",
                    help="dataset folder (new, or a dataset to append to)")
     p.add_argument("--size", type=arg_number(int, ge=2, le=4096), default=96, help="frame width and height in pixels, even (default: 96)")
@@ -64,6 +67,16 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
     return demos
 
 
+def env_kwargs(overrides: list[str]) -> dict:
+    """``--env a.b=value`` options as the env's nested keyword arguments (values read as YAML)."""
+    from roboreward.config import apply_override
+
+    kwargs: dict = {}
+    for override in overrides:
+        apply_override(kwargs, override)
+    return kwargs
+
+
 def run_demos(args: argparse.Namespace) -> int:
     """Run a parsed ``roboreward demos ...`` command; errors are ValueErrors for the CLI to print."""
     if args.demos_command == "record":
@@ -79,6 +92,7 @@ def run_demos(args: argparse.Namespace) -> int:
             seed=args.seed,
             max_steps=args.max_steps,
             task=args.task_text,
+            env_kwargs=env_kwargs(args.env_overrides),
         )
         print(
             f"recorded {len(summary.episodes)} episodes of {summary.env_id} ({summary.frames} frames, success "

@@ -1,10 +1,13 @@
-"""Record Meta-World's scripted expert into a LeRobot v3.0 dataset, one episode per rollout.
+"""Record a scripted expert into a LeRobot v3.0 dataset, one episode per rollout.
 
 Reward models learned from demonstrations need demonstrations; Meta-World ships a hand-written
-expert for every task (:meth:`roboreward.envs.metaworld.MetaWorldEnv.scripted_action`), so
-recording needs no person and no trained policy. Each step stores the observation (39-d state and
-one frame per camera, rendered *before* acting), the expert's action, and what the step returned
-(``next.reward``, ``next.success``, ``next.done``).
+expert for every task (:meth:`roboreward.envs.metaworld.MetaWorldEnv.scripted_action`), and the crowd
+env's expert is ORCA as the robot (:meth:`roboreward.envs.crowd.env.CrowdNavEnv.scripted_action`), so
+recording needs no person and no trained policy. Each step stores the observation (the state vector —
+Meta-World's 39 values, the crowd env's flattened observation — and one frame per camera, rendered
+*before* acting), the expert's action, and what the step returned (``next.reward``, ``next.success``,
+``next.done``). An env with an expert defines ``scripted_action``, ``cameras`` and ``render_cameras``;
+one whose observation is not already a state vector also ``demo_layout()`` and ``demo_state(obs)``.
 
 Episodes are seeded by their index in the dataset (episode ``i`` resets with ``seed + i``), so
 re-running into the same folder resumes the sequence instead of repeating rollouts, and a kill
@@ -13,6 +16,7 @@ mid-recording loses at most the episode in progress (see :mod:`roboreward.datase
 Example::
 
     roboreward demos record reach --episodes 20 --cameras corner3 topview --out demos/reach
+    roboreward demos record crowd --env scenario.name=room --episodes 50 --out demos/crowd-room
 """
 
 from __future__ import annotations
@@ -53,17 +57,23 @@ def metaworld_tasks() -> dict[str, str]:
     return {gym.spec(env_id).kwargs["task"].removesuffix("-v3"): env_id for env_id in METAWORLD_ENV_IDS}
 
 
+CROWD_ENV_ID = "roboreward/CrowdNav-v0"
+
+
 def resolve_env_id(task: str) -> str:
-    """``reach`` or ``reach-v3`` or ``roboreward/MetaWorld-Reach-v3`` -> the registered env id."""
+    """``reach`` or ``reach-v3`` or ``roboreward/MetaWorld-Reach-v3`` -> the registered env id; ``crowd`` -> the
+    crowd-navigation env."""
     tasks = metaworld_tasks()
     if task in METAWORLD_ENV_IDS:
         return task
+    if task in ("crowd", CROWD_ENV_ID):
+        return CROWD_ENV_ID
     name = task.removesuffix("-v3")
     if name in tasks:
         return tasks[name]
     raise DatasetError(
-        f"{task!r} is not a Meta-World task with a scripted expert; choose one of {sorted(tasks)} "
-        f"(or an env id: {METAWORLD_ENV_IDS})"
+        f"{task!r} is not a task with a scripted expert; choose one of {sorted(tasks)} or crowd "
+        f"(or an env id: {[*METAWORLD_ENV_IDS, CROWD_ENV_ID]})"
     )
 
 
@@ -88,22 +98,25 @@ def record_scripted_demos(
     env_id: str,
     out_dir: str | Path,
     episodes: int,
-    cameras: Sequence[str] = ("corner3",),
+    cameras: Sequence[str] | None = None,
     width: int = 96,
     height: int = 96,
     seed: int = 0,
     *,
     max_steps: int | None = None,
     task: str | None = None,
+    env_kwargs: dict | None = None,
     progress: bool = True,
 ) -> RecordSummary:
     """Roll out the scripted expert ``episodes`` times and append each rollout as an episode.
 
-    :param env_id: a Meta-World env id or short name (``reach``, ``push``, ``door-open``, ...).
+    :param env_id: a Meta-World env id or short name (``reach``, ``push``, ``door-open``, ...), or ``crowd``.
     :param out_dir: the dataset folder; created if new, appended to if it holds a dataset recorded
         with the same cameras and frame size.
     :param episodes: rollouts to record now.
-    :param cameras: Meta-World cameras to render every step (``corner3``, ``topview``, ...).
+    :param cameras: cameras to render every step (Meta-World: ``corner3``, ``topview``, ...; crowd:
+        ``topdown``); default: the env's first.
+    :param env_kwargs: the env's configuration (the crowd env's scenario, robot, people, ...).
     :param width: frame width in pixels (even: H.264 needs it).
     :param height: frame height in pixels (even).
     :param seed: episode ``i`` of the dataset resets with ``seed + i``.
@@ -120,28 +133,33 @@ def record_scripted_demos(
         raise DatasetError(f"episodes={episodes!r} must be a positive integer")
     if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1):
         raise DatasetError(f"max_steps={max_steps!r} must be a positive integer (or None for the env's limit)")
-    cameras = list(cameras)
-    env = gym.make(env_id, width=width, height=height)
+    env = gym.make(env_id, width=width, height=height, **(env_kwargs or {}))
     try:
         mw = env.unwrapped
+        cameras = list(cameras) if cameras is not None else [list(mw.cameras)[0]]
         unknown = [c for c in cameras if c not in mw.cameras]
         if unknown:
-            raise DatasetError(f"camera {unknown[0]!r} is not in the Meta-World model; choose from {mw.cameras}")
-        task_text = task if task is not None else TASK_TEXT.get(mw.task, mw.task.removesuffix("-v3").replace("-", " "))
-        limit = env.spec.max_episode_steps if env.spec is not None else None
-        steps = min(n for n in (max_steps, limit) if n is not None)  # registered ids always have a limit
+            raise DatasetError(f"camera {unknown[0]!r} is not one of {env_id}'s cameras; choose from {list(mw.cameras)}")
+        layout = mw.demo_layout() if hasattr(mw, "demo_layout") else {
+            "state_names": STATE_NAMES, "action_names": ACTION_NAMES, "robot_type": ROBOT_TYPE,
+            "task_text": TASK_TEXT.get(mw.task, mw.task.removesuffix("-v3").replace("-", " "))}
+        state_of = mw.demo_state if hasattr(mw, "demo_state") else (lambda obs: obs)
+        task_text = task if task is not None else layout["task_text"]
+        limit = (env.spec.max_episode_steps if env.spec is not None else None) or getattr(mw, "max_steps", None)
+        steps = min(n for n in (max_steps, limit) if n is not None)  # every expert env has a limit
         writer = DatasetWriter.open_or_create(
             out_dir,
             fps=int(env.metadata["render_fps"]),
             cameras=cameras,
             image_size=(height, width),
-            state_names=STATE_NAMES,
-            action_names=ACTION_NAMES,
-            robot_type=ROBOT_TYPE,
+            state_names=layout["state_names"],
+            action_names=layout["action_names"],
+            robot_type=layout["robot_type"],
         )
         recorded: list[int] = []
         successes = frames = 0
-        bar = tqdm(total=episodes, desc=f"record {mw.task}", unit="episode", dynamic_ncols=True, disable=not progress)
+        name = getattr(mw, "task", env_id)
+        bar = tqdm(total=episodes, desc=f"record {name}", unit="episode", dynamic_ncols=True, disable=not progress)
         with writer, bar:
             for _ in range(episodes):
                 obs, _ = env.reset(seed=seed + writer.num_episodes)
@@ -152,7 +170,8 @@ def record_scripted_demos(
                     next_obs, reward, terminated, truncated, info = env.step(action)
                     done = bool(terminated or truncated or t == steps - 1)
                     writer.add_frame(
-                        state=obs, action=action, images=images, reward=reward, success=info["is_success"], done=done
+                        state=state_of(obs), action=action, images=images, reward=reward, success=info["is_success"],
+                        done=done,
                     )
                     obs = next_obs
                     success |= bool(info["is_success"])

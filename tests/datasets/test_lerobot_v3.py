@@ -403,6 +403,27 @@ def test_record_scripted_demos_on_reach(tmp_path):
     assert not np.allclose(reader.episode(0).state[0, -3:], reader.episode(1).state[0, -3:])
 
 
+def test_record_the_crowd_expert_state_and_topdown_frames(tmp_path):
+    """ORCA as the robot in the crowd env, recorded: the flattened observation, the action, the top-down view."""
+    from roboreward.datasets.record import record_scripted_demos
+    from roboreward.envs.crowd.env import CrowdNavEnv
+
+    kwargs = {"scenario": {"name": "circle_crossing", "n_humans": 4}, "sensing": {"lidar_rays": 0}}
+    summary = record_scripted_demos("crowd", tmp_path / "crowd", episodes=2, width=32, height=32, seed=5,
+                                    env_kwargs=kwargs, progress=False)
+    reader = DatasetReader(tmp_path / "crowd")
+    assert reader.cameras == ["topdown"] and reader.robot_type == "holonomic_base" and reader.fps == 4
+    names = reader.features["observation.state"]["names"]
+    assert names[:2] == ["goal_x", "goal_y"] and len(names) == 8 + 4 * 5 + 4
+    env = CrowdNavEnv(**kwargs)
+    obs, _ = env.reset(seed=5)  # episode 0 of the dataset: seed + 0
+    ep = reader.episode(0)
+    np.testing.assert_allclose(ep.state[0], env.demo_state(obs), atol=1e-6)
+    np.testing.assert_allclose(ep.action[0], env.scripted_action(obs), atol=1e-6)
+    assert ep.done[-1] and summary.frames == sum(info.length for info in reader.episodes)
+    assert reader.frames(0, "topdown").shape == (ep.state.shape[0], 32, 32, 3)
+
+
 def test_cli_records_demos(tmp_path):
     out = tmp_path / "demos"
     command = [sys.executable, "-m", "roboreward.cli", "demos", "record", "reach", "--episodes", "1",

@@ -311,6 +311,39 @@ class CrowdNavEnv(gym.Env):
 
         return orca_actions(self.batch)[0]
 
+    # --- recording demonstrations (roboreward demos record crowd) ------------------------------------------
+
+    cameras: ClassVar[tuple[str, ...]] = ("topdown",)
+
+    def scripted_action(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        """The expert of ``roboreward demos record``: ORCA as the robot, from the true state."""
+        return self.orca_action()
+
+    def render_cameras(self, cameras: list[str]) -> dict[str, np.ndarray]:
+        """The current state from each of ``cameras`` (the crowd world has one: ``topdown``)."""
+        if any(c != "topdown" for c in cameras):
+            raise ValueError(f"the crowd world has one view, 'topdown'; got {cameras}")
+        return {camera: self.batch.render(0) for camera in cameras}
+
+    def demo_layout(self) -> dict[str, Any]:
+        """How a recorded step stores this env: the names of the flattened observation and of the action."""
+        names = ["goal_x", "goal_y", "velocity_x", "velocity_y", "heading_cos", "heading_sin", "radius", "max_speed"]
+        names += [f"human{i}_{f}" for i in range(self.batch.n_humans) for f in ("x", "y", "vx", "vy", "radius")]
+        names += [f"human{i}_seen" for i in range(self.batch.n_humans)]
+        if "lidar" in self.observation_space.spaces:
+            names += [f"lidar{j}" for j in range(self.config.sensing.lidar_rays)]
+        if "obstacles" in self.observation_space.spaces:
+            names += [f"obstacle{t}_{c}{v}" for t in range(self.batch.n_tokens) for v in range(4) for c in "xy"]
+            names += [f"obstacle{t}_present" for t in range(self.batch.n_tokens)]
+        action = ["vx", "vy"] if self.config.robot.kinematics == "holonomic" else ["v", "omega"]
+        return {"state_names": names, "action_names": action, "robot_type": f"{self.config.robot.kinematics}_base",
+                "task_text": "reach the goal through the crowd"}
+
+    def demo_state(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        """The observation flattened in :meth:`demo_layout`'s order."""
+        keys = ["robot", "humans", "humans_mask", "lidar", "obstacles", "obstacles_mask"]
+        return np.concatenate([np.asarray(obs[k], dtype=np.float32).ravel() for k in keys if k in obs])
+
     @staticmethod
     def _first(obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {k: v[0] for k, v in obs.items()}

@@ -72,17 +72,20 @@ class RewardBatch:
     """What a reward model may look at, for ``B`` transitions (the state reached after each step).
 
     :param frames: rendered frames ``uint8 [B, H, W, 3]``, or None for models that need none.
-    :param observations: env observations ``[B, ...]``, or None.
+    :param observations: env observations ``[B, ...]`` (for an env with a ``Dict`` observation space, a dict of
+        such arrays, one per key), or None.
     :param goal_frames: per-transition goal images ``uint8 [B, H, W, 3]`` for goal-conditioned envs
         (an env that can ``render_goal()``), or None.
     """
 
     frames: np.ndarray | None = None
-    observations: np.ndarray | None = None
+    observations: np.ndarray | dict[str, np.ndarray] | None = None
     goal_frames: np.ndarray | None = None
 
     def __len__(self) -> int:
         for x in (self.frames, self.observations):
+            if isinstance(x, dict):
+                return len(next(iter(x.values())))
             if x is not None:
                 return len(x)
         raise ValueError("a RewardBatch needs frames or observations")
@@ -133,6 +136,20 @@ class RewardModel(Registered, abc.ABC):
                 "check the reward section of the config (scale, weights, checkpoint) and the frames it is given"
             )
         return rewards
+
+
+def observation_at(observations, i: int):
+    """Env ``i``'s observation in a vector env's batch (an array, or a dict of arrays for Dict spaces)."""
+    if isinstance(observations, dict):
+        return {key: value[i] for key, value in observations.items()}
+    return observations[i]
+
+
+def stack_observations(observations: list):
+    """Per-env observations as a batch ``[B, ...]``: one array, or a dict of arrays for Dict spaces."""
+    if observations and isinstance(observations[0], dict):
+        return {key: np.stack([o[key] for o in observations]) for key in observations[0]}
+    return np.stack([np.asarray(o) for o in observations])
 
 
 def stack_frames(frames: list) -> np.ndarray | list:

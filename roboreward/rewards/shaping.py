@@ -68,7 +68,7 @@ import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
-from roboreward.rewards.base import RewardBatch, stack_frames
+from roboreward.rewards.base import RewardBatch, observation_at, stack_frames, stack_observations
 from roboreward.rewards.wrappers import FRAME_KEY, GOAL_FRAME_KEY, RenderInInfo, _put
 
 Potential = Callable[[RewardBatch], np.ndarray]
@@ -115,7 +115,7 @@ def _is_wrapped(env: gym.Env, wrapper_class: type[gym.Wrapper]) -> bool:
 
 def _evaluate(
     potential: Potential,
-    observations: np.ndarray,
+    observations,
     frames: list[np.ndarray | None],
     goal_frames: list[np.ndarray | None],
     requires_frames: bool,
@@ -130,8 +130,8 @@ def _evaluate(
         goal_frames=stack_frames(goal_frames) if has_goals else None,  # type: ignore[arg-type]
     )
     values = np.asarray(potential(batch), dtype=np.float64)
-    if values.shape != (len(observations),):
-        n = len(observations)
+    n = len(batch)
+    if values.shape != (n,):
         raise RuntimeError(f"the potential returned shape {values.shape} for {n} states; expected ({n},)")
     return values
 
@@ -205,7 +205,7 @@ class PotentialShaping(gym.Wrapper):
 
     def _potential_of(self, obs: Any, info: dict[str, Any]) -> float:
         frame = info.get(FRAME_KEY)
-        values = _evaluate(self.potential, np.asarray(obs)[None], [frame], [self._goal_frame], self.requires_frames)
+        values = _evaluate(self.potential, stack_observations([obs]), [frame], [self._goal_frame], self.requires_frames)
         return float(values[0])
 
 
@@ -252,7 +252,8 @@ class VecPotentialShaping(VecEnvWrapper):
         reset_infos = self.venv.reset_infos
         frames = [info.pop(FRAME_KEY, None) for info in reset_infos]
         self._goal_frames = [info.pop(GOAL_FRAME_KEY, None) for info in reset_infos]
-        self._phi = _evaluate(self.potential, np.asarray(obs), frames, self._goal_frames, self.requires_frames)
+        self._phi = _evaluate(self.potential, stack_observations([observation_at(obs, i) for i in range(self.num_envs)]),
+                              frames, self._goal_frames, self.requires_frames)
         for i, info in enumerate(reset_infos):
             _put(info, self.potential_key, float(self._phi[i]))
         self.reset_infos = reset_infos
@@ -272,10 +273,11 @@ class VecPotentialShaping(VecEnvWrapper):
             self._goal_frames[i] = reset_infos[i].pop(GOAL_FRAME_KEY, None)
 
         # One batch: reached states (a finished env's obs is already its next episode's first), then new first states.
-        observations = [infos[i]["terminal_observation"] if dones[i] else obs[i] for i in live] + [obs[i] for i in new]
+        observations = ([infos[i]["terminal_observation"] if dones[i] else observation_at(obs, i) for i in live]
+                        + [observation_at(obs, i) for i in new])
         frames = [reached_frames[i] for i in live] + [reset_infos[i].pop(FRAME_KEY, None) for i in new]
         goals = [old_goals[i] for i in live] + [self._goal_frames[i] for i in new]
-        values = _evaluate(self.potential, np.stack(observations), frames, goals, self.requires_frames)
+        values = _evaluate(self.potential, stack_observations(observations), frames, goals, self.requires_frames)
 
         next_phi = np.zeros(self.num_envs)
         next_phi[live] = values[: len(live)]

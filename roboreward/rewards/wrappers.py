@@ -36,7 +36,7 @@ from stable_baselines3.common.vec_env import SubprocVecEnv, VecEnv, VecEnvWrappe
 from stable_baselines3.common.vec_env.subproc_vec_env import _stack_obs
 
 from roboreward.errors import ConfigError
-from roboreward.rewards.base import RewardBatch, RewardModel, stack_frames
+from roboreward.rewards.base import RewardBatch, RewardModel, observation_at, stack_frames, stack_observations
 from roboreward.rewards.postprocess import RewardPostprocessor
 
 FRAME_KEY = "frame"
@@ -110,7 +110,7 @@ class LearnedReward(gym.Wrapper):
         frame = info.get(FRAME_KEY)
         batch = RewardBatch(
             frames=None if frame is None else frame[None],
-            observations=np.asarray(obs)[None],
+            observations=stack_observations([obs]),
             goal_frames=None if self._goal_frame is None else self._goal_frame[None],
         )
         raw = self.model(batch)
@@ -226,7 +226,8 @@ class VecLearnedReward(VecEnvWrapper):
         assert self.model is not None
         envs = list(envs)
         # A finished env's obs is already its next episode's first; score the state it ended in.
-        observations = np.stack([infos[i]["terminal_observation"] if dones[i] else obs[i] for i in envs])
+        observations = stack_observations(
+            [infos[i]["terminal_observation"] if dones[i] else observation_at(obs, i) for i in envs])
         if self.model.requires_frames and any(frames[i] is None for i in envs):
             raise RuntimeError("the reward model reads frames but the envs render none: wrap each env in RenderInInfo")
         goals = [self._goal_frames[i] for i in envs]

@@ -453,3 +453,25 @@ def test_the_test_set_is_the_same_episodes_whatever_the_batch_size():
     assert means["success"] == pytest.approx(np.mean([e["success"] for e in wide["per_episode"]]))
     with pytest.raises(ValueError, match="is not a baseline"):
         evaluate_crowd_policy(kwargs, "dwa", episodes=1)
+
+
+def test_reward_wrappers_take_dict_observations():
+    """Shaping (and learned rewards) read the crowd env's Dict observation: Φ = −goal distance from obs["robot"]."""
+    from roboreward.rewards.shaping import VecPotentialShaping
+
+    def potential(batch):
+        return -np.linalg.norm(batch.observations["robot"][:, :2], axis=1)
+
+    venv = CrowdNavVecEnv(3, scenario="room", time_limit=3.0)
+    venv.seed(0)
+    shaped = VecPotentialShaping(venv, potential, gamma=0.9)
+    obs = shaped.reset()
+    phi = potential(type("B", (), {"observations": obs})())
+    for _ in range(14):  # past the 12-step limit: truncations and resets included
+        obs, rewards, dones, infos = shaped.step(np.full((3, 2), 0.5))
+        for i, info in enumerate(infos):
+            reached = info["terminal_observation"] if dones[i] else {k: v[i] for k, v in obs.items()}
+            terminated = dones[i] and not info["TimeLimit.truncated"]
+            next_phi = 0.0 if terminated else -np.linalg.norm(reached["robot"][:2])
+            assert info["shaping"] == pytest.approx(0.9 * next_phi - phi[i], abs=1e-5)
+            phi[i] = -np.linalg.norm(obs["robot"][i, :2]) if dones[i] else next_phi

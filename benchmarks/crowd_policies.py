@@ -4,7 +4,8 @@ Every policy drives the same 500 seeded episodes (``roboreward.envs.crowd.evalua
 from seed 1 000 000 + k, as ``roboreward eval`` seeds its episodes for a run with seed 0) of a shipped
 config's env — by default ``crowd_circle``, CrowdNav++'s setting — at the trained density and at lower and
 higher ones (``--humans``). Baselines: ORCA as the robot, social force as the robot, straight to the goal.
-Trained runs (``--runs``) are loaded from their final model or newest checkpoint.
+Trained runs (``--runs``) are loaded from their final model or newest checkpoint and tested on their own
+env (their config's ``env.kwargs``), with the same densities and seeds.
 
     python benchmarks/crowd_policies.py [--config crowd_circle] [--runs runs/crowd_circle-...] [--episodes 500]
                                         [--humans 10,20,30]
@@ -55,18 +56,19 @@ def main() -> None:
     base = load_experiment(args.config).env.kwargs
     trained = base["scenario"].get("n_humans", 20) if isinstance(base.get("scenario"), dict) else 20
     densities = [int(h) for h in args.humans.split(",")] if args.humans else [trained // 2, trained, trained * 3 // 2]
-    policies = [(name, name) for name in BASELINES]
+    policies = [(name, name, base) for name in BASELINES]
     for run in args.runs:
         policy, config, path = trained_policy(run)
         if config.env.id != "roboreward/CrowdNav-v0":
             raise SystemExit(f"{run} trained {config.env.id}, not the crowd env")
-        policies.append((f"{run.name} ({path.parent.name if path.name == 'model.zip' else path.name})", policy))
+        label = f"{run.name} ({path.parent.name if path.name == 'model.zip' else path.name})"
+        policies.append((label, policy, config.env.kwargs))
     print(f"config {args.config}, {args.episodes} test episodes from seed {TEST_SEED}, trained density {trained}")
     header = f"{'policy':<44} {'people':>6} " + " ".join(f"{c[:10]:>10}" for c in COLUMNS) + f" {'seconds':>8}"
     print(header)
     for humans in densities:
-        kwargs = {**base, "scenario": {**base["scenario"], "n_humans": humans}}
-        for name, policy in policies:
+        for name, policy, env_kwargs in policies:
+            kwargs = {**env_kwargs, "scenario": {**env_kwargs["scenario"], "n_humans": humans}}
             start = time.perf_counter()
             metrics = evaluate_crowd_policy(kwargs, policy, episodes=args.episodes)["metrics"]
             cells = " ".join(f"{metrics[c]:>10.3f}" if metrics.get(c) is not None else f"{'-':>10}" for c in COLUMNS)

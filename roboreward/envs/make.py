@@ -125,9 +125,10 @@ def batched_vec_env(config: EnvConfig, render: bool) -> VecEnv:
     module, name = BATCHED_ENVS[config.id].split(":")
     cls = getattr(importlib.import_module(module), name)
     r = config.render
+    size = {"width": r.width, "height": r.height, "camera": r.camera} if render else {}  # else the env's own
     try:
-        return cls(config.n_envs, render_mode="rgb_array" if render else None, frames_in_info=render,
-                   width=r.width, height=r.height, camera=r.camera, **config.kwargs)
+        return cls(config.n_envs, render_mode="rgb_array" if render else None, frames_in_info=render, **size,
+                   **config.kwargs)
     except ConfigError:
         raise
     except (TypeError, ValueError) as e:

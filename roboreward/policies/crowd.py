@@ -8,13 +8,14 @@ observation of :mod:`roboreward.envs.crowd.env`:
 - ``robot`` → an MLP embedding, the query of the robot–human attention;
 - ``humans`` (masked by ``humans_mask``) → per-person MLP embeddings → masked multi-head self-attention
   (with a residual connection) → masked attention from the robot's embedding;
-- ``lidar`` → circular 1-D convolutions (the scan wraps around) → a linear embedding;
+- ``lidar`` → 1-D convolutions, circular (a 360° scan wraps around; a narrower one is padded with zeros) →
+  a linear embedding;
 - ``obstacles`` tokens (with ``obstacles_mask``) → a masked attention from the robot, when there is no lidar
   or ``use_obstacle_tokens`` is set.
 
 A learned "nobody" token is always among the keys, so a step where no one is seen attends to it instead of
-dividing by zero. The actor and critic heads (``algo.net_arch``) read the concatenation; with
-``algo.name: recurrent_ppo`` an LSTM sits between them (sb3-contrib's RecurrentPPO), HEIGHT's recurrence.
+dividing by zero. The actor and critic heads (``algo.net_arch``) read the concatenation. HEIGHT's recurrent
+layer is not here yet: the observation carries the people's velocities instead of a history.
 
 Use it with ``algo.features: crowd_attention`` (``algo.features_kwargs`` for the sizes below).
 """
@@ -35,11 +36,12 @@ class CrowdAttentionExtractor(BaseFeaturesExtractor):
     :param lidar_channels: channels of the lidar's convolutions (each halves the scan's length).
     :param use_obstacle_tokens: attend to the obstacle tokens too (always, when the env has no lidar).
     :param human_human: the person–person attention layer (off: people are embedded one by one, cheaper).
+    :param lidar_wraps: the scan covers 360°, so its ends are neighbours (False for a narrower lidar_fov).
     """
 
     def __init__(self, observation_space: spaces.Dict, embed_dim: int = 64, heads: int = 4,
                  lidar_channels: tuple[int, ...] = (16, 32), use_obstacle_tokens: bool = False,
-                 human_human: bool = True) -> None:
+                 human_human: bool = True, lidar_wraps: bool = True) -> None:
         keys = set(observation_space.spaces)
         if not {"robot", "humans", "humans_mask"} <= keys:
             raise ValueError(f"crowd_attention reads the crowd env's observation (robot, humans, humans_mask); "
@@ -64,8 +66,9 @@ class CrowdAttentionExtractor(BaseFeaturesExtractor):
             n_rays = observation_space["lidar"].shape[0]
             layers: list[nn.Module] = []
             channels = 1
+            padding = "circular" if lidar_wraps else "zeros"
             for out in lidar_channels:
-                layers += [nn.Conv1d(channels, out, 5, stride=2, padding=2, padding_mode="circular"), nn.ReLU()]
+                layers += [nn.Conv1d(channels, out, 5, stride=2, padding=2, padding_mode=padding), nn.ReLU()]
                 channels = out
             conv = nn.Sequential(*layers)
             with torch.no_grad():

@@ -168,7 +168,7 @@ def summarise(episodes: list[Episode]) -> dict:
 
 def episode_metrics(episodes: list[Episode]) -> dict[str, float | None]:
     """Means of the env's own episode metrics; ``nav_time`` over successful episodes only (None if none succeeded);
-    a metric that is infinite in some episode (``min_separation`` with nobody near) averages the finite ones."""
+    a metric that is infinite in some episode (``min_separation`` with no people) averages the finite ones."""
     reported = [e.metrics for e in episodes if e.metrics]
     out: dict[str, float | None] = {}
     for name in reported[0]:

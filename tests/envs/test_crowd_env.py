@@ -335,11 +335,11 @@ def test_reward_terms_sum_to_the_reward():
      "scenario.n_humans: 42 people of radius up to 0.3 m need .* at most half of it"),
     ({"scenario": {"name": "room", "room_size": 6.0, "arena": 6.0, "n_humans": 20, "n_humans_jitter": 0,
                    "n_obstacles": 30, "n_obstacles_jitter": 0, "obstacle_gap": 1.0, "goal_distance": [1, 4]}}, "do not fit in the 6.0 m room"),
-    ({"scenario": {"name": "room", "room_size": 5.0, "arena": 5.0, "n_obstacles": 0, "n_obstacles_jitter": 0}}, "no robot start and goal 5.0-6.0 m apart fit"),
+    ({"scenario": {"name": "room", "room_size": 4.5, "arena": 4.5, "n_obstacles": 0, "n_obstacles_jitter": 0}}, "no robot start and goal 5.0-6.0 m apart fit"),
     ({"scenario": {"name": "corridor", "n_obstacles": 3}}, "boxes are placed in the 'room' scenario only"),
     ({"time_step": float("nan")}, "time_step: nan is not a finite number"),
     ({"humans": {"radius": [0.5, 0.3]}}, r"humans.radius: \[0.5, 0.3\] must be \[lo, hi\]"),
-    ({"reward": "nice"}, "'nice' is not a preset"),
+    ({"reward": "nice"}, "reward.preset: 'nice' is not allowed; choose one of"),
 ])
 def test_bad_configs_name_the_key_the_value_and_what_is_allowed(kwargs, message):
     with pytest.raises(ConfigError, match=message):
@@ -475,3 +475,46 @@ def test_reward_wrappers_take_dict_observations():
             next_phi = 0.0 if terminated else -np.linalg.norm(reached["robot"][:2])
             assert info["shaping"] == pytest.approx(0.9 * next_phi - phi[i], abs=1e-5)
             phi[i] = -np.linalg.norm(obs["robot"][i, :2]) if dones[i] else next_phi
+
+
+def test_no_step_passes_through_a_wall_however_long():
+    env = CrowdNavEnv(scenario={"name": "corridor", "n_humans": 0}, time_step=0.75)
+    env.reset(seed=0)
+    sim = env.batch.sim
+    sim.heading[0], sim.positions[0, 0] = 0.0, [0.0, 1.15]  # 0.35 m from the corridor's wall at y = 1.5
+    _, _, terminated, _, info = env.step(np.array([0.0, 1.0]))  # 0.75 m straight across it
+    assert terminated and info["event"] == "collision_wall"
+    fast = CrowdNavEnv(scenario={"name": "room", "n_obstacles": 0, "n_obstacles_jitter": 0, "n_humans": 0,
+                                 "n_humans_jitter": 0, "n_static": 0, "n_static_jitter": 0},
+                       robot={"max_speed": 2.5}, time_step=1.0)
+    fast.reset(seed=0)
+    for _ in range(10):
+        _, _, terminated, _, info = fast.step(np.array([1.0, 0.0]))
+        if terminated:
+            break
+    assert info["event"] == "collision_wall" and np.abs(fast.batch.sim.robot_position[0]).max() < 6.0 + 2.5
+
+
+def test_unseeded_vec_envs_differ():
+    a, b = CrowdNavVecEnv(2).reset(), CrowdNavVecEnv(2).reset()
+    assert not np.array_equal(a["robot"], b["robot"])
+
+
+def test_obstacle_tokens_are_each_wall_edge_and_box():
+    env = CrowdNavEnv(scenario="corridor")
+    obs, _ = env.reset(seed=0)
+    tokens = obs["obstacles"][obs["obstacles_mask"] == 1].reshape(-1, 4, 2)
+    assert len(tokens) == 6  # the room's 4 edges and the corridor's 2 walls
+    lengths = np.linalg.norm(tokens[:, 1] - tokens[:, 0], axis=1)
+    np.testing.assert_allclose(sorted(lengths), [12.0] * 6, atol=1e-4)  # every wall spans the room, none a point
+    with pytest.raises(ConfigError, match="max_obstacle_tokens: 14 rows cannot hold the 16"):
+        CrowdNavEnv(scenario="room", sensing={"max_obstacle_tokens": 14})
+
+
+def test_a_crowded_draw_is_drawn_again_rather_than_stopping_training():
+    kwargs = {"scenario": {"name": "room", "n_obstacles": 22, "n_obstacles_jitter": 0}}
+    env = CrowdNavEnv(**kwargs)
+    for seed in range(60):  # some of these draw boxes that leave the robot or the people no room at first
+        env.reset(seed=seed)
+    with pytest.raises(ConfigError, match="goal_distance: .* does not apply to the corridor"):
+        CrowdNavEnv(scenario={"name": "corridor", "goal_distance": [2, 4]})

@@ -11,12 +11,14 @@ section is a mapping of its own fields, and a scenario may be named by its name 
         scenario: {name: circle_crossing, n_humans: 20}
         humans: {react_to_robot: 0.0}       # CrowdNav++'s invisible robot
 
-Every number is checked (finite, in range) when the env is built; a scenario that cannot hold what
-it is asked to (more people than fit in its space) stops with the key, the value and what fits.
+Every number is checked (finite, in range) when the env is built, and a crowd that cannot fit its room stops
+there; a layout whose draw leaves no room (boxes fell badly) is drawn again, and only a scenario that keeps
+failing stops at a reset, with the key, the value and what to change.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -32,15 +34,17 @@ Kinematics = Literal["holonomic", "unicycle", "diff_drive"]
 class ScenarioConfig:
     """Where the robot, the people and the obstacles start, and where they go.
 
-    - ``circle_crossing``: people on a circle of ``circle_radius`` heading for the opposite point; the
-      robot crosses the circle's diameter (CrowdNav, CrowdNav++).
+    - ``circle_crossing``: people on a circle of ``circle_radius`` heading for the opposite point (CrowdNav,
+      CrowdNav++).
     - ``square_crossing``: people start on one side of a ``square_width`` square and cross to the other.
     - ``corridor``: a ``corridor_width`` corridor along x; people walk both ways, the robot goes end to end.
     - ``doorway``: a wall across the room with a ``door_width`` gap; everyone has to pass the door.
     - ``room``: a walled ``room_size`` square room with ``n_obstacles`` boxes, people walking between free
       points and ``n_static`` people standing still (HEIGHT).
 
-    Counts are drawn per episode from ``n ± jitter`` (uniformly); all scenarios have the room's walls.
+    Counts are drawn per episode from ``n ± jitter`` (uniformly). The robot starts and ends at random points
+    of the ``arena`` ``goal_distance`` apart (CrowdNav++'s rule; in the corridor and doorway it goes from one
+    side to the other). The crossings are open by default, the others walled (``walls``).
     """
 
     name: str = bounded("circle_crossing", "which scenario", choices=SCENARIOS)
@@ -76,6 +80,9 @@ class ScenarioConfig:
             if getattr(self, count + "_jitter") > getattr(self, count):
                 raise ConfigError(f"scenario.{count}_jitter: {getattr(self, count + '_jitter')} must be <= {count} "
                                   f"({getattr(self, count)})")
+        if self.name in ("corridor", "doorway") and tuple(self.goal_distance) != (0.0, 60.0):
+            raise ConfigError(f"scenario.goal_distance: {list(self.goal_distance)} does not apply to the {self.name}, "
+                              f"whose robot goes from one side to the other; remove it")
         if self.name != "room" and self.n_obstacles:
             raise ConfigError(f"scenario.n_obstacles: {self.n_obstacles} boxes are placed in the 'room' scenario "
                               f"only; set scenario.name: room or n_obstacles: 0")
@@ -189,24 +196,36 @@ class SensingConfig:
 
 
 RewardPreset = Literal["crowdnav_pp", "height", "corrected"]
-PRESET_DEFAULTS: dict[str, dict[str, Any]] = {"crowdnav_pp": {}, "height": {"success": 20.0},
-                                              "corrected": {"time_factor": 1.0}}
+
+# Each preset's published coefficients, for the fields left null (``unicycle`` covers diff-drive robots too).
+PRESET_COEFFICIENTS: dict[str, dict[str, dict[str, float]]] = {
+    "crowdnav_pp": {"holonomic": {"success": 10.0, "progress_factor": 2.0, "spin_factor": 0.0, "time_factor": 0.0},
+                    "unicycle": {"success": 10.0, "progress_factor": 3.0, "spin_factor": 4.5, "time_factor": 0.0}},
+    "height": {"holonomic": {"success": 20.0, "progress_factor": 2.0, "spin_factor": 0.0, "time_factor": 0.0},
+               "unicycle": {"success": 20.0, "progress_factor": 2.0, "spin_factor": 0.05, "time_factor": 0.25}},
+    "corrected": {"holonomic": {"success": 10.0, "progress_factor": 2.0, "spin_factor": 0.0, "time_factor": 1.0},
+                  "unicycle": {"success": 10.0, "progress_factor": 2.0, "spin_factor": 0.0, "time_factor": 1.0}},
+}
 
 
 @dataclass(frozen=True)
 class CrowdRewardConfig:
-    """The hand-written reward (see :mod:`roboreward.envs.crowd.rewards` for every term)."""
+    """The hand-written reward (see :mod:`roboreward.envs.crowd.rewards` for every term and its form per preset).
+
+    Coefficients left null take the preset's published value for the robot's kinematics
+    (:data:`PRESET_COEFFICIENTS`); :class:`CrowdNavConfig` fills them in, so a saved config shows the numbers used.
+    """
 
     preset: RewardPreset = "corrected"
-    success: float = bounded(10.0, "reward on reaching the goal", ge=0, le=1000)
+    success: float | None = bounded(None, "reward on reaching the goal (null: the preset's)", ge=0, le=1000)
     collision: float = bounded(-20.0, "reward on any collision (ends the episode)", ge=-1000, le=0)
     discomfort_dist: float = bounded(0.25, "closer than this (surface to surface, m) is discomfort", ge=0, le=5)
     discomfort_factor: float = bounded(10.0, "discomfort: factor × (distance − discomfort_dist) × time_step",
                                        ge=0, le=1000)
-    progress_factor: float = bounded(2.0, "progress: factor × metres gained towards the goal", ge=0, le=100)
-    spin_factor: float = bounded(0.0, "unicycle: penalty factor × ω² (0: none)", ge=0, le=100)
-    time_factor: float = bounded(0.25, "height and corrected (1.0 there): the cost of each second on the way",
-                                 ge=0, le=100)
+    progress_factor: float | None = bounded(None, "progress: factor × metres gained towards the goal (null: the "
+                                            "preset's)", ge=0, le=100)
+    spin_factor: float | None = bounded(None, "the turning penalty's factor (0: none; null: the preset's)", ge=0, le=100)
+    time_factor: float | None = bounded(None, "the cost of each second on the way (null: the preset's)", ge=0, le=100)
     gamma: float = bounded(0.99, "corrected preset: the learner's discount for the progress shaping", gt=0, le=1)
 
 
@@ -227,6 +246,11 @@ class CrowdNavConfig:
     render_size: int = bounded(256, "side of the top-down RGB render, pixels", ge=32, le=2048)
 
     def __post_init__(self) -> None:
+        r = self.reward
+        published = PRESET_COEFFICIENTS[r.preset]["holonomic" if self.robot.kinematics == "holonomic" else "unicycle"]
+        filled = {name: value for name, value in published.items() if getattr(r, name) is None}
+        if filled:
+            object.__setattr__(self, "reward", dataclasses.replace(r, **filled))
         s, people = self.scenario, self.humans
         if s.walls and s.max_humans:
             # Discs cannot cover more than ~90 % of a plane; rejection sampling stalls far earlier, near half.
@@ -251,11 +275,6 @@ class CrowdNavConfig:
         data["scenario"] = {**SCENARIO_DEFAULTS[name], **scenario}
         if isinstance(data.get("reward"), str):
             data["reward"] = {"preset": data["reward"]}
-        reward = dict(data.get("reward") or {})
-        preset = reward.get("preset", "corrected")
-        if preset not in PRESET_DEFAULTS:
-            raise ConfigError(f"{key}.reward.preset: {preset!r} is not a preset; choose one of {list(PRESET_DEFAULTS)}")
-        data["reward"] = {**PRESET_DEFAULTS[preset], **reward}
         if isinstance(data.get("robot"), str):
             data["robot"] = {"kinematics": data["robot"]}
         robot = dict(data.get("robot") or {})

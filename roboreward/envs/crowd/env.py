@@ -43,6 +43,7 @@ from roboreward.envs.crowd.render import draw_topdown, view_half_width
 from roboreward.envs.crowd.rewards import CrowdReward
 from roboreward.envs.crowd.sensors import observe_kernel
 from roboreward.envs.crowd.sim import EVENT_NAMES, SUCCESS, CrowdSim
+from roboreward.errors import ConfigError
 
 ROBOT_FEATURES = 8
 HUMAN_FEATURES = 5
@@ -59,8 +60,12 @@ class CrowdNavBatch:
         self.metrics = EpisodeMetrics(config, n_envs)
         s = config.sensing
         self.n_humans = s.max_humans or max(config.scenario.max_humans, 1)  # one masked row when nobody is there
-        capacity = scenarios.polygon_capacity(config.scenario)
-        self.n_tokens = s.max_obstacle_tokens or (capacity if capacity else 0)
+        most = scenarios.token_capacity(config.scenario)
+        if s.max_obstacle_tokens is not None and s.max_obstacle_tokens < most:
+            raise ConfigError(f"sensing.max_obstacle_tokens: {s.max_obstacle_tokens} rows cannot hold the {most} "
+                              f"obstacle tokens a {config.scenario.name} layout can have; raise it to >= {most} or "
+                              f"leave it null")
+        self.n_tokens = s.max_obstacle_tokens or most
         self.tokens = np.zeros((n_envs, max(self.n_tokens, 1), 4, 2))
         self.token_mask = np.zeros((n_envs, max(self.n_tokens, 1)), dtype=bool)
         self.observation_space = self._observation_space()
@@ -98,13 +103,10 @@ class CrowdNavBatch:
         tokens = [p[None] for p, wall in zip(layout.polygons, layout.is_wall) if not wall]
         for polygon, wall in zip(layout.polygons, layout.is_wall):
             if wall:
-                ends = polygon[:1] if len(polygon) == 2 else np.roll(polygon, -1, axis=0)
+                ends = polygon[1:] if len(polygon) == 2 else np.roll(polygon, -1, axis=0)
                 starts = polygon[: len(ends)]
                 tokens.append(np.stack([starts, ends, ends, starts], axis=1))
         tokens_arr = np.concatenate(tokens) if tokens else np.zeros((0, 4, 2))
-        if len(tokens_arr) > self.n_tokens:
-            raise ValueError(f"the layout has {len(tokens_arr)} obstacle tokens; sensing.max_obstacle_tokens is "
-                             f"{self.n_tokens}: raise it")
         self.token_mask[b] = False
         self.tokens[b, : len(tokens_arr)] = tokens_arr
         self.token_mask[b, : len(tokens_arr)] = True
@@ -237,6 +239,10 @@ class CrowdNavVecEnv(VecEnv):
 
     def close(self) -> None:
         pass
+
+    def set_options(self, options: list[dict] | dict | None = None) -> None:
+        if options and any(options if isinstance(options, list) else [options]):
+            raise ValueError(f"the crowd env takes no reset options; got {options!r}")
 
     def get_images(self) -> Sequence[np.ndarray | None]:
         return [self.batch.render(b) for b in range(self.num_envs)]

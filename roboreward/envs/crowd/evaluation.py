@@ -69,7 +69,7 @@ def evaluate_crowd_policy(env_kwargs: dict[str, Any], policy: str | Policy, epis
 
 def summarise(episodes: list[dict[str, float]]) -> dict[str, float | None]:
     """Means over episodes; ``nav_time`` over successful ones only (None if none succeeded), as CrowdNav reports
-    it; ``min_separation`` over the episodes where someone came near (it is inf otherwise)."""
+    it; ``min_separation`` over the episodes with people (it is inf without)."""
     out: dict[str, float | None] = {}
     for name in episodes[0]:
         values = np.array([e[name] for e in episodes if name != "nav_time" or e["success"]], dtype=np.float64)

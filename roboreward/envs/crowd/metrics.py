@@ -9,7 +9,7 @@
   ``discomfort_dist`` (surface to surface; CrowdNav++'s intrusion ratio, CrowdNav's danger frequency).
 - ``discomfort_frequency``: how often per minute the robot entered someone's discomfort zone (each entry
   counted once, however long it stays).
-- ``min_separation``: the smallest surface distance to any person over the episode (m; inf if nobody came).
+- ``min_separation``: the smallest surface distance to any person over the episode (m; inf with no people).
 - ``jerk``: the mean magnitude of the robot's jerk (m/s³), the change of acceleration between steps.
 """
 

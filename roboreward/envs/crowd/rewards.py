@@ -1,27 +1,29 @@
 """Hand-written crowd-navigation rewards: CrowdNav++'s, HEIGHT's, and a corrected one.
 
-Every preset returns its terms separately (``info["reward_terms"]``); the reward is their sum. Terms are
+Every preset returns its terms separately (``info["reward_success"]``, ``info["reward_progress"]``, ...); the
+reward is their sum. Terms are
 computed on the state each step reaches. ``d`` is the robot's distance to its goal, ``d_min`` the smallest
 surface distance to a person during the step, ``dt`` the step length, ``v`` / ``ω`` the robot's forward speed
-and turn rate. Coefficients come from :class:`~roboreward.envs.crowd.config.CrowdRewardConfig`; the defaults
-below are each preset's published values.
+and turn rate. Coefficients come from :class:`~roboreward.envs.crowd.config.CrowdRewardConfig`; the numbers
+below are each preset's published values, which fields left null take (``PRESET_COEFFICIENTS``).
 
 ``crowdnav_pp`` — CrowdNav++ (Liu et al., ICRA 2023), an exclusive chain, first match wins:
     collision ``−20``; success ``+10``; discomfort ``(d_min − 0.25)·10·dt`` when ``d_min < 0.25``; otherwise
     progress ``2·(Φ_last − d)`` where ``Φ_last`` is the distance when progress was last paid (so metres gained
     while too close to someone are paid on the next step that is not). Unicycle / diff-drive robots add spin
-    ``−4.5·(ω·dt)²`` and backing ``−2·|v|`` when ``v < 0``; the progress factor is 3 for them.
+    ``−spin_factor·(ω·dt)²`` (4.5) and backing ``−2·|v|`` when ``v < 0``; their progress factor is 3.
 
 ``height`` — HEIGHT (Liu et al., T-ASE 2024), the same chain with success ``+20``, collisions with people,
     obstacles and walls alike ``−20``, and progress ``2·(d_prev − d)`` clipped to ``±2·v_max·dt``; unicycle
-    robots add spin ``−0.05·ω²``, backing ``−0.1·|v|`` and a time cost ``−0.25·dt`` (``−0.025`` a step at
-    HEIGHT's 0.1 s).
+    robots (HEIGHT's TurtleBot) add spin ``−spin_factor·ω²`` (0.05), backing ``−0.1·|v|`` and a time cost
+    ``−time_factor·dt`` (0.25/s: ``−0.025`` a step at HEIGHT's 0.1 s; 0 for holonomic robots unless set).
 
 ``corrected`` — the terms added, not exclusive, and progress as potential-based shaping
     (Ng et al., 1999) with the learner's ``γ``: ``γ·Φ(s') − Φ(s)`` with ``Φ = −progress_factor·d`` and
     ``Φ(s') = 0`` at a terminal state (:func:`~roboreward.rewards.shaping.shaping_term`), so the progress term
     cannot change which policy is optimal and never stops near people. Success ``+10``, collision ``−20``,
-    discomfort ``(d_min − 0.25)·10·dt`` whenever ``d_min < 0.25``, spin ``−spin_factor·ω²·dt``, and a time
+    discomfort ``(d_min − 0.25)·10·dt`` whenever ``d_min < 0.25`` (but on a collision with that person, which the
+    collision term already costs), spin ``−spin_factor·ω²·dt`` (0 unless set), and a time
     cost ``−1·dt`` (``time_factor``). The time cost is what makes arriving worth a risk: shaping is
     policy-invariant, so without it the task is +10 for arriving against −20 for a collision and 0 for waiting
     out the time limit somewhere safe, and while crossing the crowd still risks a collision one time in three
@@ -83,21 +85,18 @@ class CrowdReward:
         paid = other & ~near
         terms["discomfort"] = np.where(in_discomfort, discomfort, 0.0)
         if rc.preset == "crowdnav_pp":
-            factor = 3.0 if self.unicycle and rc.progress_factor == 2.0 else rc.progress_factor
-            terms["progress"] = np.where(paid, factor * (self.last_paid - r.goal_distance), 0.0)
+            terms["progress"] = np.where(paid, rc.progress_factor * (self.last_paid - r.goal_distance), 0.0)
             self.last_paid = np.where(paid, r.goal_distance, self.last_paid)
             if self.unicycle:
-                spin = 4.5 if rc.spin_factor == 0.0 else rc.spin_factor
-                terms["spin"] = -spin * (r.angular * dt) ** 2
+                terms["spin"] = -rc.spin_factor * (r.angular * dt) ** 2
                 terms["backing"] = np.where(r.speed < 0, -2.0 * np.abs(r.speed), 0.0)
         else:  # height
             limit = rc.progress_factor * self.config.robot.max_speed * dt
             gained = np.clip(rc.progress_factor * (r.goal_distance_before - r.goal_distance), -limit, limit)
             terms["progress"] = np.where(paid, gained, 0.0)
             if self.unicycle:
-                spin = 0.05 if rc.spin_factor == 0.0 else rc.spin_factor
-                terms["spin"] = -spin * r.angular ** 2
+                terms["spin"] = -rc.spin_factor * r.angular ** 2
                 terms["backing"] = np.where(r.speed < 0, -0.1 * np.abs(r.speed), 0.0)
-                terms["time"] = np.full_like(zeros, -rc.time_factor * dt)
+            terms["time"] = np.full_like(zeros, -rc.time_factor * dt)
         return terms
 

@@ -46,8 +46,30 @@ def polygon_capacity(config: ScenarioConfig) -> int:
     return walls + inner + 4 * config.max_obstacles
 
 
+def token_capacity(config: ScenarioConfig) -> int:
+    """The most obstacle tokens a layout of ``config`` can have: each room edge, inner wall and box one."""
+    return (4 if config.walls else 0) + {"corridor": 2, "doorway": 2}.get(config.name, 0) + config.max_obstacles
+
+
+LAYOUT_TRIES = 20  # whole layouts drawn afresh when one's people or robot find no room, before giving up
+
+
 def generate(config: CrowdNavConfig, rng: np.random.Generator) -> Layout:
-    """A fresh layout for one episode of ``config``'s scenario."""
+    """A fresh layout for one episode of ``config``'s scenario.
+
+    A crowded draw (the boxes fell so that the people or the robot find no room) is drawn again, whole, up
+    to :data:`LAYOUT_TRIES` times; only a scenario that keeps failing raises its :class:`ConfigError`.
+    """
+    for attempt in range(LAYOUT_TRIES):
+        try:
+            return _generate(config, rng)
+        except ConfigError:
+            if attempt == LAYOUT_TRIES - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _generate(config: CrowdNavConfig, rng: np.random.Generator) -> Layout:
     s = config.scenario
     n_moving = s.n_humans + int(rng.integers(-s.n_humans_jitter, s.n_humans_jitter + 1))
     n_static = s.n_static + int(rng.integers(-s.n_static_jitter, s.n_static_jitter + 1))
@@ -98,7 +120,7 @@ def _place_people(n: int, standing: bool, s: ScenarioConfig, world: World, radiu
         if tries >= MAX_TRIES * max(n, 1):
             raise ConfigError(
                 f"scenario {s.name!r}: could not place {n} {'standing' if standing else 'walking'} people "
-                f"({len(radii)} fit after {tries} tries); the space is too full. Lower scenario.n_humans "
+                f"({len(radii)} fit after {tries} tries, in each of {LAYOUT_TRIES} layouts); the space is too full. Lower scenario.n_humans "
                 f"({s.n_humans}) / n_static ({s.n_static}) or enlarge the space (room_size {s.room_size} m)"
             )
         k = CANDIDATES + 8 * (n - len(radii))
@@ -184,7 +206,8 @@ def _place_boxes(s: ScenarioConfig, n: int, rng: np.random.Generator) -> list[np
     while len(boxes) < n:
         if tries >= MAX_TRIES * n:
             raise ConfigError(f"scenario.n_obstacles: {n} boxes of {list(s.obstacle_size)} m, {s.obstacle_gap} m apart, "
-                              f"do not fit in the {s.room_size} m room; lower n_obstacles or obstacle_gap")
+                              f"do not fit in the {s.room_size} m room (in {LAYOUT_TRIES} layouts); lower n_obstacles "
+                              f"or obstacle_gap")
         k = CANDIDATES + 4 * n
         tries += k
         size = rng.uniform(*s.obstacle_size, (k, 2))
@@ -284,7 +307,8 @@ def _robot_start_and_goal(s: ScenarioConfig, world: World, radius: float, rng: n
                 math.atan2(goal[i, 1] - start[i, 1], goal[i, 0] - start[i, 0]))
             return start[i], goal[i], heading
     raise ConfigError(f"scenario {s.name!r}: no robot start and goal {lo}-{hi} m apart fit in the {s.arena} m arena "
-                      f"among the obstacles; widen scenario.goal_distance or arena, or lower n_obstacles")
+                      f"among the obstacles (in {LAYOUT_TRIES} layouts); widen scenario.goal_distance or arena, or "
+                      f"lower n_obstacles")
 
 
 def _human_routes(s: ScenarioConfig, rng: np.random.Generator, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -12,7 +12,7 @@ One step of length ``dt``, for all envs:
 2. the people choose velocities by ORCA from the state at the start of the step (the robot is an agent
    to them with its previous velocity, unless a person does not react to it); standing people stay put;
 3. collisions with people are found along the step (closest approach of the two straight motions), then
-   everyone moves, and collisions with walls and obstacles are found at the new position;
+   everyone moves, and collisions with walls and obstacles along the robot's path;
 4. people who reached their goal get a new one; the robot succeeds within ``goal_radius`` of its goal.
 
 Distances between bodies are surface to surface (centre distance minus both radii).
@@ -87,7 +87,8 @@ class CrowdSim:
         self.edge_is_wall = np.zeros((b, max(capacity, 1)), dtype=bool)
         self.boxes = np.zeros((b, max(config.scenario.max_obstacles, 1), 4))  # x0, y0, x1, y1
         self.box_valid = np.zeros((b, max(config.scenario.max_obstacles, 1)), dtype=bool)
-        self.rngs = [np.random.default_rng(i) for i in range(b)]
+        # Unseeded, every env draws from fresh OS entropy (as gymnasium and SB3 do); seed() makes them repeatable.
+        self.rngs = [np.random.default_rng(s) for s in np.random.SeedSequence().spawn(b)]
         self._preferred = np.zeros((b, 1 + h, 2))
         self._orca_radii = np.zeros((b, 1 + h))
         self._robot_only = np.zeros((b, 1 + h), dtype=bool)
@@ -260,7 +261,8 @@ def _advance(pos, vel, new, radii, active, static, dt, pts, nxt, valid, is_wall,
 
     ``closest[b]``: the smallest surface distance between the robot and a person during the step (the closest
     approach of their two straight motions; inf with nobody); ``hit[b]``: COLLISION_WALL or
-    COLLISION_OBSTACLE if the robot overlaps a wall or an obstacle where it arrives (or is inside a box), else 0.
+    COLLISION_OBSTACLE if the robot's straight path this step comes within its radius of a wall or an obstacle
+    edge (so no step, however long, passes through one) or it ends inside a box, else 0.
     """
     n_envs, n_agents, _ = pos.shape
     for b in range(n_envs):
@@ -284,15 +286,16 @@ def _advance(pos, vel, new, radii, active, static, dt, pts, nxt, valid, is_wall,
             vel[b, a, 0], vel[b, a, 1] = new[b, a, 0], new[b, a, 1]
             pos[b, a, 0] += new[b, a, 0] * dt
             pos[b, a, 1] += new[b, a, 1] * dt
+        # Walls and obstacles along the step: the robot's straight path from where it was (sx, sy) to where it is.
         rx, ry, r = pos[b, 0, 0], pos[b, 0, 1], radii[b, 0]
+        sx, sy = rx - new[b, 0, 0] * dt, ry - new[b, 0, 1] * dt
         hit[b] = NONE
         for e in range(pts.shape[1]):
             if not valid[b, e]:
                 continue
             ax, ay = pts[b, e, 0], pts[b, e, 1]
-            ex, ey = pts[b, nxt[b, e], 0] - ax, pts[b, nxt[b, e], 1] - ay
-            t = min(max(((rx - ax) * ex + (ry - ay) * ey) / max(ex * ex + ey * ey, 1e-12), 0.0), 1.0)
-            if (ax + ex * t - rx) ** 2 + (ay + ey * t - ry) ** 2 < r * r:
+            cx, cy = pts[b, nxt[b, e], 0], pts[b, nxt[b, e], 1]
+            if _segments_distance_sq(sx, sy, rx, ry, ax, ay, cx, cy) < r * r:
                 if is_wall[b, e]:
                     hit[b] = COLLISION_WALL
                 elif hit[b] == NONE:
@@ -301,6 +304,26 @@ def _advance(pos, vel, new, radii, active, static, dt, pts, nxt, valid, is_wall,
             for k in range(boxes.shape[1]):
                 if box_valid[b, k] and boxes[b, k, 0] < rx < boxes[b, k, 2] and boxes[b, k, 1] < ry < boxes[b, k, 3]:
                     hit[b] = COLLISION_OBSTACLE
+
+
+@numba.njit(cache=True)
+def _point_segment_distance_sq(px, py, ax, ay, cx, cy):
+    ex, ey = cx - ax, cy - ay
+    t = min(max(((px - ax) * ex + (py - ay) * ey) / max(ex * ex + ey * ey, 1e-12), 0.0), 1.0)
+    return (ax + ex * t - px) ** 2 + (ay + ey * t - py) ** 2
+
+
+@numba.njit(cache=True)
+def _segments_distance_sq(px, py, qx, qy, ax, ay, cx, cy):
+    """Squared distance between the segments p-q and a-c (0 when they cross)."""
+    d1 = (qx - px) * (ay - py) - (qy - py) * (ax - px)
+    d2 = (qx - px) * (cy - py) - (qy - py) * (cx - px)
+    d3 = (cx - ax) * (py - ay) - (cy - ay) * (px - ax)
+    d4 = (cx - ax) * (qy - ay) - (cy - ay) * (qx - ax)
+    if ((d1 > 0 > d2) or (d1 < 0 < d2)) and ((d3 > 0 > d4) or (d3 < 0 < d4)):
+        return 0.0
+    return min(_point_segment_distance_sq(px, py, ax, ay, cx, cy), _point_segment_distance_sq(qx, qy, ax, ay, cx, cy),
+               _point_segment_distance_sq(ax, ay, px, py, qx, qy), _point_segment_distance_sq(cx, cy, px, py, qx, qy))
 
 
 @numba.njit(cache=True, parallel=True)

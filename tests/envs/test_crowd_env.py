@@ -518,3 +518,25 @@ def test_a_crowded_draw_is_drawn_again_rather_than_stopping_training():
         env.reset(seed=seed)
     with pytest.raises(ConfigError, match="goal_distance: .* does not apply to the corridor"):
         CrowdNavEnv(scenario={"name": "corridor", "goal_distance": [2, 4]})
+
+
+def test_discrete_action_sets():
+    holo = CrowdNavEnv(robot={"actions": "discrete"})
+    assert holo.action_space.n == 81
+    holo.reset(seed=0)
+    start = holo.batch.sim.robot_position[0].copy()
+    holo.step(0)  # stop
+    np.testing.assert_allclose(holo.batch.sim.robot_position[0], start)
+    holo.step(80)  # the fastest speed, direction 15 of 16
+    assert np.linalg.norm(holo.batch.sim.robot_velocity[0]) == pytest.approx(1.0)
+    uni = CrowdNavEnv(robot={"kinematics": "unicycle", "actions": "discrete", "max_speed": 0.5, "max_angular": 1.0})
+    assert uni.action_space.n == 9
+    uni.reset(seed=0)
+    for _ in range(3):
+        uni.step(0)  # faster and turning left, each step by 0.05 m/s and 0.1 rad/s
+    assert uni.batch.sim.forward_speed[0] == pytest.approx(0.15) and uni.batch.sim.turn_rate[0] == pytest.approx(0.3)
+    with pytest.raises(ValueError, match=r"discrete actions are integers in \[0, 9\)"):
+        uni.step(9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sb3_check_env(uni)

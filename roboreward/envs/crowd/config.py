@@ -128,10 +128,14 @@ class CrowdRobotConfig:
     - ``diff_drive``: a unicycle whose speed and turn rate change at most ``max_accel`` /
       ``max_angular_accel`` per second; its speed limits default to ``configs/robots/diff_drive.yaml``'s base.
 
-    Actions are ``[-1, 1]`` per dimension (SB3's convention); out-of-range actions are clipped.
+    Actions are ``[-1, 1]`` per dimension (SB3's convention); out-of-range actions are clipped. With
+    ``actions: discrete`` the robot takes one of a fixed set instead: holonomic, CrowdNav's 81 (stop, or one of
+    5 speeds, exponentially spaced up to ``max_speed``, in one of 16 directions); unicycle and diff-drive,
+    HEIGHT's 9 (speed up, keep or slow down by 0.05 m/s, times turn faster left, keep or right by 0.1 rad/s).
     """
 
     kinematics: Kinematics = "holonomic"
+    actions: Literal["continuous", "discrete"] = "continuous"
     radius: float = bounded(0.3, "m", gt=0, le=2)
     max_speed: float = bounded(1.0, "m/s (v_pref)", gt=0, le=5)
     max_reverse: float = bounded(0.0, "unicycle / diff_drive: the fastest backwards speed, m/s", ge=0, le=5)

@@ -70,7 +70,11 @@ class CrowdNavBatch:
         self.token_mask = np.zeros((n_envs, max(self.n_tokens, 1)), dtype=bool)
         self.observation_space = self._observation_space()
         self._no_noise = np.zeros((n_envs, config.scenario.max_humans, 2))
-        self.action_space = spaces.Box(-1.0, 1.0, (2,), dtype=np.float32)
+        self.discrete = discrete_action_table(config) if config.robot.actions == "discrete" else None
+        if self.discrete is None:
+            self.action_space: spaces.Space = spaces.Box(-1.0, 1.0, (2,), dtype=np.float32)
+        else:
+            self.action_space = spaces.Discrete(len(self.discrete))
 
     def _observation_space(self) -> spaces.Dict:
         c, s = self.config, self.config.sensing
@@ -114,6 +118,9 @@ class CrowdNavBatch:
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
         """One step of every env: rewards, terminated, truncated ``[B]`` and the infos (no auto-reset here)."""
+        actions = np.asarray(actions)
+        if self.discrete is not None and actions.size == self.n_envs:  # indices; [B, 2] actions are taken as they are
+            actions = self._continuous(actions.reshape(self.n_envs))
         actions = np.asarray(actions, dtype=np.float64).reshape(self.n_envs, 2)
         if not np.isfinite(actions).all():
             raise ValueError(f"actions must be finite numbers; got {actions[~np.isfinite(actions).all(1)][0]}")
@@ -131,6 +138,19 @@ class CrowdNavBatch:
                 info["metrics"] = finished[b]
             infos.append(info)
         return rewards.astype(np.float32), terminated, truncated, infos
+
+    def _continuous(self, indices: np.ndarray) -> np.ndarray:
+        """Discrete actions as the continuous ones they stand for (unicycle: changes of the current speed and turn)."""
+        if not (np.issubdtype(indices.dtype, np.integer) and (indices >= 0).all() and (indices < len(self.discrete)).all()):
+            raise ValueError(f"discrete actions are integers in [0, {len(self.discrete)}); got {indices}")
+        table = self.discrete[indices]
+        robot = self.config.robot
+        if robot.kinematics == "holonomic":
+            return table
+        speed = np.clip(self.sim.forward_speed + table[:, 0], -robot.max_reverse, robot.max_speed)
+        turn = np.clip(self.sim.turn_rate + table[:, 1], -robot.max_angular, robot.max_angular)
+        forward = np.where(speed >= 0, speed / robot.max_speed, speed / max(robot.max_reverse, 1e-9))
+        return np.stack([forward, turn / robot.max_angular], axis=-1)
 
     # --- sensing -------------------------------------------------------------------------------------------
 
@@ -301,7 +321,7 @@ class CrowdNavEnv(gym.Env):
     def step(self, action):
         if self.batch.sim.layouts[0] is None:
             raise gym.error.ResetNeeded("call reset() before step()")
-        rewards, terminated, truncated, infos = self.batch.step(np.asarray(action, dtype=np.float64)[None])
+        rewards, terminated, truncated, infos = self.batch.step(np.asarray(action)[None])
         return self._first(self.batch.observe()), float(rewards[0]), bool(terminated[0]), bool(truncated[0]), infos[0]
 
     def render(self):
@@ -353,6 +373,17 @@ class CrowdNavEnv(gym.Env):
     @staticmethod
     def _first(obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {k: v[0] for k, v in obs.items()}
+
+
+def discrete_action_table(config: CrowdNavConfig) -> np.ndarray:
+    """``robot.actions: discrete``: holonomic, ``[81, 2]`` continuous actions (stop, 5 speeds x 16 directions);
+    unicycle and diff-drive, ``[9, 2]`` changes (m/s, rad/s) of the current speed and turn rate."""
+    if config.robot.kinematics == "holonomic":
+        speeds = (np.exp((np.arange(5) + 1) / 5) - 1) / (np.e - 1)  # CrowdNav's exponential spacing, up to 1
+        angles = np.arange(16) * 2 * np.pi / 16
+        moves = [[s * np.cos(a), s * np.sin(a)] for s in speeds for a in angles]
+        return np.array([[0.0, 0.0], *moves])
+    return np.array([[dv, dw] for dv in (0.05, 0.0, -0.05) for dw in (0.1, 0.0, -0.1)])
 
 
 def _render_size(kwargs: dict[str, Any], width: int | None, height: int | None, camera: str | None) -> dict[str, Any]:

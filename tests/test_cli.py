@@ -44,7 +44,7 @@ def test_overrides_may_follow_the_options(tmp_path, capsys):
         main(["deploy", str(tmp_path), "--robot", "franka", "--bogus"])
     assert e.value.code == 2 and "unrecognized arguments: --bogus" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # as is an override on a command that takes none
-        main(["eval", str(tmp_path), "train.seed=1"])
+        main(["envs", "train.seed=1"])
 
 
 @pytest.mark.parametrize(

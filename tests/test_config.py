@@ -60,7 +60,7 @@ def test_overrides_are_typed():
         ("train.total_timesteps=lots", "train.total_timesteps: expected an integer, got 'lots'"),
         ("env.n_envs=0", "env.n_envs: 0 is too small; it must be >= 1"),
         ("env.render.multisample=3", "env.render.multisample: 3 is not allowed; choose one of [0, 2, 4, 8]"),
-        ("env.vectorization=threads", "env.vectorization: 'threads' is not allowed; choose one of ['dummy', 'subproc']"),
+        ("env.vectorization=threads", "env.vectorization: 'threads' is not allowed; choose one of ['dummy', 'subproc', 'batched']"),
         ("env.render.shadows=maybe", "env.render.shadows: expected true or false, got 'maybe'"),
         ("env.render.shadows=yes", "env.render.shadows: expected true or false, got 'yes'"),  # YAML 1.2: a word
         ("reward.type=clip_magic", "reward.type: unknown RewardConfig type 'clip_magic'"),

@@ -23,7 +23,7 @@ from pathlib import Path
 from _machine import describe_machine
 
 from roboreward.envs.crowd.baselines import BASELINES
-from roboreward.envs.crowd.evaluation import TEST_SEED, evaluate_crowd_policy, sb3_policy
+from roboreward.envs.crowd.evaluation import TEST_SEED, evaluate_crowd_policy, sb3_policy, with_observation_rows
 from roboreward.experiment import load_experiment
 
 COLUMNS = ("success", "collision_human", "collision_obstacle", "collision_wall", "timeout", "nav_time",
@@ -40,7 +40,7 @@ def trained_policy(run_dir: Path):
     model = build_algorithm(config)
     path = find_model(run_dir)
     load_weights(model, path)
-    return sb3_policy(model), config, path
+    return model, config, path
 
 
 def main() -> None:
@@ -58,11 +58,12 @@ def main() -> None:
     densities = [int(h) for h in args.humans.split(",")] if args.humans else [trained // 2, trained, trained * 3 // 2]
     policies = [(name, name, base) for name in BASELINES]
     for run in args.runs:
-        policy, config, path = trained_policy(run)
+        model, config, path = trained_policy(run)
         if config.env.id != "roboreward/CrowdNav-v0":
             raise SystemExit(f"{run} trained {config.env.id}, not the crowd env")
         label = f"{run.name} ({path.parent.name if path.name == 'model.zip' else path.name})"
-        policies.append((label, policy, config.env.kwargs))
+        # The rows the policy was trained on, whatever the density tested.
+        policies.append((label, sb3_policy(model), with_observation_rows(config.env.kwargs, model.observation_space)))
     print(f"config {args.config}, {args.episodes} test episodes from seed {TEST_SEED}, trained density {trained}")
     header = f"{'policy':<44} {'people':>6} " + " ".join(f"{c[:10]:>10}" for c in COLUMNS) + f" {'seconds':>8}"
     print(header)

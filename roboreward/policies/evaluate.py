@@ -77,6 +77,12 @@ def evaluate(
     run's config for the evaluation only, e.g. ``env.kwargs.scenario.n_humans=30`` for a denser crowd."""
     run_dir = Path(run_dir)
     config = load_run_config(run_dir, overrides)
+    if overrides and config.env.id == "roboreward/CrowdNav-v0":  # a density sweep keeps the trained observation rows
+        from roboreward.envs.crowd.evaluation import with_observation_rows
+
+        trained = make_env(load_run_config(run_dir).env, render=False)
+        config.env.kwargs = with_observation_rows(config.env.kwargs, trained.observation_space)
+        trained.close()
     episodes = episodes or config.eval.episodes
     video = config.eval.video if video is None else video
     out_dir = Path(out_dir) if out_dir is not None else run_dir / "eval"

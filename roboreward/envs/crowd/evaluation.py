@@ -67,6 +67,18 @@ def evaluate_crowd_policy(env_kwargs: dict[str, Any], policy: str | Policy, epis
     return {"episodes": episodes, "seed": seed, "metrics": summarise(ordered), "per_episode": ordered}
 
 
+def with_observation_rows(env_kwargs: dict[str, Any], observation_space) -> dict[str, Any]:
+    """``env_kwargs`` keeping the people rows (and obstacle-token rows) of ``observation_space``, the one a policy
+    was trained on: a denser or sparser crowd then has the same observation shape (the nearest people fill the
+    rows, as a real sensor's tracker would report its nearest tracks)."""
+    sensing = dict(env_kwargs.get("sensing") or {})
+    if sensing.get("max_humans") is None:
+        sensing["max_humans"] = int(observation_space["humans"].shape[0])
+    if "obstacles" in observation_space.spaces and sensing.get("max_obstacle_tokens") is None:
+        sensing["max_obstacle_tokens"] = int(observation_space["obstacles"].shape[0])
+    return {**env_kwargs, "sensing": sensing}
+
+
 def summarise(episodes: list[dict[str, float]]) -> dict[str, float | None]:
     """Means over episodes; ``nav_time`` over successful ones only (None if none succeeded), as CrowdNav reports
     it; ``min_separation`` over the episodes with people (it is inf without)."""

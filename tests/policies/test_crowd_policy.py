@@ -65,15 +65,17 @@ def test_the_extractor_refuses_other_observations_and_configs_check_its_name():
 def test_crowd_config_builds_ppo_with_the_attention_network_and_the_learners_gamma():
     from roboreward.policies.train import build_algorithm
 
-    config = load_experiment("crowd_circle", ["env.n_envs=2", "algo.hyperparams.gamma=0.97"])
+    config = load_experiment("crowd_circle", ["env.n_envs=2", "algo.hyperparams.gamma=0.97",
+                                              "env.kwargs.reward.preset=corrected"])
     assert config.env.kwargs["reward"] == {"preset": "corrected", "gamma": 0.97}
+    assert load_experiment("crowd_circle").env.kwargs["reward"] == {"preset": "crowdnav_pp"}  # no shaping: no gamma
     model = build_algorithm(config)
     assert isinstance(model.policy.features_extractor, CrowdAttentionExtractor)
     obs = model.observation_space.sample()
     action, _ = model.predict(obs, deterministic=True)
     assert action.shape == (2,) and np.isfinite(action).all()
     with pytest.raises(ConfigError, match="env.kwargs.reward.gamma: 0.9 differs from the learner's discount"):
-        load_experiment("crowd_circle", ["env.kwargs.reward.gamma=0.9"])
+        load_experiment("crowd_circle", ["env.kwargs.reward.preset=corrected", "env.kwargs.reward.gamma=0.9"])
 
 
 @pytest.mark.parametrize("name", ["crowd_circle", "crowd_height"])

@@ -32,7 +32,14 @@ import ray
 from roboreward.distributed.cluster import cluster_gpus, connect
 from roboreward.distributed.vec_env import FrameRef
 from roboreward.experiment import RayConfig
-from roboreward.rewards.base import RewardBatch, RewardConfig, RewardModel, make_reward_model
+from roboreward.rewards.base import (
+    RewardBatch,
+    RewardConfig,
+    RewardModel,
+    make_reward_model,
+    observation_at,
+    stack_observations,
+)
 from roboreward.rewards.diagnostics.episodes import model_cameras
 
 
@@ -89,9 +96,8 @@ class RewardServer:
         while self._rows:
             size = len(self._rows) if self.batch_size is None else min(self.batch_size, len(self._rows))
             rows = [self._rows.popleft() for _ in range(size)]
-            batch = _rows_batch(rows)
-            try:
-                rewards = await loop.run_in_executor(self._executor, self.model, batch)
+            try:  # a batch that cannot be assembled or scored fails its requests (in the learner), never hangs them
+                rewards = await loop.run_in_executor(self._executor, self.model, _rows_batch(rows))
             except Exception as e:  # noqa: BLE001 - handed to every request in the call, raised in the learner
                 failed = {id(request): request for request, _ in rows}
                 self._rows = deque(item for item in self._rows if id(item[0]) not in failed)
@@ -117,11 +123,11 @@ async def _fetch(frames: Any) -> np.ndarray | None:
 
 
 def _rows_batch(rows: list[tuple[_Request, int]]) -> RewardBatch:
-    def column(field: str) -> np.ndarray | None:
+    def column(field: str):
         values = [getattr(request.batch, field) for request, _ in rows]
         if any(v is None for v in values):
             return None
-        return np.stack([v[row] for v, (_, row) in zip(values, rows)])
+        return stack_observations([observation_at(v, row) for v, (_, row) in zip(values, rows)])
 
     return RewardBatch(frames=column("frames"), observations=column("observations"), goal_frames=column("goal_frames"))
 

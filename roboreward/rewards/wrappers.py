@@ -261,7 +261,7 @@ class VecLearnedReward(VecEnvWrapper):
             arrived += len(envs)
             if len(group) >= min_group or arrived == n:
                 group.sort()
-                obs = {i: results[i][0] for i in group}
+                obs = [None if r is None else r[0] for r in results]  # by env index, like a VecEnv's batch
                 dones = {i: results[i][2] for i in group}
                 infos = {i: results[i][3] for i in group}
                 scoring.append((group, self.model.submit(self._batch(group, obs, frames, dones, infos))))

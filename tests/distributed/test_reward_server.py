@@ -152,3 +152,19 @@ def test_train_and_resume_with_envs_and_reward_on_the_cluster(ray_cluster, tmp_p
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     assert "240 steps done" in resumed.stdout
     assert (tmp_path / "run" / "model.zip").is_file() and time.monotonic() - started < 300
+
+
+def test_requests_with_dict_observations_are_batched_row_by_row():
+    """A Dict-observation env's requests (the crowd env) are merged key by key, in row order."""
+    from roboreward.distributed.reward_server import _Request, _rows_batch
+    from roboreward.rewards.base import RewardBatch
+
+    def request(offset):
+        obs = {"robot": np.arange(6.0).reshape(2, 3) + offset, "mask": np.array([[1], [0]]) + offset}
+        return _Request(RewardBatch(observations=obs), np.zeros(2, dtype=np.float32), 2, None)
+
+    first, second = request(0), request(10)
+    batch = _rows_batch([(first, 1), (second, 0), (first, 0)])
+    np.testing.assert_array_equal(batch.observations["robot"], [[3, 4, 5], [10, 11, 12], [0, 1, 2]])
+    np.testing.assert_array_equal(batch.observations["mask"], [[0], [11], [1]])
+    assert len(batch) == 3

@@ -173,17 +173,10 @@ def summarise(episodes: list[Episode]) -> dict:
 
 
 def episode_metrics(episodes: list[Episode]) -> dict[str, float | None]:
-    """Means of the env's own episode metrics; ``nav_time`` over successful episodes only (None if none succeeded);
-    a metric that is infinite in some episode (``min_separation`` with no people) averages the finite ones."""
-    reported = [e.metrics for e in episodes if e.metrics]
-    out: dict[str, float | None] = {}
-    for name in reported[0]:
-        values = np.array([m[name] for m in reported if name in m], dtype=np.float64)
-        if name == "nav_time":
-            values = np.array([m[name] for m in reported if m.get("success")], dtype=np.float64)
-        values = values[np.isfinite(values)]
-        out[name] = float(values.mean()) if len(values) else None
-    return out
+    """Means of the env's own episode metrics, summarised as the crowd env's test set summarises them."""
+    from roboreward.envs.crowd.metrics import summarise
+
+    return summarise([e.metrics for e in episodes if e.metrics])
 
 
 def _write_json(path: Path, data: dict) -> None:

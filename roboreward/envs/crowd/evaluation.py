@@ -19,6 +19,7 @@ import numpy as np
 from roboreward.envs.crowd.baselines import BASELINES
 from roboreward.envs.crowd.config import CrowdNavConfig
 from roboreward.envs.crowd.env import CrowdNavBatch
+from roboreward.envs.crowd.metrics import summarise
 
 TEST_SEED = 1_000_000  # the test set's first seed (roboreward eval's EVAL_SEED_OFFSET with seed 0)
 
@@ -77,14 +78,3 @@ def with_observation_rows(env_kwargs: dict[str, Any], observation_space) -> dict
     if "obstacles" in observation_space.spaces and sensing.get("max_obstacle_tokens") is None:
         sensing["max_obstacle_tokens"] = int(observation_space["obstacles"].shape[0])
     return {**env_kwargs, "sensing": sensing}
-
-
-def summarise(episodes: list[dict[str, float]]) -> dict[str, float | None]:
-    """Means over episodes; ``nav_time`` over successful ones only (None if none succeeded), as CrowdNav reports
-    it; ``min_separation`` over the episodes with people (it is inf without)."""
-    out: dict[str, float | None] = {}
-    for name in episodes[0]:
-        values = np.array([e[name] for e in episodes if name != "nav_time" or e["success"]], dtype=np.float64)
-        values = values[np.isfinite(values)]
-        out[name] = float(values.mean()) if len(values) else None
-    return out

@@ -87,3 +87,15 @@ class EpisodeMetrics:
             "min_separation": float(self.min_sep[b]),
             "jerk": float(self.jerk_sum[b] / steps),
         }
+
+
+def summarise(episodes: list[dict[str, float]]) -> dict[str, float | None]:
+    """Means of episodes' metrics; ``nav_time`` over successful episodes only (None if none succeeded), as CrowdNav
+    reports it; a metric infinite in some episode (``min_separation`` with no people) averages the finite ones."""
+    out: dict[str, float | None] = {}
+    for name in episodes[0]:
+        values = np.array([m[name] for m in episodes if name in m and (name != "nav_time" or m.get("success"))],
+                          dtype=np.float64)
+        values = values[np.isfinite(values)]
+        out[name] = float(values.mean()) if len(values) else None
+    return out

@@ -17,6 +17,9 @@ reads that one file, so the two ends of a topic cannot disagree:
 - ``roboreward deploy`` (with its safety layer), ``export`` and ``record`` build on these modules;
   :mod:`~roboreward.hardware.locomotion` lets deploy run a walking policy that takes ``/cmd_vel`` and the
   teleop session's joint targets, and :mod:`~roboreward.hardware.teleop_sink` is the session's ROS 2 side.
+- :mod:`~roboreward.hardware.crowd` — crowd navigation's topics (``/scan``, ``/people``, ``/goal_pose``) and
+  frames, and the deploy controller that drives a base with a ``roboreward/CrowdNav-v0`` policy;
+  :mod:`~roboreward.hardware.crowd_sim_robot` is ``sim-robot diff_drive --crowd``, the crowd behind them.
 
 Importing this package imports neither rclpy nor MuJoCo; the modules above do.
 """

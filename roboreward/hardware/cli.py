@@ -27,7 +27,16 @@ def _add_sim_robot(subparsers: argparse._SubParsersAction) -> None:
         "its state topics (and camera) at their rates. Stops on Ctrl-C, SIGTERM or --duration.",
     )
     p.add_argument("robot", help="a robot in configs/robots (franka, g1, diff_drive) or a robot YAML path")
-    p.add_argument("overrides", nargs="*", help="key.sub=value overrides of the robot file, e.g. control.rate_hz=200")
+    p.add_argument("overrides", nargs="*", help="key.sub=value overrides of the robot file, e.g. control.rate_hz=200; "
+                   "with --crowd, crowd.KEY=VALUE set the crowd (crowd.scenario.n_humans=10)")
+    p.add_argument("--crowd", metavar="SCENARIO", default=None,
+                   help="put the base (diff_drive) in a crowd: a scenario (circle_crossing, square_crossing, corridor, "
+                   "doorway, room), or a crowd run folder / experiment YAML whose crowd to use; publishes /scan, "
+                   "/people, /goal_pose and /crowd/event too")
+    p.add_argument("--seed", type=arg_number(int, ge=0, le=2**31 - 1), default=0,
+                   help="--crowd: episode k is seeded seed + k (default 0)")
+    p.add_argument("--sensor-rate", type=arg_number(gt=0, le=100), default=10.0,
+                   help="--crowd: scan and people messages per second (default 10)")
     p.add_argument("--domain-id", type=arg_number(int, ge=0, le=232), default=None, help="ROS_DOMAIN_ID, 0..232 (default: the environment's)")
     p.add_argument(
         "--discovery",
@@ -45,6 +54,10 @@ def _add_sim_robot(subparsers: argparse._SubParsersAction) -> None:
     def run(args: argparse.Namespace) -> int:
         from roboreward.hardware.robot import load_robot_config
 
+        if args.crowd is not None:
+            from roboreward.hardware.crowd_sim_robot import run_from_args as run_crowd
+
+            return run_crowd(args)
         load_robot_config(args.robot, list(args.overrides))  # a bad robot file stops before rclpy and MuJoCo load
         from roboreward.hardware.sim_robot import run_from_args
 

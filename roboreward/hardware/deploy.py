@@ -12,9 +12,9 @@
 observation, policy, safety, publish, with no hand-off to another thread, so the observation-to-command
 latency is the compute time (~0.1-0.3 ms for an MLP with onnxruntime) rather than up to a period of
 waiting for a timer. The robot's state stream clocks the loop, decimated to the control rate by the
-states' header stamps (the robot's clock, immune to transport jitter): a state stamped less than 0.65
-periods after the last one used is skipped, so a 100 Hz joint state gives a 50 Hz loop and a bunch of
-late states still gives one command each. *Missed deadlines* are control periods without a command
+states' header stamps (the robot's clock, immune to transport jitter): control steps are due on a grid of
+periods, and the first state stamped at a step's due time (less a slack for jitter) gets its command, so a 100 Hz
+joint state gives a 50 Hz loop, a 50 Hz one an exact 4 Hz loop, and a bunch of late states still gives one command each. *Missed deadlines* are control periods without a command
 (stamp gaps: the state never came, or came too late and was replaced) and commands published more
 than a period after their state: after its stamp when the robot stamps on this machine's clock (sim-robot,
 a driver on this computer: the time the state took to reach the callback counts), else after the callback
@@ -56,12 +56,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
 from roboreward.config import apply_override, bounded, check_fields, from_dict
 from roboreward.errors import ConfigError
+from roboreward.hardware.crowd import CrowdNavigationController, CrowdTopicsConfig, is_crowd_run, load_crowd_policy
 from roboreward.hardware.locomotion import LocomotionController, LocomotionDeployConfig
 from roboreward.hardware.realtime import set_fifo_priority, set_fifo_priority_for_process
 from roboreward.hardware.robot import RobotConfig, RobotState, load_robot_config
@@ -71,7 +72,10 @@ from roboreward.policies.export import PolicyRunner
 from roboreward.signals import on_signals
 
 NODE_NAME = "roboreward_deploy"
-MIN_STAMP_STEP = 0.65  # periods between the stamps of two states that both get a command
+# A state is taken for the control step due at T when stamped after T - slack, the slack being this fraction of a
+# control period or half the state stream's own interval, whichever is less (stamp jitter at equal rates; the
+# state nearest the grid when the stream is faster).
+DUE_SLACK = 0.35
 TIMING_CAPACITY = 1 << 20  # commands whose timing is kept (35 min at 500 Hz); older ones are overwritten
 # A state's stamp is taken to be on this machine's clock (so its age counts toward the deadline) when it arrived
 # between STAMP_CLOCK_SLACK before and STAMP_CLOCK_WINDOW after its stamp; a robot with another clock is judged
@@ -101,9 +105,29 @@ class DeployConfig:
     safety: SafetyConfig = field(default_factory=SafetyConfig)
     # --locomotion: the walking policy's command topics (roboreward.hardware.locomotion)
     locomotion: LocomotionDeployConfig = field(default_factory=LocomotionDeployConfig)
+    # a crowd-navigation run: the people, scan and goal topics (roboreward.hardware.crowd)
+    crowd: CrowdTopicsConfig = field(default_factory=CrowdTopicsConfig)
 
     def __post_init__(self) -> None:
         check_fields(self)
+
+
+@runtime_checkable
+class Controller(Protocol):
+    """What the deploy node runs when a command needs more than the robot file's observation and action mapping:
+    a walking policy (:class:`~roboreward.hardware.locomotion.LocomotionController`) or a crowd-navigation
+    policy (:class:`~roboreward.hardware.crowd.CrowdNavigationController`). It subscribes its own topics on the
+    node, and turns each control period's robot state into a command for the safety layer."""
+
+    counts: dict[str, int]
+
+    def attach(self, node: Any) -> None: ...
+
+    def check_state(self, state: RobotState) -> None: ...
+
+    def command_for(self, state: RobotState) -> np.ndarray: ...
+
+    def describe(self) -> str: ...
 
 
 class ActionToCommand:
@@ -206,8 +230,8 @@ class DeployNode:
 
     :param robot: the robot description (name, path or :class:`RobotConfig`).
     :param policy: a :class:`~roboreward.policies.export.PolicyRunner` trained for this robot (observation in,
-        action out), or a :class:`~roboreward.hardware.locomotion.LocomotionController` (state in, joint targets
-        out: a walking policy plus the teleop session's targets, on topics of this node).
+        action out), or a :class:`Controller` (state in, command out: a walking policy plus the teleop session's
+        targets, or a crowd-navigation policy with its people, scan and goal, on topics of this node).
     :param config: rates, watchdog and safety limits (:class:`DeployConfig`).
     :param domain_id: ROS_DOMAIN_ID for this node (default: the environment's).
     :param discovery: ``localhost`` (default) or ``subnet`` for a real robot on the LAN.
@@ -216,7 +240,7 @@ class DeployNode:
     def __init__(
         self,
         robot: RobotConfig | str | Path,
-        policy: PolicyRunner | LocomotionController,
+        policy: PolicyRunner | Controller,
         config: DeployConfig | None = None,
         *,
         domain_id: int | None = None,
@@ -232,10 +256,16 @@ class DeployNode:
         self.robot = robot = load_robot_config(robot)
         self.policy = policy
         self.config = config = config if config is not None else DeployConfig()
-        self.controller = policy if isinstance(policy, LocomotionController) else None
+        self.controller = policy if isinstance(policy, Controller) else None
         if self.controller is None:
             check_policy_fits_robot(policy, robot)  # a controller checked the robot when it was built
-        self.rate_hz = float(config.rate_hz or robot.control.rate_hz)
+        # A crowd policy acts once per env step: the loop runs at that rate, whatever the robot file's.
+        policy_hz = getattr(self.controller, "control_hz", None)
+        if policy_hz is not None and config.rate_hz is not None and not math.isclose(config.rate_hz, policy_hz,
+                                                                                     rel_tol=1e-6):
+            raise ConfigError(f"rate_hz: {config.rate_hz:g} Hz, but the policy acts at {policy_hz:g} Hz (one command "
+                              "per env step, 1 / env.kwargs.time_step); leave rate_hz out")
+        self.rate_hz = float(policy_hz or config.rate_hz or robot.control.rate_hz)
         js_rate = robot.state.joint_state.rate_hz  # type: ignore[union-attr]
         if self.rate_hz > js_rate:  # type: ignore[operator]
             raise ConfigError(
@@ -254,7 +284,8 @@ class DeployNode:
                        "state_errors": 0,
                        "policy_errors": 0, "holds_stale": 0, "holds_estop": 0, "estop_topic_ignored": 0}
         self._lock = threading.Lock()  # safety layer + command publisher
-        self._last_stamp: float | None = None  # header stamp of the last state that got a command
+        self._due: float | None = None  # the stamp the next control step is due at (the robot's clock)
+        self._previous_stamp = -math.inf  # the last state's stamp, used or not: the stream's interval
         self._mode = ""
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -362,17 +393,24 @@ class DeployNode:
             self._first_state_at = arrival
         if self.estop.engaged or self._mode.startswith("hold"):
             return  # the supervisor sends the holds; a stale spell ends on its next tick
-        last = self._last_stamp
-        if last is not None:
-            periods = (state.stamp - last) / self.period
-            if periods < MIN_STAMP_STEP:
+        interval, self._previous_stamp = state.stamp - self._previous_stamp, state.stamp
+        due, period = self._due, self.period
+        if due is not None and state.stamp < due - 2 * period:
+            due = None  # the robot's clock went back (a restarted driver): start the grid again
+        if due is not None:
+            slack = min(DUE_SLACK * period, 0.5 * interval) if interval > 0 else DUE_SLACK * period
+            if state.stamp < due - slack:
                 self.counts["skipped_states"] += 1
                 return
-            if periods > 1.5:  # control periods that got no state, hence no command
-                missed = int(periods + 0.5) - 1
+            late = (state.stamp - due) / period
+            if late > 0.5:  # control periods that got no state, hence no command
+                missed = int(late + 0.5)
                 self.counts["missed_deadlines"] += missed
                 self.counts["state_gaps"] += missed
-        self._last_stamp = state.stamp
+                due += missed * period
+            self._due = due + period
+        else:
+            self._due = state.stamp + period
         position = None if self.twist else state.position
         try:
             if self.controller is not None:
@@ -457,9 +495,9 @@ class DeployNode:
                 else:
                     self._hold("holds_stale")
                     self._set_mode("hold: state stale")
-                self._last_stamp = None  # start again at the next state, without counting the hold as misses
+                self._due = None  # start again at the next state, without counting the hold as misses
             elif self._mode.startswith(("hold", "estop")):
-                self._last_stamp = None
+                self._due = None
                 self._set_mode("running")
             if now >= next_diag:
                 next_diag += diag_every
@@ -494,7 +532,7 @@ class DeployNode:
             if self.safety.mode == "position":  # the robot may have been moved meanwhile: ramp from where it is
                 with self._lock:
                     self.safety.reset()
-            self._last_stamp = None
+            self._due = None
             self._set_mode("running" if self.states.state is not None else "waiting")
         return released
 
@@ -542,7 +580,7 @@ class DeployNode:
             ),
             "commands_published": self.commands.published,
             "last_error": self.last_error,
-            **({"locomotion": dict(self.controller.counts)} if self.controller is not None else {}),
+            **({"controller": dict(self.controller.counts)} if self.controller is not None else {}),
         }
 
     def _publish_diagnostics(self, now: float) -> None:
@@ -662,11 +700,17 @@ def run_from_args(args: argparse.Namespace) -> int:
         raise ConfigError("give a RUN_DIR (a trained policy) or --locomotion POLICY (a walking policy), one of the two")
     config, robot_overrides = config_from_args(args)
     robot = load_robot_config(args.robot, robot_overrides)
-    policy: PolicyRunner | LocomotionController
+    policy: PolicyRunner | Controller
     if locomotion is not None:
         from roboreward.policies.locomotion import load_locomotion_policy
 
         policy = LocomotionController(load_locomotion_policy(locomotion), robot, config.locomotion)
+    elif is_crowd_run(args.run_dir):
+        if args.policy == "onnx":
+            raise ConfigError("--policy onnx: a crowd policy reads a Dict observation, which export does not take; "
+                              "deploy runs its SB3 model (leave --policy out)")
+        env_config, runner = load_crowd_policy(args.run_dir, args.checkpoint)
+        policy = CrowdNavigationController(runner, env_config, robot, config.crowd)
     else:
         policy = load_policy(args.run_dir, backend=args.policy, checkpoint=args.checkpoint)
     torch = sys.modules.get("torch")  # an SB3 policy: one thread beats a pool for an MLP at batch 1
@@ -708,16 +752,15 @@ def run_from_args(args: argparse.Namespace) -> int:
     return 0
 
 
-def _describe(policy: PolicyRunner | LocomotionController) -> str:
-    if isinstance(policy, LocomotionController):
-        c = policy.config
-        return (f"locomotion policy {policy.policy.config.name!r} (walking commands on {c.cmd_vel_topic}, "
-                f"joint targets on {c.targets_topic})")
+def _describe(policy: PolicyRunner | Controller) -> str:
+    if isinstance(policy, Controller):
+        return policy.describe()
     return type(policy).__name__
 
 
 __all__ = [
     "ActionToCommand",
+    "Controller",
     "DeployConfig",
     "DeployNode",
     "LoopTimings",

@@ -224,6 +224,11 @@ class LocomotionController:
         command[teleop] = teleop_targets[teleop]
         return command.copy()
 
+    def describe(self) -> str:
+        c = self.config
+        return (f"locomotion policy {self.policy.config.name!r} (walking commands on {c.cmd_vel_topic}, "
+                f"joint targets on {c.targets_topic})")
+
     def close(self) -> None:
         self._subscriptions.clear()
 

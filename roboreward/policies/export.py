@@ -64,8 +64,12 @@ class PolicyRunner(Protocol):
 # Loading the SB3 policy of a run
 
 
-def _load_run(run_dir: Path, checkpoint: str | None = None):
-    """(config, model, model_path) of a run; the model rebuilt from config.yaml and its weights read without pickle."""
+def load_run_model(run_dir: Path, checkpoint: str | None = None, flat: bool = True):
+    """``(config, model, model_path)`` of a run: the model rebuilt from config.yaml, its weights read without pickle.
+
+    ``flat`` refuses policies whose observation is not one vector (what export and a robot file's mapping take);
+    the crowd controller (:mod:`roboreward.hardware.crowd`) builds its Dict observations itself.
+    """
     from roboreward.policies.checkpoints import load_weights
     from roboreward.policies.evaluate import find_model
     from roboreward.policies.train import build_algorithm, load_run_config
@@ -76,7 +80,8 @@ def _load_run(run_dir: Path, checkpoint: str | None = None):
     model = build_algorithm(config)
     load_weights(model, model_path)
     model.policy.set_training_mode(False)
-    _check_spaces(model.observation_space, model.action_space, run_dir)
+    if flat:
+        _check_spaces(model.observation_space, model.action_space, run_dir)
     return config, model, model_path
 
 
@@ -127,7 +132,7 @@ class SB3PolicyRunner:
 
     @classmethod
     def from_run(cls, run_dir: str | Path, checkpoint: str | None = None) -> SB3PolicyRunner:
-        config, model, model_path = _load_run(Path(run_dir), checkpoint)
+        config, model, model_path = load_run_model(Path(run_dir), checkpoint)
         robot, joints = _robot_joint_names(config)
         return cls(model, robot=robot, joint_names=joints, source=model_path)
 
@@ -198,7 +203,7 @@ def export_policy(run_dir: str | Path, checkpoint: str | None = None, out_dir: s
     import torch
 
     run_dir = Path(run_dir)
-    config, model, model_path = _load_run(run_dir, checkpoint)
+    config, model, model_path = load_run_model(run_dir, checkpoint)
     robot, joints = _robot_joint_names(config)
     module = _deterministic_module(model.policy)
     example = torch.zeros((1, *model.observation_space.shape), dtype=torch.float32)
@@ -352,4 +357,5 @@ __all__ = [
     "SB3PolicyRunner",
     "export_policy",
     "load_policy",
+    "load_run_model",
 ]

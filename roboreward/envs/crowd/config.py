@@ -242,7 +242,7 @@ class CrowdNavConfig:
     humans: HumanConfig = field(default_factory=HumanConfig)
     sensing: SensingConfig = field(default_factory=SensingConfig)
     reward: CrowdRewardConfig = field(default_factory=CrowdRewardConfig)
-    time_step: float = bounded(0.25, "s per step", ge=0.05, le=1.0)
+    time_step: float = bounded(0.25, "s per step", ge=0.01, le=1.0)
     time_limit: float = bounded(50.0, "s; an episode that runs this long is truncated (not terminal)", gt=0,
                                 le=3600)
     goal_radius: float | None = bounded(None, "the robot has arrived within this distance of its goal, m "

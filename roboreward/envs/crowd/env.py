@@ -190,9 +190,7 @@ class CrowdNavBatch:
 
     def _obstacles(self, rows: np.ndarray) -> Obstacles:
         o = self.sim.obstacles
-        if len(rows) == self.n_envs:
-            return o
-        return Obstacles(o.points[rows], o.next[rows], o.prev[rows], o.unit_dir[rows], o.convex[rows], o.valid[rows])
+        return o if len(rows) == self.n_envs else o.rows(rows)
 
     def render(self, b: int) -> np.ndarray:
         return draw_topdown(self.sim, b, self.config.render_size)

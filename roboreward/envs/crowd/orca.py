@@ -84,6 +84,11 @@ class Obstacles:
             obstacles.assign(b, env)
         return obstacles
 
+    def rows(self, rows) -> Obstacles:
+        """The obstacles of envs ``rows`` only (an index array or list), in that order."""
+        return Obstacles(self.points[rows], self.next[rows], self.prev[rows], self.unit_dir[rows], self.convex[rows],
+                         self.valid[rows])
+
     def assign(self, b: int, polygons: list[np.ndarray]) -> None:
         """Make env ``b``'s obstacles ``polygons`` (replacing what it had), in place."""
         polygons = [np.asarray(p, dtype=np.float64) for p in polygons]

@@ -7,7 +7,7 @@ seeded ``--seed`` + k in both) at its training time step. The ROS side differs f
 base integrates at 50 Hz with acceleration limits between commands, the people at 50 Hz, perception arrives at
 10 Hz and commands every 0.25 s of sim time, with the transport and the safety layer in between.
 
-    python benchmarks/crowd_deploy.py runs/crowd_diff_drive-... [--episodes 20] [--seed 100] [--realtime-factor 2]
+    python benchmarks/crowd_deploy.py runs/crowd_diff_drive-... [--episodes 20] [--seed 100] [--realtime-factor 1]
 """
 
 from __future__ import annotations
@@ -103,7 +103,9 @@ def main() -> None:
     parser.add_argument("run", type=Path, help="a run trained on roboreward/CrowdNav-v0 with a diff_drive robot")
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument("--seed", type=int, default=100)
-    parser.add_argument("--realtime-factor", type=float, default=2.0)
+    parser.add_argument("--realtime-factor", type=float, default=1.0,
+                        help="sim seconds per wall second; the deploy acts on wall-clock stamps, so F != 1 changes "
+                        "its commands per sim second by 1/F")
     parser.add_argument("--domain-id", type=int, default=77)
     args = parser.parse_args()
     print(describe_machine())

@@ -15,7 +15,9 @@ the wheel joint states and ``/odom``; the lidar and the people go out at ``--sen
 (:mod:`roboreward.hardware.crowd` gives every topic and frame). The first episode's clock starts with the first
 command, so a deploy started late finds the crowd as the episode began. An episode ends as in the env
 (the goal reached, a collision, the time limit); its ending goes out on ``/crowd/event`` and the next episode
-(seed + 1) starts at once, with its goal on ``/goal_pose``. The base reports no IMU or camera here.
+(seed + 1) starts at once, with its goal on ``/goal_pose``. The base reports no IMU or camera here. Stamps are
+the ROS clock's (wall time), as a robot's are: with ``--realtime-factor F`` a deploy node, which acts on the
+stamps, sends 1/F as many commands per simulated second as the policy was trained with.
 """
 
 from __future__ import annotations

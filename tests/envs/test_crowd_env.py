@@ -340,6 +340,9 @@ def test_reward_terms_sum_to_the_reward():
     ({"time_step": float("nan")}, "time_step: nan is not a finite number"),
     ({"humans": {"radius": [0.5, 0.3]}}, r"humans.radius: \[0.5, 0.3\] must be \[lo, hi\]"),
     ({"reward": "nice"}, "reward.preset: 'nice' is not allowed; choose one of"),
+    ({"scenario": {"name": "circle_crossing", "n_humans": 5, "n_groups": 2}},
+     "scenario.n_groups: 2 groups of up to 3 people need 6 walking people"),
+    ({"scenario": {"name": "circle_crossing", "group_size": [3, 2]}}, r"group_size: \[3, 2\] must be \[lo, hi\]"),
 ])
 def test_bad_configs_name_the_key_the_value_and_what_is_allowed(kwargs, message):
     with pytest.raises(ConfigError, match=message):
@@ -540,3 +543,69 @@ def test_discrete_action_sets():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         sb3_check_env(uni)
+
+
+def _group_pair_distances(policy: str, n_groups: int, seeds: int = 6, steps: int = 300) -> np.ndarray:
+    """Distances between the first two members of each group (or people 1 and 2 without groups) over episodes."""
+    config = CrowdNavConfig.from_kwargs({"scenario": {"name": "circle_crossing", "n_humans": 10, "n_groups": n_groups},
+                                         "sensing": {"lidar_rays": 0}, "humans": {"policy": policy}})
+    batch = CrowdNavBatch(config, seeds)
+    for b in range(seeds):
+        batch.reset(b, seed=b)
+    sim, out = batch.sim, []
+    for _ in range(steps):
+        _, terminated, truncated, _ = batch.step(np.zeros((seeds, 2)))
+        for b in np.nonzero(terminated | truncated)[0]:
+            batch.reset(b)
+        for b in range(seeds):
+            for g in range(max(n_groups, 1)):
+                members = np.nonzero(sim.group[b] == g)[0] if n_groups else np.array([1, 2])
+                out.append(np.linalg.norm(sim.positions[b, members[0]] - sim.positions[b, members[1]]))
+    return np.array(out)
+
+
+def test_groups_start_in_a_row_across_their_way_and_share_goal_and_pace():
+    config = CrowdNavConfig.from_kwargs({"scenario": {"name": "circle_crossing", "n_humans": 10, "n_groups": 3,
+                                                      "group_size": [3, 3], "group_gap": 0.2}})
+    batch = CrowdNavBatch(config, 1)
+    batch.reset(0, seed=3)
+    sim = batch.sim
+    assert sim.group[0, 1:10].tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2] and (sim.group[0, 10:] == -1).all()
+    for g in range(3):
+        m = np.nonzero(sim.group[0] == g)[0]
+        way = sim.goals[0, m] - sim.positions[0, m]
+        np.testing.assert_allclose(way, np.broadcast_to(way[0], way.shape), atol=1e-9)  # one shared translation
+        row = sim.positions[0, m[1:]] - sim.positions[0, m[0]]
+        np.testing.assert_allclose(row @ way[0], 0.0, atol=1e-9)  # side by side, across the way
+        gaps = np.linalg.norm(np.diff(sim.positions[0, m], axis=0), axis=1) - (sim.radii[0, m[:-1]] + sim.radii[0, m[1:]])
+        np.testing.assert_allclose(gaps, 0.2, atol=1e-9)
+        assert np.ptp(sim.speeds[0, m]) == 0  # the slowest member's pace
+
+
+def test_a_group_that_arrives_goes_on_together_and_keeps_its_sides():
+    config = CrowdNavConfig.from_kwargs({"scenario": {"name": "circle_crossing", "n_humans": 6, "n_groups": 1,
+                                                      "group_size": [2, 2]}})
+    batch = CrowdNavBatch(config, 1)
+    batch.reset(0, seed=4)
+    sim = batch.sim
+    m = np.nonzero(sim.group[0] == 0)[0]
+    old = sim.goals[0, m].copy()
+    sim.positions[0, m] = old  # both arrive
+    sim._new_goals_on_arrival()
+    new = sim.goals[0, m]
+    assert not np.allclose(new, old)
+    lateral = sim.lateral[0, m]
+    np.testing.assert_allclose(np.linalg.norm(new[1] - new[0]), abs(lateral[1] - lateral[0]), atol=1e-9)
+    # Each member stays on its side: the row's order across the new way is its order now.
+    way = new.mean(0) - old.mean(0)
+    left = np.array([-way[1], way[0]])
+    assert np.sign((new[1] - new[0]) @ left) == np.sign((old[1] - old[0]) @ left)
+
+
+@pytest.mark.parametrize("policy", ["orca", "social_force"])
+def test_groups_walk_together_through_the_crowd(policy):
+    """Two members of a group stay within ~1 m of each other (their row: 0.8 m) while crossing; two people
+    who are not a group are metres apart."""
+    grouped, strangers = _group_pair_distances(policy, 3), _group_pair_distances(policy, 0)
+    assert np.median(grouped) < 1.0 and np.percentile(grouped, 95) < 2.5, (np.median(grouped), np.percentile(grouped, 95))
+    assert np.median(strangers) > 4.0

@@ -246,7 +246,7 @@ def test_a_trained_crowd_policy_drives_the_ros2_base_through_the_crowd_to_its_go
     """sim-robot (the crowd the policy trained in) and deploy in their own processes: the robot reaches the goal
     of each of its first episodes among the people, commanded through the safety layer at the policy's rate."""
     probe = EventProbe(domain_id)
-    sim = sim_robot("diff_drive", domain_id, "--crowd", str(crowd_run), "--seed", "100", "--realtime-factor", "2")
+    sim = sim_robot("diff_drive", domain_id, "--crowd", str(crowd_run), "--seed", "100")
     stats = tmp_path / "deploy.json"
     deploy = RoborewardProcess(domain_id, "deploy", str(crowd_run), "--robot", "diff_drive", "--domain-id",
                                str(domain_id), "--duration", "120", "--stats", str(stats))

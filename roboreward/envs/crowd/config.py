@@ -42,6 +42,10 @@ class ScenarioConfig:
     - ``room``: a walled ``room_size`` square room with ``n_obstacles`` boxes, people walking between free
       points and ``n_static`` people standing still (HEIGHT).
 
+    ``n_groups`` of the walking people walk in groups of ``group_size`` (drawn per group): side by side across
+    their way, ``group_gap`` apart, at the slowest member's speed, to one shared goal (each member keeps its place
+    in the row), and on to a new shared goal when they arrive.
+
     Counts are drawn per episode from ``n ± jitter`` (uniformly). The robot starts and ends at random points
     of the ``arena`` ``goal_distance`` apart (CrowdNav++'s rule; in the corridor and doorway it goes from one
     side to the other). The crossings are open by default, the others walled (``walls``).
@@ -52,6 +56,9 @@ class ScenarioConfig:
     n_humans_jitter: int = bounded(0, "moving people vary by up to this many per episode", ge=0, le=50)
     n_static: int = bounded(0, "people standing still", ge=0, le=50)
     n_static_jitter: int = bounded(0, "standing people vary by up to this many per episode", ge=0, le=50)
+    n_groups: int = bounded(0, "groups among the walking people", ge=0, le=50)
+    group_size: tuple[int, int] = bounded((2, 3), "people per group, drawn from [lo, hi]", ge=2, le=6)
+    group_gap: float = bounded(0.2, "free space between neighbours in a group's row, m", ge=0, le=2)
     n_obstacles: int = bounded(0, "boxes (room scenario)", ge=0, le=50)
     n_obstacles_jitter: int = bounded(0, "boxes vary by up to this many per episode", ge=0, le=50)
     obstacle_size: tuple[float, float] = bounded((0.4, 1.6), "box side lengths drawn from [lo, hi] m", gt=0, le=5)
@@ -72,7 +79,7 @@ class ScenarioConfig:
     def __post_init__(self) -> None:
         if self.walls is None:
             object.__setattr__(self, "walls", self.name not in ("circle_crossing", "square_crossing"))
-        for name in ("obstacle_size", "goal_distance"):
+        for name in ("obstacle_size", "goal_distance", "group_size"):
             lo, hi = getattr(self, name)
             if lo > hi:
                 raise ConfigError(f"scenario.{name}: {[lo, hi]} must be [lo, hi] with lo <= hi")
@@ -80,6 +87,11 @@ class ScenarioConfig:
             if getattr(self, count + "_jitter") > getattr(self, count):
                 raise ConfigError(f"scenario.{count}_jitter: {getattr(self, count + '_jitter')} must be <= {count} "
                                   f"({getattr(self, count)})")
+        if self.n_groups * self.group_size[1] > self.n_humans - self.n_humans_jitter:
+            raise ConfigError(f"scenario.n_groups: {self.n_groups} groups of up to {self.group_size[1]} people need "
+                              f"{self.n_groups * self.group_size[1]} walking people; an episode can have "
+                              f"{self.n_humans - self.n_humans_jitter} (n_humans - n_humans_jitter): lower n_groups or "
+                              f"group_size, or raise n_humans")
         if self.name in ("corridor", "doorway") and tuple(self.goal_distance) != (0.0, 60.0):
             raise ConfigError(f"scenario.goal_distance: {list(self.goal_distance)} does not apply to the {self.name}, "
                               f"whose robot goes from one side to the other; remove it")

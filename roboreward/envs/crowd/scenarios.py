@@ -24,7 +24,8 @@ CANDIDATES = 32  # attempts drawn and tested together
 
 @dataclass
 class Layout:
-    """One env's episode start. People: ``[H]`` rows, the first ones moving, the rest (``static``) standing."""
+    """One env's episode start. People: ``[H]`` rows: the groups' members, the other walking people, then the
+    standing ones (``static``)."""
 
     robot_position: np.ndarray  # [2]
     robot_heading: float
@@ -34,6 +35,8 @@ class Layout:
     human_radii: np.ndarray  # [H]
     human_speeds: np.ndarray  # [H]
     static: np.ndarray  # [H] bool
+    group: np.ndarray  # [H] int: the person's group, -1 for none
+    lateral: np.ndarray  # [H] a group member's place across the group's way, m (left positive); 0 for none
     polygons: list[np.ndarray]
     is_wall: list[bool]  # per polygon: a wall (room outline, corridor, doorway) or an obstacle (a box)
     world: World  # free-space tests of this layout (new goals for people are drawn in free space)
@@ -85,15 +88,24 @@ def _generate(config: CrowdNavConfig, rng: np.random.Generator) -> Layout:
     bodies.add(robot, config.robot.radius)
     bodies.add(goal, config.robot.radius)
     goals_taken = _Bodies(n_moving)
-    walking = _place_people(n_moving, False, s, world, config.humans.radius, rng, bodies, goals_taken)
+    grouped = _place_groups(s, world, config.humans.radius, rng, bodies, goals_taken)
+    n_grouped = len(grouped[2])
+    walking = _place_people(n_moving - n_grouped, False, s, world, config.humans.radius, rng, bodies, goals_taken)
     standing = _place_people(n_static, True, s, world, config.humans.radius, rng, bodies, goals_taken)
     n = n_moving + n_static
-    positions = np.concatenate([walking[0], standing[0]])
-    goals = np.concatenate([walking[1], standing[0]])
-    radii = np.concatenate([walking[2], standing[2]])
+    positions = np.concatenate([grouped[0], walking[0], standing[0]])
+    goals = np.concatenate([grouped[1], walking[1], standing[0]])
+    radii = np.concatenate([grouped[2], walking[2], standing[2]])
     speeds = rng.uniform(*config.humans.max_speed, n)
+    group = np.full(n, -1, dtype=np.int64)
+    group[:n_grouped] = grouped[3]
+    for g in range(s.n_groups):  # a group walks at its slowest member's pace
+        speeds[group == g] = speeds[group == g].min()
+    lateral = np.zeros(n)
+    lateral[:n_grouped] = grouped[4]
     static = np.arange(n) >= n_moving
-    return Layout(robot, heading, goal, positions, goals, radii, speeds, static, polygons, is_wall, world)
+    return Layout(robot, heading, goal, positions, goals, radii, speeds, static, group, lateral, polygons, is_wall,
+                  world)
 
 
 class _Bodies:
@@ -136,6 +148,49 @@ def _place_people(n: int, standing: bool, s: ScenarioConfig, world: World, radiu
         starts, ends, radii = (np.concatenate([starts, start[chosen]]), np.concatenate([ends, end[chosen]]),
                                np.concatenate([radii, r[chosen]]))
     return starts, ends, radii
+
+
+def row_offsets(radii: np.ndarray, gap: float) -> np.ndarray:
+    """Places across a row of discs ``radii`` side by side ``gap`` apart, centred on 0 (first on the right)."""
+    widths = 2 * radii + gap
+    width = widths.sum() - gap
+    return -width / 2 + np.cumsum(widths) - widths + radii
+
+
+def _place_groups(s: ScenarioConfig, world: World, radius_range: tuple[float, float], rng: np.random.Generator,
+                  bodies: _Bodies, goals: _Bodies):
+    """Each group's members in a row across its route: the row's bounding disc is placed as one person (start and
+    goal clear of everything), then the members are spread along it. ``(starts, ends, radii, group, lateral)``."""
+    starts, ends, radii, group, lateral = [np.zeros((0, 2))], [np.zeros((0, 2))], [np.zeros(0)], [], []
+    for g in range(s.n_groups):
+        size = int(rng.integers(s.group_size[0], s.group_size[1] + 1))
+        r = rng.uniform(*radius_range, size)
+        offsets = row_offsets(r, s.group_gap)
+        bound = float(np.max(np.abs(offsets) + r))
+        centre, goal, _ = _place_people(1, False, s, world, (bound, bound), rng, bodies, goals)
+        way = goal[0] - centre[0]
+        left = np.array([-way[1], way[0]]) / max(float(np.linalg.norm(way)), 1e-9)
+        starts.append(centre[0] + offsets[:, None] * left)
+        ends.append(goal[0] + offsets[:, None] * left)
+        radii.append(r)
+        group += [g] * size
+        lateral.append(offsets)
+    return (np.concatenate(starts), np.concatenate(ends), np.concatenate(radii), np.array(group, dtype=np.int64),
+            np.concatenate([np.zeros(0), *lateral]))
+
+
+def new_group_goals(layout: Layout, config: ScenarioConfig, positions: np.ndarray, lateral: np.ndarray,
+                    radii: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """New goals ``[m, 2]`` for a group's members (at ``positions``): one new goal for the group, each member's
+    place in the row kept on the side of the way it walks on now (the row does not cross itself)."""
+    centre = positions.mean(axis=0)
+    bound = float(np.max(np.abs(lateral) + radii))
+    goal = new_human_goal(layout, config, centre, bound, rng)
+    way = goal - centre
+    left = np.array([-way[1], way[0]]) / max(float(np.linalg.norm(way)), 1e-9)
+    if float(np.sum(lateral * ((positions - centre) @ left))) < 0:
+        left = -left
+    return goal + lateral[:, None] * left
 
 
 @numba.njit(cache=True)

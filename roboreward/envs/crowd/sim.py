@@ -33,6 +33,8 @@ from roboreward.envs.crowd.orca import Obstacles, OrcaParams, orca_velocities_pr
 # What ended a step (``StepResult.event``), in the order they are checked.
 NONE, SUCCESS, COLLISION_HUMAN, COLLISION_OBSTACLE, COLLISION_WALL = 0, 1, 2, 3, 4
 EVENT_NAMES = ("", "success", "collision_human", "collision_obstacle", "collision_wall")
+GROUP_PUSH_RANGE = 0.1  # m: social force between members of one group (others: humans.force_people_range)
+GROUP_CATCH_UP = 1.3  # a group member behind its place in the row walks up to this much faster than the group
 CONTACT_TOLERANCE = 1e-6  # m: ORCA keeps agents at exactly the sum of their radii, which float error can undercut
 
 
@@ -77,6 +79,8 @@ class CrowdSim:
         self.active = np.zeros((b, 1 + h), dtype=bool)
         self.active[:, 0] = True
         self.static = np.zeros((b, 1 + h), dtype=bool)
+        self.group = np.full((b, 1 + h), -1, dtype=np.int64)  # each person's group (-1: none)
+        self.lateral = np.zeros((b, 1 + h))  # a group member's place across its row
         self.ignore = np.zeros((b, 1 + h, 1 + h), dtype=bool)  # [b, i, j]: agent i does not see agent j
         self.heading = np.zeros(b)
         self.forward_speed = np.zeros(b)  # unicycle / diff-drive state
@@ -136,6 +140,10 @@ class CrowdSim:
         self.active[b, 1:1 + n] = True
         self.static[b, 1:] = False
         self.static[b, 1:1 + n] = layout.static
+        self.group[b] = -1
+        self.group[b, 1:1 + n] = layout.group
+        self.lateral[b] = 0.0
+        self.lateral[b, 1:1 + n] = layout.lateral
         self.ignore[b] = False
         self.ignore[b, 1:1 + n, 0] = ~reacts | layout.static
         self.heading[b] = layout.robot_heading
@@ -185,10 +193,47 @@ class CrowdSim:
         """The ORCA velocities of the agents ``compute`` marks (default: all) from the current state, each
         heading for its goal at its preferred speed (standing people: zero)."""
         _preferred(self.positions, self.goals, self.speeds, self.static, self._preferred)
+        speeds = self._steer_groups()
         np.add(self.radii, self.config.humans.safety_space, out=self._orca_radii)
         return orca_velocities_prepared(self.positions, self.velocities, self._preferred, self.active, self.ignore,
-                                        self._orca_radii, self.speeds, self.obstacles, self.orca, self.dt,
+                                        self._orca_radii, speeds, self.obstacles, self.orca, self.dt,
                                         np.empty_like(self.positions), compute)
+
+    def _steer_groups(self) -> np.ndarray:
+        """Turn the group members' preferred velocities towards their places in their group's row; the agents'
+        top speeds (members may catch up, by up to :data:`GROUP_CATCH_UP` times the group's pace).
+
+        A member heads for a point up to 1 m ahead of its place (the group's centre plus its lateral offset across
+        the way to the group's goal), faster when it is behind that place and slower when ahead, so a group
+        split by the crowd closes up again instead of walking on as separate people.
+        """
+        if not self.config.scenario.n_groups:
+            return self.speeds
+        member = (self.group >= 0) & self.active & ~self.static
+        b, n = np.nonzero(member)
+        if not len(b):
+            return self.speeds
+        key = b * self.config.scenario.n_groups + self.group[b, n]  # one id per (env, group)
+        ids, index, count = np.unique(key, return_inverse=True, return_counts=True)
+        centre = np.zeros((len(ids), 2))
+        goal = np.zeros((len(ids), 2))
+        np.add.at(centre, index, self.positions[b, n])
+        np.add.at(goal, index, self.goals[b, n])
+        centre /= count[:, None]
+        goal /= count[:, None]
+        way = goal - centre
+        dist = np.linalg.norm(way, axis=-1, keepdims=True)
+        way = way / np.maximum(dist, 1e-9)
+        left = np.stack([-way[:, 1], way[:, 0]], axis=-1)
+        place = centre[index] + self.lateral[b, n, None] * left[index]
+        target = place + np.minimum(dist[index], 1.0) * way[index]
+        behind = np.sum((place - self.positions[b, n]) * way[index], axis=-1)
+        pace = self.speeds[b, n] * np.clip(1.0 + 0.5 * behind, 0.5, GROUP_CATCH_UP)
+        heading = target - self.positions[b, n]
+        self._preferred[b, n] = heading / np.maximum(np.linalg.norm(heading, axis=-1, keepdims=True), 1e-9) * pace[:, None]
+        speeds = self.speeds.copy()
+        speeds[b, n] *= GROUP_CATCH_UP
+        return speeds
 
     def robot_social_force_velocity(self) -> np.ndarray:
         """``[B, 2]``: the robot's velocity if it moved by the social force (the social-force-as-robot baseline)."""
@@ -199,13 +244,14 @@ class CrowdSim:
         current state; the others' rows are zero."""
         h = self.config.humans
         _preferred(self.positions, self.goals, self.speeds, self.static, self._preferred)
+        speeds = self._steer_groups()
         if compute is None:
             compute = self.active & ~self.static
             compute[:, 0] = False
         out = np.zeros_like(self.positions)
         o = self.obstacles
-        _social_force(self.positions, self.velocities, self._preferred, self.radii, self.speeds, compute,
-                      self.active, self.ignore, o.points, o.next, o.valid, h.force_goal, h.force_people,
+        _social_force(self.positions, self.velocities, self._preferred, self.radii, speeds, compute,
+                      self.active, self.ignore, self.group, o.points, o.next, o.valid, h.force_goal, h.force_people,
                       h.force_people_range, h.force_walls, h.force_walls_range, self.dt, out)
         return out
 
@@ -232,9 +278,18 @@ class CrowdSim:
             return
         arrived = self.active & ~self.static & (np.linalg.norm(self.goals - self.positions, axis=-1) < self.radii)
         arrived[:, 0] = False
+        done: set[tuple[int, int]] = set()
         for b, i in zip(*np.nonzero(arrived)):
-            self.goals[b, i] = scenarios.new_human_goal(self.layouts[b], self.config.scenario, self.positions[b, i],
-                                                        self.radii[b, i], self.rngs[b])
+            g = self.group[b, i]
+            if g < 0:
+                self.goals[b, i] = scenarios.new_human_goal(self.layouts[b], self.config.scenario, self.positions[b, i],
+                                                            self.radii[b, i], self.rngs[b])
+            elif (b, g) not in done:  # the first member to arrive takes the whole group on to a new goal
+                done.add((b, g))
+                members = np.nonzero(self.group[b] == g)[0]
+                self.goals[b, members] = scenarios.new_group_goals(
+                    self.layouts[b], self.config.scenario, self.positions[b, members], self.lateral[b, members],
+                    self.radii[b, members], self.rngs[b])
 
 
 # --- compiled parts of a step ----------------------------------------------------------------------------------
@@ -327,10 +382,11 @@ def _segments_distance_sq(px, py, qx, qy, ax, ay, cx, cy):
 
 
 @numba.njit(cache=True, parallel=True)
-def _social_force(pos, vel, pref, radii, speeds, compute, active, ignore, pts, nxt, valid, k_goal, a_people, b_people,
-                  a_walls, b_walls, dt, out):
+def _social_force(pos, vel, pref, radii, speeds, compute, active, ignore, group, pts, nxt, valid, k_goal, a_people,
+                  b_people, a_walls, b_walls, dt, out):
     """Social-force velocities of the agents ``compute`` marks, pushed by every active agent they see; see
-    HumanConfig."""
+    HumanConfig. Members of one group push each other only at short range (:data:`GROUP_PUSH_RANGE`): they walk
+    side by side on purpose."""
     n_envs, n_agents, _ = pos.shape
     for flat in numba.prange(n_envs * n_agents):
         b, i = flat // n_agents, flat % n_agents
@@ -346,7 +402,8 @@ def _social_force(pos, vel, pref, radii, speeds, compute, active, ignore, pts, n
             d = np.sqrt(dx * dx + dy * dy)
             if d < 1e-9:
                 continue
-            push = a_people * np.exp((radii[b, i] + radii[b, j] - d) / b_people)
+            reach = GROUP_PUSH_RANGE if group[b, i] >= 0 and group[b, i] == group[b, j] else b_people
+            push = a_people * np.exp((radii[b, i] + radii[b, j] - d) / reach)
             fx += push * dx / d
             fy += push * dy / d
         for e in range(pts.shape[1]):

@@ -81,6 +81,7 @@ DEFAULT_HYPERPARAMS: dict[str, dict[str, Any]] = {
         "clip_range": 0.2,
     },
 }
+DEFAULT_HYPERPARAMS["recurrent_ppo"] = dict(DEFAULT_HYPERPARAMS["ppo"])
 
 
 # Hyperparameters an experiment file may set, with the checks SB3 itself leaves to a crash (or to NaN losses)
@@ -192,18 +193,29 @@ class PPOHyperparams:
                               "algo.hyperparams.normalize_advantage: false")
 
 
-HYPERPARAMS: dict[str, type] = {"sac": SACHyperparams, "ppo": PPOHyperparams}
+@dataclass(kw_only=True)
+class RecurrentPPOHyperparams(PPOHyperparams):
+    """``algo.hyperparams`` of sb3-contrib's ``RecurrentPPO``: PPO's, with its own rollout defaults."""
+
+    n_steps: int = bounded(128, "env steps per env per rollout", ge=1, le=10**7)
+    batch_size: int = bounded(128, "minibatch size", ge=1, le=10**7)
+
+
+HYPERPARAMS: dict[str, type] = {"sac": SACHyperparams, "ppo": PPOHyperparams, "recurrent_ppo": RecurrentPPOHyperparams}
 
 
 @dataclass(kw_only=True)
 class AlgoConfig:
-    name: Literal["sac", "ppo"] = "sac"
+    # recurrent_ppo: sb3-contrib's RecurrentPPO, an LSTM between the features and the heads (policy MlpLstmPolicy,
+    # or MultiInputLstmPolicy for Dict observations); its state is reset at each episode start.
+    name: Literal["sac", "ppo", "recurrent_ppo"] = "sac"
     policy: str = "MlpPolicy"  # MultiInputPolicy for envs with Dict observations
     net_arch: list[int] = bounded([256, 256], "hidden layer sizes of actor and critic", ge=1, le=100_000)
     # A named features extractor in front of net_arch (roboreward.policies.FEATURE_EXTRACTORS, e.g.
     # crowd_attention for CrowdNav-v0), and its keyword arguments; null = SB3's default for the policy.
     features: str | None = None
     features_kwargs: dict[str, Any] = field(default_factory=dict)
+    lstm_hidden_size: int = bounded(64, "recurrent_ppo: units of the LSTM (actor and critic each)", ge=1, le=4096)
     # Keyword arguments of the SB3 algorithm's constructor, over DEFAULT_HYPERPARAMS[name], each checked for
     # type and range by SACHyperparams / PPOHyperparams.
     hyperparams: dict[str, Any] = field(default_factory=dict)
@@ -229,11 +241,17 @@ class AlgoConfig:
     def algorithm_class(self):
         import stable_baselines3 as sb3
 
+        if self.name == "recurrent_ppo":
+            from sb3_contrib import RecurrentPPO
+
+            return RecurrentPPO
         return {"sac": sb3.SAC, "ppo": sb3.PPO}[self.name]
 
     def policy_kwargs(self) -> dict[str, Any]:
         """The SB3 policy's keyword arguments: ``net_arch``, and the features extractor when one is named."""
         kwargs: dict[str, Any] = {"net_arch": list(self.net_arch)}
+        if self.name == "recurrent_ppo":
+            kwargs["lstm_hidden_size"] = self.lstm_hidden_size
         if self.features is not None:
             from roboreward.policies import features_extractor
 
@@ -382,7 +400,10 @@ class ExperimentConfig:
     ray: RayConfig = field(default_factory=RayConfig)
 
     def __post_init__(self) -> None:
-        if self.algo.name == "ppo" and self.algo.hyperparams["n_steps"] * self.env.n_envs < 2:
+        if self.algo.name == "recurrent_ppo" and "Lstm" not in self.algo.policy:
+            raise ConfigError(f"algo.policy: {self.algo.policy} has no memory; recurrent_ppo takes MlpLstmPolicy, or "
+                              "MultiInputLstmPolicy for Dict observations")
+        if self.algo.name != "sac" and self.algo.hyperparams["n_steps"] * self.env.n_envs < 2:
             raise ConfigError("algo.hyperparams.n_steps: PPO needs a rollout of at least 2 steps (n_steps x env.n_envs); "
                               "raise n_steps or env.n_envs")
         if self.teacher.enabled and self.algo.name != "ppo":

@@ -180,7 +180,7 @@ def test_a_linear_schedule_round_trips_and_trains(tmp_path):
     assert model.lr_schedule(0.5) == pytest.approx(5e-4)
 
 
-@pytest.mark.parametrize("name", ["sac", "ppo"])
+@pytest.mark.parametrize("name", ["sac", "ppo", "recurrent_ppo"])
 def test_hyperparameter_schema_matches_the_sb3_constructor(name):
     """Every SB3 argument that a YAML value can express is in the schema, with SB3's default."""
     import dataclasses

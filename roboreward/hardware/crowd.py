@@ -399,9 +399,12 @@ class CrowdNavigationController:
         self.set_goal((p.x, p.y))
 
     def set_goal(self, goal: Any) -> None:
+        """A new goal starts a new episode: a recurrent policy forgets the last one."""
         with self._lock:
             self._goal = np.asarray(goal, dtype=np.float64)[:2].copy()
             self.counts["goals"] += 1
+            if hasattr(self.policy, "reset"):
+                self.policy.reset()
 
     def set_people(self, people: People) -> None:
         with self._lock:

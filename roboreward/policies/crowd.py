@@ -14,8 +14,9 @@ observation of :mod:`roboreward.envs.crowd.env`:
   or ``use_obstacle_tokens`` is set.
 
 A learned "nobody" token is always among the keys, so a step where no one is seen attends to it instead of
-dividing by zero. The actor and critic heads (``algo.net_arch``) read the concatenation. HEIGHT's recurrent
-layer is not here yet: the observation carries the people's velocities instead of a history.
+dividing by zero. The actor and critic heads (``algo.net_arch``) read the concatenation, or, as in HEIGHT, an
+LSTM does first (``algo.name: recurrent_ppo``, ``algo.policy: MultiInputLstmPolicy``, ``algo.lstm_hidden_size``:
+sb3-contrib's RecurrentPPO with this extractor in front of its LSTM).
 
 Use it with ``algo.features: crowd_attention`` (``algo.features_kwargs`` for the sizes below).
 """

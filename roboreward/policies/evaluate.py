@@ -29,6 +29,7 @@ from roboreward.envs.rendering import FrameRenderer, RenderOptions
 from roboreward.errors import CheckpointError, ConfigError, NonFiniteError
 from roboreward.experiment import ExperimentConfig
 from roboreward.io import atomic_write
+from roboreward.policies.acting import Actor
 from roboreward.policies.checkpoints import list_checkpoints, load_weights, read_state, restore_reward_normalizer
 from roboreward.policies.train import FINAL_MODEL, build_algorithm, load_run_config
 from roboreward.rewards.base import make_reward_model
@@ -100,13 +101,15 @@ def evaluate(
     recorder = VideoRecorder(env, config, reward_model is not None) if video and config.eval.video_episodes else None
     results: list[Episode] = []
     try:
+        actor = Actor(policy, deterministic=config.eval.deterministic)
         for ep in tqdm(range(episodes), desc="eval", unit="episode", dynamic_ncols=True):
             obs, info = env.reset(seed=config.seed + EVAL_SEED_OFFSET + ep)
+            actor.reset()
             record = recorder is not None and ep < config.eval.video_episodes
             episode = Episode()
             done = False
             while not done:
-                action, _ = policy.predict(obs, deterministic=config.eval.deterministic)
+                action = actor(obs)
                 obs, reward, terminated, truncated, info = env.step(action)
                 done = terminated or truncated
                 episode.learned.append(float(reward))

@@ -34,6 +34,7 @@ from gymnasium import spaces
 
 from roboreward.errors import CheckpointError, ConfigError, RoborewardError
 from roboreward.io import atomic_write, sha256_file
+from roboreward.policies.acting import Actor
 
 EXPORT_DIR = "export"
 ONNX_FILE = "policy.onnx"
@@ -129,6 +130,7 @@ class SB3PolicyRunner:
         self.robot = robot
         self.joint_names = joint_names
         self.source = source
+        self._actor = Actor(model, deterministic=True)
 
     @classmethod
     def from_run(cls, run_dir: str | Path, checkpoint: str | None = None) -> SB3PolicyRunner:
@@ -137,8 +139,11 @@ class SB3PolicyRunner:
         return cls(model, robot=robot, joint_names=joints, source=model_path)
 
     def __call__(self, observation: np.ndarray) -> np.ndarray:
-        action, _ = self.model.predict(observation, deterministic=True)
-        return np.asarray(action, dtype=np.float32)
+        return np.asarray(self._actor(observation), dtype=np.float32)
+
+    def reset(self) -> None:
+        """A new episode starts (a recurrent policy forgets the last one)."""
+        self._actor.reset()
 
 
 # --------------------------------------------------------------------------------------------

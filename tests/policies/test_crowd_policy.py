@@ -110,3 +110,32 @@ def test_train_then_evaluate_a_crowd_run_through_the_cli(tmp_path):
     crowd = metrics["episode_metrics"]
     assert crowd["success"] + crowd["collision_human"] + crowd["timeout"] == pytest.approx(1.0)
     assert (out / "episodes.mp4").stat().st_size > 0
+
+
+def test_a_recurrent_policy_remembers_within_an_episode_and_forgets_at_its_start():
+    """RecurrentPPO with the crowd network: the Actor carries the LSTM state between steps and starts afresh at
+    reset, and the test set starts each env's memory where its episode starts."""
+    from sb3_contrib import RecurrentPPO
+
+    from roboreward.envs.crowd.evaluation import evaluate_crowd_policy, sb3_policy
+    from roboreward.policies.acting import Actor
+
+    kwargs = {"scenario": {"name": "circle_crossing", "n_humans": 4}, "sensing": {"lidar_rays": 0}}
+    venv = CrowdNavVecEnv(2, **kwargs)
+    model = RecurrentPPO("MultiInputLstmPolicy", venv, n_steps=8, batch_size=16, seed=0, policy_kwargs={
+        "features_extractor_class": CrowdAttentionExtractor, "lstm_hidden_size": 16})
+    venv.seed(0)
+    obs = venv.reset()
+    actor = Actor(model)
+    assert actor.recurrent
+    first = actor(obs)
+    remembered = actor(obs)  # same observation, but now with a memory of the step before
+    assert not np.allclose(first, remembered)
+    actor.reset()
+    np.testing.assert_array_equal(actor(obs), first)
+    single = Actor(model)
+    np.testing.assert_allclose(single({k: v[0] for k, v in obs.items()}), first[0], atol=1e-6)  # one env, unbatched
+    summary = evaluate_crowd_policy(kwargs, sb3_policy(model), episodes=4, n_envs=2)
+    assert summary["episodes"] == 4
+    with pytest.raises(ConfigError, match="recurrent_ppo takes MlpLstmPolicy"):
+        load_experiment("crowd_circle", ["algo.name=recurrent_ppo"])

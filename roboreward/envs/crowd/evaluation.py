@@ -27,8 +27,12 @@ Policy = Callable[[dict[str, np.ndarray], CrowdNavBatch], np.ndarray]
 
 
 def sb3_policy(model, deterministic: bool = True) -> Policy:
-    """A trained SB3 model as a :data:`Policy` (its observations are the env's)."""
-    return lambda obs, batch: model.predict(obs, deterministic=deterministic)[0]
+    """A trained SB3 model as a :data:`Policy` (its observations are the env's); a recurrent one starts each env's
+    memory afresh where an episode starts (an env that has taken no step yet)."""
+    from roboreward.policies.acting import Actor
+
+    actor = Actor(model, deterministic)
+    return lambda obs, batch: actor(obs, episode_start=batch.sim.steps == 0)
 
 
 def evaluate_crowd_policy(env_kwargs: dict[str, Any], policy: str | Policy, episodes: int = 500,

@@ -10,7 +10,9 @@ the policy learned from:
 - ``sparse`` — success +10, collision −20, nothing else;
 - ``learned`` — the progress reward model fitted on ``--demos`` ORCA-as-robot demonstrations (top-down frames,
   recorded here with ``roboreward demos record crowd``'s code); the policy never sees the env's reward;
-- ``sparse+shaped`` — the sparse reward plus potential-based shaping ``γΦ(s') − Φ(s)`` by that learned model.
+- ``sparse+shaped`` — the sparse reward plus potential-based shaping ``γΦ(s') − Φ(s)`` by that learned model;
+- ``learned-state``, ``sparse+shaped-state`` — the same with the progress model reading the observation
+  (``inputs: state``) instead of frames: nothing rendered, no image network.
 
     python benchmarks/crowd_rewards.py [--config crowd_diff_drive] [--steps 150000] [--demos 20] [--episodes 200]
                                        [--variants crowdnav_pp,sparse,...] [--out DIR]
@@ -50,6 +52,9 @@ def variants(demos: Path) -> dict[str, list[str]]:
         "sparse": SPARSE,
         "learned": ["reward.type=progress", f"reward.demos={demos}", *RENDER],
         "sparse+shaped": [*SPARSE, "shaping.potential.type=progress", f"shaping.potential.demos={demos}", *RENDER],
+        "learned-state": ["reward.type=progress", f"reward.demos={demos}", "reward.inputs=state"],
+        "sparse+shaped-state": [*SPARSE, "shaping.potential.type=progress", f"shaping.potential.demos={demos}",
+                                "shaping.potential.inputs=state"],
     }
 
 

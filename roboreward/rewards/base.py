@@ -145,6 +145,17 @@ def observation_at(observations, i: int):
     return observations[i]
 
 
+def flat_observations(observations) -> np.ndarray:
+    """A batch of observations as ``float32 [B, D]`` rows: an array's rows flattened, or a Dict batch's arrays
+    flattened and joined key by key in sorted order (gymnasium's ``Dict`` order), the layout a dataset's
+    ``observation.state`` holds for such an env (``demo_state``)."""
+    if isinstance(observations, dict):
+        parts = [np.asarray(observations[key], dtype=np.float32) for key in sorted(observations)]
+        return np.concatenate([p.reshape(len(p), -1) for p in parts], axis=1)
+    array = np.asarray(observations, dtype=np.float32)
+    return array.reshape(len(array), -1)
+
+
 def stack_observations(observations: list):
     """Per-env observations as a batch ``[B, ...]``: one array, or a dict of arrays for Dict spaces."""
     if observations and isinstance(observations[0], dict):

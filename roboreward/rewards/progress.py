@@ -55,6 +55,12 @@ an experiment file asks for with ``env.render.cameras: [corner3, topview]``; eve
 (``RenderInInfo``, ``VecLearnedReward``, ``VecPotentialShaping``) then passes the views along
 unchanged.
 
+**State instead of frames** (``inputs: state``). Where the env's observation already says how far along the
+task is — a crowd's goal, people and lidar in the robot's frame — the head reads the observation itself
+(a dataset's ``observation.state`` when fitting; a ``Dict`` observation flattened key by key in sorted order,
+:func:`~roboreward.rewards.base.flat_observations`) as one "view", standardised the same way. Nothing is
+rendered and no image network runs, so training with it costs the head alone.
+
 The fitted head is plain arrays in an ``.npz`` (:meth:`ProgressReward.save`, written atomically,
 read back with ``allow_pickle=False``); ``reward.model_path`` loads it.
 
@@ -84,7 +90,7 @@ from roboreward.config import bounded
 from roboreward.envs.views import split_views
 from roboreward.errors import CheckpointError, ConfigError, DatasetError
 from roboreward.io import atomic_write_npz
-from roboreward.rewards.base import RewardBatch, RewardConfig, RewardModel
+from roboreward.rewards.base import RewardBatch, RewardConfig, RewardModel, flat_observations
 from roboreward.rewards.features import (
     FEATURE_SETTINGS,
     FeatureSettings,
@@ -108,6 +114,8 @@ class ProgressRewardConfig(RewardConfig, FeatureSettings):
     """
 
     demos: str | None = None  # a LeRobot v3 dataset folder: the head is fitted from it when built
+    # frames: camera views through the image network; state: the env's observation (observation.state in a dataset)
+    inputs: Literal["frames", "state"] = "frames"
     cameras: list[str] = field(default_factory=list)  # views to fuse, in this order; [] = every dataset camera
     episodes: list[int] = field(default_factory=list)  # demo episodes to learn from; [] = every successful one
     # A dataset of failed rollouts (e.g. the agent's own): its unsuccessful episodes teach "not done".
@@ -401,7 +409,7 @@ class ProgressReport:
 
 @dataclass
 class _Trajectory:
-    views: list[np.ndarray]  # one uint8 [T, H, W, 3] per camera
+    views: list[np.ndarray]  # one uint8 [T, H, W, 3] per camera; or one float32 [T, D] of states
     success_step: int | None  # frame of the first successful state, or None if unknown / never
 
 
@@ -414,9 +422,11 @@ class ProgressReward(RewardModel):
     def __init__(self, config: ProgressRewardConfig):
         super().__init__(config)
         self.config: ProgressRewardConfig = config
-        self.features = features_for(config)
+        self.reads_state = config.inputs == "state"
+        self.requires_frames = not self.reads_state
+        self.features = None if self.reads_state else features_for(config)
         self.head: ProgressHead | None = None
-        self.cameras: list[str] = list(config.cameras)  # the views, in the order frames tile them
+        self.cameras: list[str] = [] if self.reads_state else list(config.cameras)  # the views, as frames tile them
         self.frame_size: tuple[int, int] | None = None  # (H, W) of one view
         self.train_demos = self.train_frames = self.failure_frames = 0
         self.fit_seconds = self.feature_seconds = 0.0  # the last fit's time, and the features' part of it
@@ -447,6 +457,7 @@ class ProgressReward(RewardModel):
         path = _model_file(path)
         with np.load(path, allow_pickle=False) as data:
             settings = feature_settings_from_arrays(data)
+            settings["inputs"] = str(data["inputs"]) if "inputs" in data else "frames"
         return cls(ProgressRewardConfig(model_path=str(path), device=device, cache_size=cache_size, **settings))
 
     # ---------------------------------------------------------------------------------- fit
@@ -472,9 +483,10 @@ class ProgressReward(RewardModel):
         started = time.perf_counter()
         trajectories = self._trajectories(demos, episodes, successful=True)
         failed = self._trajectories(failures, None, successful=False) if failures is not None else []
-        shapes = {v.shape[1:3] for t in trajectories + failed for v in t.views}
+        shapes = {v.shape[1:] if self.reads_state else v.shape[1:3] for t in trajectories + failed for v in t.views}
         if len(shapes) != 1:
-            raise DatasetError(f"demonstrations have different frame sizes {sorted(shapes)}; record them at one size")
+            what = "state sizes" if self.reads_state else "frame sizes"
+            raise DatasetError(f"demonstrations have different {what} {sorted(shapes)}; record them with one env")
         labels = [self._labels(t) for t in trajectories]
         if isinstance(init, ProgressReward):
             if init.cameras != self.cameras:
@@ -490,7 +502,8 @@ class ProgressReward(RewardModel):
         fail_feats = [self._view_features(t.views) for t in failed]
         self.feature_seconds = time.perf_counter() - features_started
         self.head = fit_head(feats, labels, HeadSettings.from_config(self.config), failures=fail_feats, init=init)
-        self.frame_size = tuple(int(s) for s in shapes.pop())  # type: ignore[assignment]
+        shape = tuple(int(s) for s in shapes.pop())
+        self.frame_size = None if self.reads_state else shape  # type: ignore[assignment]
         self.train_demos = len(trajectories)
         self.train_frames = sum(len(y) for y in labels)
         self.failure_frames = sum(len(t.views[0]) for t in failed)
@@ -509,7 +522,7 @@ class ProgressReward(RewardModel):
 
         what = "demonstration" if successful else "failed rollout"
         if isinstance(source, DatasetReader):
-            cameras = self._choose_cameras(list(source.cameras), f"{source.root}")
+            cameras = [] if self.reads_state else self._choose_cameras(list(source.cameras), f"{source.root}")
             if episodes is None:
                 episodes = [e.index for e in source.episodes if e.success == successful]
                 if not episodes and successful:
@@ -523,7 +536,8 @@ class ProgressReward(RewardModel):
                 hits = np.flatnonzero(ep.step_success)
                 # Frames are rendered before acting, so step t's success is the state of frame t + 1.
                 success_step = int(hits[0]) + 1 if successful and len(hits) else None
-                out.append(_Trajectory([source.frames(int(i), c) for c in cameras], success_step))
+                views = [ep.state.astype(np.float32)] if self.reads_state else [source.frames(int(i), c) for c in cameras]
+                out.append(_Trajectory(views, success_step))
             return out
         if episodes is not None:
             raise ValueError("episodes select from a DatasetReader; pass the demonstrations you want as arrays")
@@ -534,6 +548,12 @@ class ProgressReward(RewardModel):
             raise ValueError("fit needs at least one demonstration")
         out = []
         for item in items:
+            if self.reads_state:
+                states = np.asarray(item, dtype=np.float32)
+                if states.ndim != 2:
+                    raise ValueError(f"a {what} for inputs: state must be states [T, D]; got shape {states.shape}")
+                out.append(_Trajectory([states], None))
+                continue
             if isinstance(item, Mapping):
                 cameras = self._choose_cameras(list(item), f"a {what}")
                 views = [np.asarray(item[c]) for c in cameras]
@@ -562,7 +582,10 @@ class ProgressReward(RewardModel):
         return self.cameras
 
     def _view_features(self, views: Sequence[np.ndarray], chunk: int = 256) -> np.ndarray:
-        """Features ``[T, V, D]`` of per-camera frame arrays, all views of a chunk in one network call."""
+        """Features ``[T, V, D]`` of per-camera frame arrays, all views of a chunk in one network call (states:
+        themselves, one view)."""
+        if self.reads_state:
+            return np.asarray(views[0], dtype=np.float32)[:, None, :]
         length = len(views[0])
         out = []
         for i in range(0, length, chunk):
@@ -582,7 +605,20 @@ class ProgressReward(RewardModel):
         views = self._split(frames)
         return head_progress(head, self._view_features(views))
 
+    def progress_of_states(self, states) -> np.ndarray:
+        """Expected progress ``[B]`` (float64) of a batch of observations (``inputs: state``)."""
+        features = flat_observations(states)
+        head = self._fitted()
+        if features.shape[1] != head.dim:
+            raise ConfigError(f"observations have {features.shape[1]} numbers but this model was fitted on states of "
+                              f"{head.dim}; fit it on demonstrations of this env (same sensing, same crowd size)")
+        return head_progress(head, features[:, None, :])[1]
+
     def compute(self, batch: RewardBatch) -> np.ndarray:
+        if self.reads_state:
+            if batch.observations is None:
+                raise ValueError("the progress reward (inputs: state) needs the observations in the RewardBatch")
+            return (self.config.scale * self.progress_of_states(batch.observations)).astype(np.float32)
         if batch.frames is None:
             raise ValueError(
                 "the progress reward needs rendered frames; make the env with render_mode='rgb_array' "
@@ -668,6 +704,7 @@ class ProgressReward(RewardModel):
             "bins": np.array(head.bins),
             "hidden": np.array(head.hidden),
             "fusion": np.array(head.fusion),
+            "inputs": np.array(self.config.inputs),
             **feature_settings_arrays(self.config),
         }
         for key, value in head.state_dict().items():
@@ -685,7 +722,10 @@ class ProgressReward(RewardModel):
                 raise CheckpointError(
                     f"{path}: format version {version}, this roboreward reads progress heads of {FORMAT_VERSION}"
                 )
-            wanted = feature_settings_mismatch(self.config, feature_settings_from_arrays(data))
+            inputs = str(data["inputs"]) if "inputs" in data else "frames"
+            if inputs != self.config.inputs:
+                raise ConfigError(f"{path} was fitted on {inputs}; set reward.inputs: {inputs}")
+            wanted = "" if inputs == "state" else feature_settings_mismatch(self.config, feature_settings_from_arrays(data))
             if wanted:
                 raise ConfigError(f"{path} was fitted on other features; set {wanted} (or use ProgressReward.from_file)")
             cameras = [str(c) for c in data["cameras"]]

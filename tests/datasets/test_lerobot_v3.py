@@ -414,7 +414,7 @@ def test_record_the_crowd_expert_state_and_topdown_frames(tmp_path):
     reader = DatasetReader(tmp_path / "crowd")
     assert reader.cameras == ["topdown"] and reader.robot_type == "holonomic_base" and reader.fps == 4
     names = reader.features["observation.state"]["names"]
-    assert names[:2] == ["goal_x", "goal_y"] and len(names) == 8 + 4 * 5 + 4
+    assert names[:2] == ["human0_x", "human0_y"] and names[-8:-6] == ["goal_x", "goal_y"] and len(names) == 8 + 4 * 5 + 4
     env = CrowdNavEnv(**kwargs)
     obs, _ = env.reset(seed=5)  # episode 0 of the dataset: seed + 0
     ep = reader.episode(0)

@@ -337,3 +337,43 @@ def test_config_errors_are_clear():
         from_dict(RewardConfig, {"type": "progress", "cameras": ["corner3", "corner3"]}, "reward")
     with pytest.raises(ConfigError, match="unknown key"):
         from_dict(RewardConfig, {"type": "progress", "camera": "corner3"}, "reward")
+
+
+# ---------------------------------------------------------------------------- state inputs
+@pytest.fixture(scope="module")
+def crowd_demos(tmp_path_factory):
+    """ORCA crossing a small crowd as the robot, recorded (state + top-down frames)."""
+    from roboreward.datasets.record import record_scripted_demos
+
+    kwargs = {"scenario": {"name": "circle_crossing", "n_humans": 4, "circle_radius": 4.0, "arena": 6.0,
+                           "goal_distance": [4.0, 6.0]}, "sensing": {"lidar_rays": 0}}
+    out = tmp_path_factory.mktemp("crowd") / "demos"
+    record_scripted_demos("crowd", out, episodes=12, width=32, height=32, seed=0, env_kwargs=kwargs, progress=False)
+    return out, kwargs
+
+
+def test_a_state_progress_model_ranks_held_out_crowd_demos_and_needs_no_frames(crowd_demos, tmp_path):
+    from roboreward.datasets.lerobot_v3 import DatasetReader
+    from roboreward.envs.crowd.env import CrowdNavEnv
+
+    demos, kwargs = crowd_demos
+    model = make_reward_model(from_dict(RewardConfig, {"type": "progress", "demos": str(demos), "inputs": "state",
+                                                       "episodes": list(range(9))}))
+    assert not model.requires_frames and model.required_cameras == [] and model.features is None
+    report = model.report(DatasetReader(demos), episodes=[9, 10, 11])
+    assert min(report.spearman) > 0.5 and report.end_progress > report.start_progress + 0.2, report
+    # In the env: a Dict observation batch, flattened as the dataset's state was.
+    env = CrowdNavEnv(**kwargs)
+    obs, _ = env.reset(seed=0)  # episode 0 of the dataset
+    batch = {k: np.stack([v, v]) for k, v in obs.items()}
+    rewards = model(RewardBatch(observations=batch))
+    state = DatasetReader(demos).episode(0).state[:1]
+    np.testing.assert_allclose(rewards, model.progress_of_states(state)[0], rtol=1e-5)
+    saved = model.save(tmp_path / "state_head.npz")
+    loaded = ProgressReward.from_file(saved)
+    assert loaded.config.inputs == "state"
+    np.testing.assert_allclose(loaded(RewardBatch(observations=batch)), rewards, rtol=1e-6)
+    with pytest.raises(ConfigError, match="fitted on state; set reward.inputs: state"):
+        ProgressReward(ProgressRewardConfig(model_path=str(saved)))
+    with pytest.raises(ConfigError, match="fitted on states of"):
+        model(RewardBatch(observations={k: v[:, :2] if k == "humans" else v for k, v in batch.items()}))

@@ -44,6 +44,7 @@ from roboreward.envs.crowd.rewards import CrowdReward
 from roboreward.envs.crowd.sensors import observe_kernel
 from roboreward.envs.crowd.sim import EVENT_NAMES, SUCCESS, CrowdSim
 from roboreward.errors import ConfigError
+from roboreward.rewards.base import flat_observations
 
 ROBOT_FEATURES = 8
 HUMAN_FEATURES = 5
@@ -350,23 +351,26 @@ class CrowdNavEnv(gym.Env):
         return {camera: self.batch.render(0) for camera in cameras}
 
     def demo_layout(self) -> dict[str, Any]:
-        """How a recorded step stores this env: the names of the flattened observation and of the action."""
-        names = ["goal_x", "goal_y", "velocity_x", "velocity_y", "heading_cos", "heading_sin", "radius", "max_speed"]
-        names += [f"human{i}_{f}" for i in range(self.batch.n_humans) for f in ("x", "y", "vx", "vy", "radius")]
-        names += [f"human{i}_seen" for i in range(self.batch.n_humans)]
-        if "lidar" in self.observation_space.spaces:
-            names += [f"lidar{j}" for j in range(self.config.sensing.lidar_rays)]
-        if "obstacles" in self.observation_space.spaces:
-            names += [f"obstacle{t}_{c}{v}" for t in range(self.batch.n_tokens) for v in range(4) for c in "xy"]
-            names += [f"obstacle{t}_present" for t in range(self.batch.n_tokens)]
+        """How a recorded step stores this env: the names of the flattened observation (its keys in sorted order,
+        as :func:`~roboreward.rewards.base.flat_observations` joins them) and of the action."""
+        n, tokens = self.batch.n_humans, self.batch.n_tokens
+        names_of = {
+            "robot": ["goal_x", "goal_y", "velocity_x", "velocity_y", "heading_cos", "heading_sin", "radius",
+                      "max_speed"],
+            "humans": [f"human{i}_{f}" for i in range(n) for f in ("x", "y", "vx", "vy", "radius")],
+            "humans_mask": [f"human{i}_seen" for i in range(n)],
+            "lidar": [f"lidar{j}" for j in range(self.config.sensing.lidar_rays)],
+            "obstacles": [f"obstacle{t}_{c}{v}" for t in range(tokens) for v in range(4) for c in "xy"],
+            "obstacles_mask": [f"obstacle{t}_present" for t in range(tokens)],
+        }
+        names = [name for key in sorted(self.observation_space.spaces) for name in names_of[key]]
         action = ["vx", "vy"] if self.config.robot.kinematics == "holonomic" else ["v", "omega"]
         return {"state_names": names, "action_names": action, "robot_type": f"{self.config.robot.kinematics}_base",
                 "task_text": "reach the goal through the crowd"}
 
     def demo_state(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         """The observation flattened in :meth:`demo_layout`'s order."""
-        keys = ["robot", "humans", "humans_mask", "lidar", "obstacles", "obstacles_mask"]
-        return np.concatenate([np.asarray(obs[k], dtype=np.float32).ravel() for k in keys if k in obs])
+        return flat_observations({key: np.asarray(value)[None] for key, value in obs.items()})[0]
 
     @staticmethod
     def _first(obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

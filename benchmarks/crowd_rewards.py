@@ -12,13 +12,15 @@ the policy learned from:
   recorded here with ``roboreward demos record crowd``'s code); the policy never sees the env's reward;
 - ``sparse+shaped`` — the sparse reward plus potential-based shaping ``γΦ(s') − Φ(s)`` by that learned model;
 - ``learned-state``, ``sparse+shaped-state`` — the same with the progress model reading the observation
-  (``inputs: state``) instead of frames: nothing rendered, no image network.
+  (``inputs: state``) instead of frames: nothing rendered, no image network;
+- ``learned-state-cost`` — that model's progress as a cost to go, ``Φ − 1`` a step (``reward.offset: 1``).
 
     python benchmarks/crowd_rewards.py [--config crowd_diff_drive] [--steps 150000] [--demos 20] [--episodes 200]
                                        [--variants crowdnav_pp,sparse,...] [--out DIR]
 
-Prints one row per variant: test success, collisions, timeouts, navigation time, training wall time, and the
-train-time success curve's first step at 90 % (from its progress.csv).
+Prints one row per variant: test success, collisions, timeouts, navigation time, training wall time (SB3's, after
+the reward model is fitted: ~5-10 s more for the learned ones), and the train-time success curve's first step at
+90 % (from its progress.csv).
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ def variants(demos: Path) -> dict[str, list[str]]:
         "learned": ["reward.type=progress", f"reward.demos={demos}", *RENDER],
         "sparse+shaped": [*SPARSE, "shaping.potential.type=progress", f"shaping.potential.demos={demos}", *RENDER],
         "learned-state": ["reward.type=progress", f"reward.demos={demos}", "reward.inputs=state"],
+        "learned-state-cost": ["reward.type=progress", f"reward.demos={demos}", "reward.inputs=state",
+                               "reward.offset=1"],
         "sparse+shaped-state": [*SPARSE, "shaping.potential.type=progress", f"shaping.potential.demos={demos}",
                                 "shaping.potential.inputs=state"],
     }
@@ -75,6 +79,13 @@ def steps_to(progress_csv: Path, level: float) -> int | None:
     return None
 
 
+def training_seconds(progress_csv: Path) -> float:
+    """The wall time a finished run logged last (SB3's time/time_elapsed)."""
+    with progress_csv.open() as f:
+        rows = list(csv.DictReader(f))
+    return float(rows[-1]["time/time_elapsed"]) if rows else float("nan")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="crowd_diff_drive")
@@ -82,7 +93,8 @@ def main() -> None:
     parser.add_argument("--demos", type=int, default=20, help="ORCA demonstrations for the learned reward")
     parser.add_argument("--episodes", type=int, default=200, help="test episodes per variant")
     parser.add_argument("--variants", default=None, help="comma-separated subset (default: all)")
-    parser.add_argument("--out", type=Path, default=None, help="folder for demos and runs (default: a temp dir)")
+    parser.add_argument("--out", type=Path, default=None, help="folder for demos and runs (default: a temp dir); runs "
+                        "already trained there are tested again, not retrained")
     args = parser.parse_args()
     print(describe_machine())
     out = args.out or Path(tempfile.mkdtemp(prefix="crowd_rewards-"))
@@ -97,14 +109,15 @@ def main() -> None:
     print(f"{'reward':<16} {'success':>8} {'coll.':>6} {'timeout':>8} {'nav s':>6} {'train s':>8} {'90% at':>8}")
     for name in chosen:
         run = out / name
-        start = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "roboreward.cli", "train", args.config, "--run-dir", str(run),
-                               f"train.total_timesteps={args.steps}", "train.progress_bar=false", *table[name]],
-                              capture_output=True, text=True)
-        seconds = time.perf_counter() - start
-        if done.returncode != 0:
-            print(f"{name:<16} failed: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}")
-            continue
+        if not (run / "model.zip").is_file():  # else trained by an earlier call with this --out: tested again only
+            done = subprocess.run([sys.executable, "-m", "roboreward.cli", "train", args.config, "--run-dir", str(run),
+                                   f"train.total_timesteps={args.steps}", "train.progress_bar=false", *table[name]],
+                                  capture_output=True, text=True)
+            if done.returncode != 0:
+                why = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode
+                print(f"{name:<16} failed: {why}")
+                continue
+        seconds = training_seconds(run / "progress.csv")
         model, config, _ = trained_policy(run)
         metrics = evaluate_crowd_policy(config.env.kwargs, sb3_policy(model), episodes=args.episodes)["metrics"]
         first = steps_to(run / "progress.csv", 0.9)

@@ -304,6 +304,9 @@ class ShapingConfig:
     def __post_init__(self) -> None:
         if isinstance(self.gamma, str) and self.gamma != "auto":
             raise ConfigError(f"shaping.gamma: {self.gamma!r} is not allowed; write auto (the algorithm's gamma)")
+        if self.potential is not None and getattr(self.potential, "offset", 0.0):
+            raise ConfigError(f"shaping.potential.offset: {self.potential.offset} turns progress into a cost, which is "  # type: ignore[attr-defined]
+                              "for a reward; a potential must be the progress itself: leave offset 0")
         if self.potential is not None and self.potential.type_name == "env":  # type: ignore[attr-defined]
             raise ConfigError(
                 "shaping.potential: type env is the env's reward, not a potential; name a reward model such as "

@@ -140,7 +140,11 @@ class ProgressRewardConfig(RewardConfig, FeatureSettings):
     std_floor: float = bounded(0.1, "standardisation floor, as a fraction of the mean feature std", ge=0)
     # The reward (or potential) is scale·Φ. A larger scale makes the reward count more against SAC's
     # entropy bonus; progress(), report() and saved heads stay in [0, 1].
-    scale: float = bounded(1.0, "reward = scale * progress", gt=0)
+    scale: float = bounded(1.0, "reward = scale * (progress - offset)", gt=0)
+    # offset 1 makes the reward a cost, -(1 - Φ) a step: where reaching the goal ends the episode, a reward of Φ
+    # pays for lingering near the goal instead (every step there earns ~1); a cost is cut short by arriving.
+    # Keep 0 for a potential (shaping.potential): shaping needs Φ itself.
+    offset: float = bounded(0.0, "subtracted from progress before scaling (1: a cost to go)", ge=0, le=1)
 
     def __post_init__(self) -> None:
         if self.demos is not None and self.model_path is not None:
@@ -618,13 +622,14 @@ class ProgressReward(RewardModel):
         if self.reads_state:
             if batch.observations is None:
                 raise ValueError("the progress reward (inputs: state) needs the observations in the RewardBatch")
-            return (self.config.scale * self.progress_of_states(batch.observations)).astype(np.float32)
+            return (self.config.scale * (self.progress_of_states(batch.observations) - self.config.offset)).astype(
+                np.float32)
         if batch.frames is None:
             raise ValueError(
                 "the progress reward needs rendered frames; make the env with render_mode='rgb_array' "
                 f"and env.render.cameras: {self.cameras}"
             )
-        return (self.config.scale * self.progress(batch.frames)).astype(np.float32)
+        return (self.config.scale * (self.progress(batch.frames) - self.config.offset)).astype(np.float32)
 
     def _split(self, frames: np.ndarray) -> list[np.ndarray]:
         frames = np.asarray(frames)

@@ -188,6 +188,7 @@ class VecLearnedReward(VecEnvWrapper):
         self._lengths[:] = 0
         if self.postprocess is not None:
             self.postprocess.reset()
+        self.reset_infos = self.venv.reset_infos  # a wrapper above (shaping) reads and annotates these
         return obs
 
     def step_wait(self):
@@ -214,6 +215,7 @@ class VecLearnedReward(VecEnvWrapper):
                 self._true_returns[i] = 0.0
                 self._lengths[i] = 0
                 self._take_reset_info(i, self.venv.reset_infos[i])
+        self.reset_infos = self.venv.reset_infos
         return obs, rewards, dones, infos
 
     def _score(self, envs, obs, frames: list, dones, infos) -> np.ndarray:

@@ -377,3 +377,47 @@ def test_a_state_progress_model_ranks_held_out_crowd_demos_and_needs_no_frames(c
         ProgressReward(ProgressRewardConfig(model_path=str(saved)))
     with pytest.raises(ConfigError, match="fitted on states of"):
         model(RewardBatch(observations={k: v[:, :2] if k == "humans" else v for k, v in batch.items()}))
+
+
+def test_shaping_by_a_state_potential_on_the_batched_crowd_env_runs_through_episode_ends(crowd_demos):
+    """The env's own reward shaped by a state progress model (no frames anywhere): the shaping wrapper sees each
+    new episode's first state through the reward wrapper below it, episode after episode."""
+    from roboreward.envs.make import make_vec_env
+    from roboreward.experiment import EnvConfig
+
+    demos, kwargs = crowd_demos
+    potential = make_reward_model(from_dict(RewardConfig, {"type": "progress", "demos": str(demos), "inputs": "state"}))
+    config = EnvConfig(id="roboreward/CrowdNav-v0", n_envs=4, vectorization="batched",
+                       kwargs={**kwargs, "time_limit": 3.0})
+    venv = make_vec_env(config, None, seed=0, potential=potential, gamma=0.99)
+    venv.reset()
+    ends = 0
+    for _ in range(30):  # 12-step episodes: every env starts over twice
+        _, _, dones, infos = venv.step(np.zeros((4, 2)))
+        assert all("shaping" in info and np.isfinite(info["shaping"]) for info in infos)
+        ends += int(dones.sum())
+    assert ends >= 8
+    venv.close()
+
+
+def test_an_offset_turns_progress_into_a_cost_and_is_refused_for_a_potential(crowd_demos):
+    from roboreward.experiment import load_experiment
+
+    demos, _ = crowd_demos
+    config = {"type": "progress", "demos": str(demos), "inputs": "state"}
+    model = make_reward_model(from_dict(RewardConfig, config))
+    cost = make_reward_model(from_dict(RewardConfig, {**config, "offset": 1.0, "scale": 2.0}))
+    states = _first_episode_states(demos)
+    np.testing.assert_allclose(cost.progress_of_states(states), model.progress_of_states(states))
+    np.testing.assert_allclose(cost(RewardBatch(observations=states)), 2.0 * (model.progress_of_states(states) - 1.0),
+                               rtol=1e-5)
+    assert (cost(RewardBatch(observations=states)) <= 0).all()
+    with pytest.raises(ConfigError, match="shaping.potential.offset"):
+        load_experiment("crowd_diff_drive", ["shaping.potential.type=progress", f"shaping.potential.demos={demos}",
+                                             "shaping.potential.offset=1"])
+
+
+def _first_episode_states(demos):
+    from roboreward.datasets.lerobot_v3 import DatasetReader
+
+    return DatasetReader(demos).episode(0).state

@@ -265,6 +265,7 @@ def test_a_trained_crowd_policy_drives_the_ros2_base_through_the_crowd_to_its_go
     assert summary["events"].get("success", 0) >= 3 and summary["commands_rejected"] == 0
     result = json.loads(stats.read_text())
     assert result["control_rate_hz"] == 4.0 and result["estop_triggers"] == 0
+    assert 3.5 < result["rate_hz"] < 4.3  # one command per 0.25 s of the 50 Hz odometry's stamps
     assert result["safety"]["commands"] > 50 and result["safety"]["nonfinite"] == 0
     controller = result["controller"]
     assert controller["people"] > 0 and controller["scans"] > 0 and controller["goals"] >= 3

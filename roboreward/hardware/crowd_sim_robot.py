@@ -182,17 +182,16 @@ class CrowdSimRobotNode:
         self.lag_resets = 0
         self._wheel_angles = np.zeros(2)
         self._wheel_velocity = np.zeros(2)
-        self._speed = self._turn = 0.0
         self._start_episode()
 
     # -- episodes --------------------------------------------------------------------------------------------
 
     def _start_episode(self) -> None:
         self.batch.reset(0, self.options.seed + self.episode)
-        self._speed = self._turn = 0.0
+        self._wheel_velocity = np.zeros(2)
         self._goal_pub.publish(goal_message(self.batch.sim.robot_goal[0], self.session.now(), self.odom_frame))
 
-    def _end_episode(self, event: str, metrics: dict[str, Any]) -> None:
+    def _end_episode(self, event: str) -> None:
         self.events[event] = self.events.get(event, 0) + 1
         self.episode_log.append({"episode": self.episode, "seed": self.options.seed + self.episode, "event": event,
                                  "time": round(float(self.batch.sim.steps[0]) * self.tick, 3)})
@@ -217,16 +216,15 @@ class CrowdSimRobotNode:
         """One tick of the crowd and the robot under the newest command."""
         _, _, _, infos = self.batch.step(self._action(now))
         sim = self.batch.sim
-        self._speed, self._turn = float(sim.forward_speed[0]), float(sim.turn_rate[0])
+        speed, turn = float(sim.forward_speed[0]), float(sim.turn_rate[0])
         base = self.robot.base
         assert base is not None
-        wheel = np.array([self._speed - self._turn * base.wheel_separation / 2,
-                          self._speed + self._turn * base.wheel_separation / 2]) / base.wheel_radius
+        wheel = np.array([speed - turn * base.wheel_separation / 2,
+                          speed + turn * base.wheel_separation / 2]) / base.wheel_radius
         self._wheel_angles += wheel * self.tick
         self._wheel_velocity = wheel
-        info = infos[0]
-        if "metrics" in info:
-            self._end_episode(info["event"] or "timeout", info["metrics"])
+        if "metrics" in infos[0]:  # the episode ended
+            self._end_episode(infos[0]["event"] or "timeout")
 
     def publish_state(self, stamp: float) -> None:
         w = self._joint_state

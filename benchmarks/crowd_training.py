@@ -1,8 +1,8 @@
 """Success against wall time and env steps for crowd-navigation training runs, as a table and a plot.
 
-Reads each run's ``progress.csv`` (SB3's log, written by ``roboreward train``): ``rollout/success_rate`` is the
-success of the last 100 finished training episodes (stochastic policy), ``time/time_elapsed`` the wall time of
-the session. Prints a row at every ``--every`` env steps and writes ``crowd_training.png`` (success against
+Reads each run's ``progress.csv`` and those of its resumed sessions (SB3's logs, written by ``roboreward train``):
+``rollout/success_rate`` is the success of the last 100 finished training episodes (stochastic policy),
+``time/time_elapsed`` the wall time, summed over sessions. Prints a row at every ``--every`` env steps and writes ``crowd_training.png`` (success against
 minutes and against millions of steps) next to the first run, or to ``--plot``.
 
     python benchmarks/crowd_training.py runs/crowd_circle-... [runs/...] [--every 500000] [--plot curve.png]
@@ -17,15 +17,25 @@ from pathlib import Path
 from _machine import describe_machine
 
 
+def session_logs(run: Path) -> list[Path]:
+    """The run's logs in session order: ``progress.csv``, then ``progress-resume1.csv``, ``-resume2``, ..."""
+    resumed = sorted(run.glob("progress-resume*.csv"), key=lambda p: int(p.stem.removeprefix("progress-resume") or 0))
+    return [run / "progress.csv", *resumed]
+
+
 def read_curve(run: Path) -> list[tuple[int, float, float]]:
-    """``(env steps, seconds, success rate)`` per logged iteration of ``run``."""
-    with open(run / "progress.csv") as f:
-        rows = list(csv.DictReader(f))
-    curve = []
-    for row in rows:
-        if row.get("rollout/success_rate"):
-            curve.append((int(row["time/total_timesteps"]), float(row["time/time_elapsed"]),
+    """``(env steps, seconds, success rate)`` per logged iteration of ``run``, over all its sessions: a resumed
+    session's clock (SB3's ``time_elapsed`` starts again at 0) continues from the end of the one before."""
+    curve: list[tuple[int, float, float]] = []
+    offset = 0.0
+    for log in session_logs(run):
+        with open(log) as f:
+            rows = [row for row in csv.DictReader(f) if row.get("rollout/success_rate")]
+        for row in rows:
+            curve.append((int(row["time/total_timesteps"]), offset + float(row["time/time_elapsed"]),
                           float(row["rollout/success_rate"])))
+        if rows:
+            offset = curve[-1][1]
     return curve
 
 

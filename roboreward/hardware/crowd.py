@@ -222,10 +222,11 @@ class CrowdObservation:
     training's exactly.
     """
 
-    def __init__(self, config: CrowdNavConfig, n_humans: int, lidar: bool) -> None:
+    def __init__(self, config: CrowdNavConfig, n_humans: int, lidar: bool, empty_tokens: int = 0) -> None:
         self.config = config
         self.n_humans = n_humans
         self.lidar = lidar
+        self.empty_tokens = empty_tokens  # obstacle-token rows of a policy that has them but does not read them
 
     def __call__(self, odometry: OdometryState, goal: np.ndarray, people: People,
                  lidar: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -257,11 +258,20 @@ class CrowdObservation:
             if lidar is None:
                 raise ValueError("the policy reads a lidar and no scan has come")
             obs["lidar"] = np.asarray(lidar, dtype=np.float32)
+        if self.empty_tokens:
+            obs["obstacles"] = np.zeros((self.empty_tokens, 8), dtype=np.float32)
+            obs["obstacles_mask"] = np.zeros(self.empty_tokens, dtype=np.int8)
         return obs
 
 
 # --------------------------------------------------------------------------------------------------------------
 # The deploy node's controller
+
+
+def _reads_obstacle_tokens(policy: Any) -> bool:
+    """Whether a runner's features extractor reads the obstacle tokens (True unless it says it does not)."""
+    extractor = getattr(getattr(getattr(policy, "model", None), "policy", None), "features_extractor", None)
+    return bool(getattr(extractor, "reads_obstacle_tokens", True))
 
 
 def load_crowd_policy(run_dir: str | Path, checkpoint: str | None = None) -> tuple[CrowdNavConfig, Any]:
@@ -305,7 +315,8 @@ class CrowdNavigationController:
         space = policy.observation_space
         self.uses_lidar = "lidar" in space.spaces
         s = env_config.sensing
-        self.observe = CrowdObservation(env_config, space["humans"].shape[0], self.uses_lidar)
+        tokens = space["obstacles"].shape[0] if "obstacles" in space.spaces else 0
+        self.observe = CrowdObservation(env_config, space["humans"].shape[0], self.uses_lidar, tokens)
         self.resample = ScanResampler(s.lidar_rays, s.lidar_fov, s.lidar_range) if self.uses_lidar else None
         self.goal_radius = env_config.goal_radius if env_config.goal_radius is not None else env_config.robot.radius
         self.odom_frame = (robot.state.odometry.frame_id if robot.state.odometry is not None else None) or "odom"
@@ -332,10 +343,10 @@ class CrowdNavigationController:
         if c.robot.actions != "continuous":
             raise ConfigError("the policy was trained with discrete actions; deploy takes continuous ones "
                               "(env.kwargs.robot.actions=continuous)")
-        if "obstacles" in self.policy.observation_space.spaces:
+        if "obstacles" in self.policy.observation_space.spaces and _reads_obstacle_tokens(self.policy):
             raise ConfigError("the policy reads obstacle tokens (a map of walls and boxes), which no topic carries; "
-                              "train it on the lidar with a scenario without walls or boxes, or with "
-                              "env.kwargs.scenario.walls=false")
+                              "train it with algo.features: crowd_attention and a lidar (the tokens are then left "
+                              "unread), or on a scenario without walls or boxes")
         base = robot.base
         for name, theirs, ours in (("max_speed", c.robot.max_speed, base.max_linear),
                                    ("max_angular", c.robot.max_angular, base.max_angular)):

@@ -81,6 +81,11 @@ class CrowdAttentionExtractor(BaseFeaturesExtractor):
             self.no_obstacle = nn.Parameter(torch.zeros(1, 1, embed_dim))
             self.robot_obstacle = nn.MultiheadAttention(embed_dim, heads, batch_first=True)
 
+    @property
+    def reads_obstacle_tokens(self) -> bool:
+        """Whether the obstacle tokens reach the features (with a lidar they are ignored unless asked for)."""
+        return self.obstacle is not None
+
     def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         robot = self.robot(obs["robot"])
         query = robot[:, None]

@@ -186,6 +186,33 @@ def test_policies_and_robots_that_do_not_fit_are_refused(untrained):
     assert crowd_config("room", robot).robot.max_speed == robot.base.max_linear
 
 
+def test_obstacle_tokens_are_left_empty_for_a_lidar_policy_that_does_not_read_them():
+    """HEIGHT's setting (a room with boxes, a lidar): the crowd network ignores the obstacle tokens, so deploy can
+    feed them empty; a policy whose extractor reads them (SB3's default) is refused."""
+    from stable_baselines3 import PPO
+
+    from roboreward.policies.crowd import CrowdAttentionExtractor
+    from roboreward.policies.export import SB3PolicyRunner
+
+    room = {"scenario": "room", "robot": {"kinematics": "diff_drive"}, "sensing": {"lidar_rays": 36}}
+    venv = CrowdNavVecEnv(1, **room)
+    config = venv.config
+    attention = PPO("MultiInputPolicy", venv, n_steps=8, batch_size=8, seed=0,
+                    policy_kwargs={"features_extractor_class": CrowdAttentionExtractor})
+    controller = CrowdNavigationController(SB3PolicyRunner(attention), config, load_robot_config("diff_drive"))
+    controller.set_goal((4.0, 0.0))
+    controller.set_people(People(np.zeros((0, 2)), np.zeros((0, 2)), np.zeros(0), received_at=10.0))
+    controller.set_lidar(np.full(36, 10.0), received_at=10.0)
+    state = RobotState(position=np.zeros(2), velocity=np.zeros(2), effort=np.zeros(2),
+                       odometry=_odometry(0.0, 0.0, 0.0))
+    obs = controller.observation(state, now=10.0)
+    assert obs["obstacles_mask"].sum() == 0 and obs["obstacles"].shape == venv.observation_space["obstacles"].shape
+    assert np.isfinite(controller.command_for(state, now=10.0)).all()
+    default = PPO("MultiInputPolicy", venv, n_steps=8, batch_size=8, seed=0)
+    with pytest.raises(ConfigError, match="reads obstacle tokens"):
+        CrowdNavigationController(SB3PolicyRunner(default), config, load_robot_config("diff_drive"))
+
+
 class EventProbe:
     """This process's view of the crowd sim-robot: its episode endings (latched) and its odometry."""
 

@@ -13,7 +13,9 @@ the policy learned from:
 - ``sparse+shaped`` — the sparse reward plus potential-based shaping ``γΦ(s') − Φ(s)`` by that learned model;
 - ``learned-state``, ``sparse+shaped-state`` — the same with the progress model reading the observation
   (``inputs: state``) instead of frames: nothing rendered, no image network;
-- ``learned-state-cost`` — that model's progress as a cost to go, ``Φ − 1`` a step (``reward.offset: 1``).
+- ``learned-state-cost`` — that model's progress as a cost to go, ``Φ − 1`` a step (``reward.offset: 1``);
+- ``...+refit`` — the same, the model refitted every 16 384 env steps on the demos plus the agent's own failed
+  episodes (``refit_every``: Robo-Dopamine's negatives).
 
     python benchmarks/crowd_rewards.py [--config crowd_diff_drive] [--steps 150000] [--demos 20] [--episodes 200]
                                        [--variants crowdnav_pp,sparse,...] [--out DIR]
@@ -44,6 +46,7 @@ SPARSE = ["env.kwargs.reward.preset=corrected", "env.kwargs.reward.progress_fact
           "env.kwargs.reward.discomfort_factor=0", "env.kwargs.reward.time_factor=0",
           "env.kwargs.reward.spin_factor=0"]
 RENDER = [f"env.render.width={FRAME}", f"env.render.height={FRAME}"]
+REFIT_EVERY = 16384  # env steps between refits on the agent's failed episodes (8 of PPO's 2048-step rollouts)
 
 
 def variants(demos: Path) -> dict[str, list[str]]:
@@ -59,6 +62,10 @@ def variants(demos: Path) -> dict[str, list[str]]:
                                "reward.offset=1"],
         "sparse+shaped-state": [*SPARSE, "shaping.potential.type=progress", f"shaping.potential.demos={demos}",
                                 "shaping.potential.inputs=state"],
+        "learned-state-cost+refit": ["reward.type=progress", f"reward.demos={demos}", "reward.inputs=state",
+                                     "reward.offset=1", f"reward.refit_every={REFIT_EVERY}"],
+        "sparse+shaped-state+refit": [*SPARSE, "shaping.potential.type=progress", f"shaping.potential.demos={demos}",
+                                      "shaping.potential.inputs=state", f"shaping.potential.refit_every={REFIT_EVERY}"],
     }
 
 

@@ -109,6 +109,9 @@ def save_checkpoint(model: BaseAlgorithm, run_dir: Path, keep: int, extra_state:
     normalizer = reward_normalizer(model.get_env())
     if normalizer is not None:
         state["reward_normalizer"] = normalizer.state_dict()
+    for role, learner in refitting_models(model.get_env()).items():  # a reward refitted on the agent's failures
+        learner.save(tmp / f"{role}_model.npz")
+        state[f"{role}_refits"] = learner.refits
     atomic_write(tmp / "state.json", json.dumps(state, indent=2).encode())
     if final.exists():
         shutil.rmtree(final)
@@ -166,6 +169,11 @@ class LoadedCheckpoint:
         if hasattr(model, "_n_updates"):
             model._n_updates = self.state["n_updates"]
         restore_reward_normalizer(model.get_env(), self.state)
+        for role, learner in refitting_models(model.get_env()).items():
+            saved = self.path / f"{role}_model.npz"
+            if saved.is_file():  # the head as refitted when the checkpoint was written, not the demos-only fit
+                learner.load(saved)
+                learner.refits = int(self.state.get(f"{role}_refits", 0))
         if self.buffer is not None:
             assert isinstance(model, OffPolicyAlgorithm) and model.replay_buffer is not None
             rb = model.replay_buffer
@@ -248,6 +256,19 @@ def reward_normalizer(env) -> RunningNormalizer | None:
             return postprocess.normalizer
         env = getattr(env, "venv", None) or getattr(env, "env", None)
     return None
+
+
+def refitting_models(env) -> dict[str, Any]:
+    """The models that the reward wrappers inside ``env`` refit on the agent's episodes, by role (``reward``,
+    ``potential``): their refitted heads are part of a checkpoint."""
+    out: dict[str, Any] = {}
+    while env is not None:
+        own = vars(env)  # not getattr: a VecEnvWrapper hands on attributes of the envs it wraps
+        feed = own.get("feed")
+        if feed is not None and feed.model is not None:
+            out["potential" if "potential" in own else "reward"] = feed.model
+        env = own.get("venv") or own.get("env")
+    return out
 
 
 def restore_reward_normalizer(env, state: dict) -> bool:

@@ -78,10 +78,11 @@ Example::
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -122,6 +123,11 @@ class ProgressRewardConfig(RewardConfig, FeatureSettings):
     failures: str | None = None
     failure_ceiling: float = bounded(0.5, "a failed rollout's frames are labelled 'progress <= this'", gt=0, lt=1)
     failure_weight: float = bounded(1.0, "weight of the failed-rollout loss next to the demos'", ge=0)
+    # Robo-Dopamine's negatives while training: the agent's own failed episodes (what the model scored in them) are
+    # kept, and every refit_every env steps the head is fitted again on the demos plus them, so states the policy
+    # reaches without succeeding stop looking "done". Needs reward.demos; the model in this process (server: local).
+    refit_every: int = bounded(0, "env steps between refits on the agent's failed episodes (0: never)", ge=0)
+    refit_keep: int = bounded(200, "the agent's newest failed episodes kept for refits", ge=1, le=100_000)
     # An .npz written by ProgressReward.save, loaded instead of fitting (cameras, bins and the head come
     # from the file; blocks, grid, input_size and weights must be those it was fitted with).
     model_path: str | None = None
@@ -151,6 +157,10 @@ class ProgressRewardConfig(RewardConfig, FeatureSettings):
             raise ValueError(
                 "set reward.demos (fit from a dataset) or reward.model_path (load a fitted .npz), not both"
             )
+        if self.refit_every and self.demos is None:
+            raise ValueError("reward.refit_every refits on reward.demos plus the agent's failures; set reward.demos")
+        if self.refit_every and self.server != "local":
+            raise ValueError("reward.refit_every refits the model in the training process; set reward.server: local")
         if self.model_path is not None and self.init_path is not None:
             raise ValueError("reward.init_path starts a fit; with reward.model_path nothing is fitted, so drop one")
         if any(e < 0 for e in self.episodes):
@@ -434,6 +444,9 @@ class ProgressReward(RewardModel):
         self.frame_size: tuple[int, int] | None = None  # (H, W) of one view
         self.train_demos = self.train_frames = self.failure_frames = 0
         self.fit_seconds = self.feature_seconds = 0.0  # the last fit's time, and the features' part of it
+        self.agent_failures: deque[_Trajectory] = deque(maxlen=config.refit_keep)  # for refit()
+        self.refits = 0
+        self._fit_args: dict[str, Any] | None = None
         if config.model_path is not None:
             self.load(config.model_path)
         elif config.demos is not None:
@@ -443,12 +456,9 @@ class ProgressReward(RewardModel):
             if config.failures is not None:
                 failures = DatasetReader(_dataset_dir(config.failures, "failures", config.cameras))
             init = ProgressReward.from_file(config.init_path, device=config.device) if config.init_path else None
-            self.fit(
-                DatasetReader(_dataset_dir(config.demos, "demos", config.cameras)),
-                episodes=config.episodes or None,
-                failures=failures,
-                init=init,
-            )
+            self._fit_args = {"demos": DatasetReader(_dataset_dir(config.demos, "demos", config.cameras)),
+                              "episodes": config.episodes or None, "failures": failures, "init": init}
+            self.fit(**self._fit_args)
 
     @property
     def required_cameras(self) -> list[str]:
@@ -487,6 +497,7 @@ class ProgressReward(RewardModel):
         started = time.perf_counter()
         trajectories = self._trajectories(demos, episodes, successful=True)
         failed = self._trajectories(failures, None, successful=False) if failures is not None else []
+        failed += list(self.agent_failures)
         shapes = {v.shape[1:] if self.reads_state else v.shape[1:3] for t in trajectories + failed for v in t.views}
         if len(shapes) != 1:
             what = "state sizes" if self.reads_state else "frame sizes"
@@ -513,6 +524,26 @@ class ProgressReward(RewardModel):
         self.failure_frames = sum(len(t.views[0]) for t in failed)
         self.fit_seconds = time.perf_counter() - started
         return self
+
+    # ---------------------------------------------------------------------------------- refits
+    def episode_inputs(self, batch: RewardBatch) -> np.ndarray:
+        """What this model reads of each transition of ``batch``: state rows, or the tiled frames."""
+        return flat_observations(batch.observations) if self.reads_state else np.asarray(batch.frames)
+
+    def add_episode(self, inputs: np.ndarray, success: bool) -> None:
+        """One of the agent's finished episodes (:meth:`episode_inputs` of its steps); a failed one is kept for
+        :meth:`refit` (the newest ``refit_keep``)."""
+        if success or len(inputs) == 0:
+            return
+        views = [np.asarray(inputs, dtype=np.float32)] if self.reads_state else self._split(np.asarray(inputs))
+        self.agent_failures.append(_Trajectory(views, None))
+
+    def refit(self) -> None:
+        """Fit the head again on the demonstrations it was built from plus the agent's failed episodes."""
+        if self._fit_args is None:
+            raise ConfigError("refit needs the demonstrations the model was fitted on (reward.demos)")
+        self.fit(**self._fit_args)
+        self.refits += 1
 
     def _labels(self, trajectory: _Trajectory) -> np.ndarray:
         length = len(trajectory.views[0])

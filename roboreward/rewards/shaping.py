@@ -69,7 +69,7 @@ import numpy as np
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
 from roboreward.rewards.base import RewardBatch, observation_at, stack_frames, stack_observations
-from roboreward.rewards.wrappers import FRAME_KEY, GOAL_FRAME_KEY, RenderInInfo, _put
+from roboreward.rewards.wrappers import FRAME_KEY, GOAL_FRAME_KEY, EpisodeFeed, RenderInInfo, _put
 
 Potential = Callable[[RewardBatch], np.ndarray]
 """Anything that maps a :class:`RewardBatch` of ``B`` states to ``B`` potentials, e.g. a RewardModel."""
@@ -119,8 +119,9 @@ def _evaluate(
     frames: list[np.ndarray | None],
     goal_frames: list[np.ndarray | None],
     requires_frames: bool,
+    scored: list[RewardBatch] | None = None,
 ) -> np.ndarray:
-    """Potentials of ``B`` states in one call, as float64 ``[B]``."""
+    """Potentials of ``B`` states in one call, as float64 ``[B]`` (the batch appended to ``scored`` when given)."""
     if requires_frames and any(f is None for f in frames):
         raise RuntimeError("the potential reads frames but the envs render none: wrap each env in RenderInInfo")
     has_goals = all(g is not None for g in goal_frames)
@@ -130,6 +131,8 @@ def _evaluate(
         goal_frames=stack_frames(goal_frames) if has_goals else None,  # type: ignore[arg-type]
     )
     values = np.asarray(potential(batch), dtype=np.float64)
+    if scored is not None:
+        scored.append(batch)
     n = len(batch)
     if values.shape != (n,):
         raise RuntimeError(f"the potential returned shape {values.shape} for {n} states; expected ({n},)")
@@ -246,14 +249,17 @@ class VecPotentialShaping(VecEnvWrapper):
         self.shaping_key, self.potential_key, self.unshaped_key = shaping_key, potential_key, unshaped_key
         self._phi = np.zeros(self.num_envs)  # Φ of each env's current state
         self._goal_frames: list[np.ndarray | None] = [None] * self.num_envs
+        self.feed = EpisodeFeed(potential, self.num_envs)  # the agent's episodes, for a potential that refits on them
 
     def reset(self):
         obs = self.venv.reset()
         reset_infos = self.venv.reset_infos
         frames = [info.pop(FRAME_KEY, None) for info in reset_infos]
         self._goal_frames = [info.pop(GOAL_FRAME_KEY, None) for info in reset_infos]
+        scored: list[RewardBatch] = []
         self._phi = _evaluate(self.potential, stack_observations([observation_at(obs, i) for i in range(self.num_envs)]),
-                              frames, self._goal_frames, self.requires_frames)
+                              frames, self._goal_frames, self.requires_frames, scored)
+        self.feed.scored(range(self.num_envs), scored[0])
         for i, info in enumerate(reset_infos):
             _put(info, self.potential_key, float(self._phi[i]))
         self.reset_infos = reset_infos
@@ -277,7 +283,14 @@ class VecPotentialShaping(VecEnvWrapper):
                         + [observation_at(obs, i) for i in new])
         frames = [reached_frames[i] for i in live] + [reset_infos[i].pop(FRAME_KEY, None) for i in new]
         goals = [old_goals[i] for i in live] + [self._goal_frames[i] for i in new]
-        values = _evaluate(self.potential, stack_observations(observations), frames, goals, self.requires_frames)
+        scored: list[RewardBatch] = []
+        values = _evaluate(self.potential, stack_observations(observations), frames, goals, self.requires_frames, scored)
+        # The reached states belong to the episodes that ran; new first states to the episodes that begin.
+        self.feed.scored(live, scored[0])
+        for i in new:
+            self.feed.ended(int(i), infos[i])
+        self.feed.scored(new, scored[0], first=len(live))
+        self.feed.stepped()
 
         next_phi = np.zeros(self.num_envs)
         next_phi[live] = values[: len(live)]

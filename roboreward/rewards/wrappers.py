@@ -59,6 +59,46 @@ def _subproc_arrivals(venv: SubprocVecEnv):
     venv.waiting = False
 
 
+class EpisodeFeed:
+    """Hands a model that learns from the agent (``refit_every`` in its config, e.g. the progress reward) what it
+    scored in each of the agent's episodes, with the episode's success, and tells it to refit every
+    ``refit_every`` env steps. Inactive (every method returns at once) for any other model.
+    """
+
+    def __init__(self, model: Any, n_envs: int) -> None:
+        every = int(getattr(getattr(model, "config", None), "refit_every", 0) or 0)
+        self.model = model if every and hasattr(model, "add_episode") else None
+        self.every = every
+        self.n_envs = n_envs
+        self._inputs: list[list[np.ndarray]] = [[] for _ in range(n_envs)]
+        self._steps = 0
+
+    def scored(self, envs: Any, batch: RewardBatch, first: int = 0) -> None:
+        """The model scored ``batch``: its row ``first + k`` is a state of env ``envs[k]``'s current episode."""
+        if self.model is None:
+            return
+        rows = self.model.episode_inputs(batch)
+        for k, i in enumerate(envs):
+            self._inputs[i].append(rows[first + k])
+
+    def ended(self, i: int, info: dict[str, Any]) -> None:
+        """Env ``i``'s episode ended (``info``: its last step's, with ``is_success``)."""
+        if self.model is None:
+            return
+        if self._inputs[i]:
+            self.model.add_episode(np.stack(self._inputs[i]), bool(info.get("is_success", False)))
+        self._inputs[i] = []
+
+    def stepped(self) -> None:
+        """One step of every env was taken: refit when ``refit_every`` env steps have passed since the last."""
+        if self.model is None:
+            return
+        self._steps += self.n_envs
+        if self._steps >= self.every:
+            self._steps -= self.every
+            self.model.refit()
+
+
 class RenderInInfo(gym.Wrapper):
     """Render each reached state into ``info["frame"]`` and, at reset, the goal into ``info["goal_frame"]``.
 
@@ -176,6 +216,7 @@ class VecLearnedReward(VecEnvWrapper):
         self.pipeline = bool(pipeline) and model is not None
         self.pipeline_groups = pipeline_groups
         self.reward_calls: list[int] = []  # batch size of each model call of the last step (how the pipeline grouped)
+        self.feed = EpisodeFeed(model, self.num_envs)  # the agent's episodes, for a model that refits on them
         self._goal_frames: list[np.ndarray | None] = [None] * self.num_envs
         self._true_returns = np.zeros(self.num_envs)
         self._lengths = np.zeros(self.num_envs, dtype=np.int64)
@@ -215,6 +256,8 @@ class VecLearnedReward(VecEnvWrapper):
                 self._true_returns[i] = 0.0
                 self._lengths[i] = 0
                 self._take_reset_info(i, self.venv.reset_infos[i])
+                self.feed.ended(i, info)
+        self.feed.stepped()
         self.reset_infos = self.venv.reset_infos
         return obs, rewards, dones, infos
 
@@ -234,11 +277,13 @@ class VecLearnedReward(VecEnvWrapper):
             raise RuntimeError("the reward model reads frames but the envs render none: wrap each env in RenderInInfo")
         goals = [self._goal_frames[i] for i in envs]
         self.reward_calls.append(len(envs))
-        return RewardBatch(
+        batch = RewardBatch(
             frames=stack_frames([frames[i] for i in envs]) if self.model.requires_frames else None,
             observations=observations,
             goal_frames=stack_frames(goals) if all(g is not None for g in goals) else None,  # type: ignore[arg-type]
         )
+        self.feed.scored(envs, batch)
+        return batch
 
     def _step_wait_pipelined(self):
         """``step_wait``, scoring each group of envs' frames as soon as they have arrived.

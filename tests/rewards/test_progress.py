@@ -12,6 +12,7 @@ from roboreward.rewards import (
     RewardConfig,
     make_reward_model,
 )
+from roboreward.rewards.base import flat_observations
 from roboreward.rewards.metrics import spearman
 from roboreward.rewards.progress import (
     HeadSettings,
@@ -421,3 +422,92 @@ def _first_episode_states(demos):
     from roboreward.datasets.lerobot_v3 import DatasetReader
 
     return DatasetReader(demos).episode(0).state
+
+
+def test_the_agents_failed_episodes_teach_the_model_what_is_not_done(crowd_demos):
+    """States the agent reached without succeeding (here: driving away from the goal, which a demos-only model
+    can rate highly) are labelled 'progress <= failure_ceiling' (0.2 here) at the next refit, and the demos still
+    rank."""
+    from roboreward.datasets.lerobot_v3 import DatasetReader
+    from roboreward.envs.crowd.env import CrowdNavBatch
+    from roboreward.envs.crowd.config import CrowdNavConfig
+
+    demos, kwargs = crowd_demos
+    model = make_reward_model(from_dict(RewardConfig, {"type": "progress", "demos": str(demos), "inputs": "state",
+                                                       "refit_every": 1000, "episodes": list(range(9)),
+                                                       "failure_ceiling": 0.2}))
+    batch = CrowdNavBatch(CrowdNavConfig.from_kwargs(kwargs), 8)
+    for b in range(8):
+        batch.reset(b, 50 + b)
+    away = []
+    for _ in range(40):  # turn around and walk off: the robot's goal falls behind and far
+        goal = batch.sim.robot_goal - batch.sim.robot_position
+        batch.step(-goal / np.linalg.norm(goal, axis=1, keepdims=True))
+        away.append(flat_observations(batch.observe()))
+    episodes = np.stack(away, axis=1)  # [8 envs, 40 steps, D]
+    before = model.progress_of_states(episodes[:, -10:].reshape(-1, episodes.shape[-1])).mean()
+    for states in episodes[:6]:
+        model.add_episode(states, success=False)
+    model.add_episode(episodes[6], success=True)  # a success is not a negative
+    assert len(model.agent_failures) == 6
+    model.refit()
+    after = model.progress_of_states(episodes[7, -10:]).mean()  # an episode it did not see
+    assert model.refits == 1 and after < 0.3 and after < before - 0.1, (before, after)
+    report = model.report(DatasetReader(demos), episodes=[9, 10, 11])
+    assert min(report.spearman) > 0.5, report
+
+
+def test_the_reward_wrapper_feeds_the_agents_episodes_and_refits_on_schedule(crowd_demos):
+    from roboreward.envs.make import make_vec_env
+    from roboreward.experiment import EnvConfig
+
+    demos, kwargs = crowd_demos
+    model = make_reward_model(from_dict(RewardConfig, {"type": "progress", "demos": str(demos), "inputs": "state",
+                                                       "refit_every": 48}))
+    config = EnvConfig(id="roboreward/CrowdNav-v0", n_envs=4, vectorization="batched",
+                       kwargs={**kwargs, "time_limit": 2.0})
+    venv = make_vec_env(config, model, seed=0)
+    venv.reset()
+    for _ in range(30):  # 8-step episodes that time out (failures); a refit every 12 steps of the 4 envs
+        venv.step(np.zeros((4, 2)))
+    assert model.refits == 2 and len(model.agent_failures) == 12
+    assert all(len(t.views[0]) == 8 for t in model.agent_failures)  # each episode's 8 reached states
+    venv.close()
+    with pytest.raises(ValueError, match="set reward.demos"):
+        ProgressRewardConfig(refit_every=10)
+
+
+def test_a_refitted_head_is_part_of_the_checkpoint_and_comes_back_on_resume(crowd_demos, tmp_path):
+    """Training with refit_every writes the refitted head into each checkpoint; resuming puts it back, so the reward
+    goes on where it was rather than from the demos-only fit."""
+    import json
+    import subprocess
+    import sys
+
+    from roboreward.envs.make import make_vec_env
+    from roboreward.policies.checkpoints import find_resumable
+    from roboreward.policies.train import build_algorithm, load_run_config, training_reward_model
+
+    demos, _ = crowd_demos
+    run = tmp_path / "run"
+    subprocess.run([sys.executable, "-m", "roboreward.cli", "train", "crowd_diff_drive", "--run-dir", str(run),
+                    "train.total_timesteps=1024", "train.checkpoint_every=512", "env.n_envs=4",
+                    "env.kwargs.time_limit=4.0", "algo.hyperparams.n_steps=64", "algo.hyperparams.batch_size=64",
+                    "reward.type=progress", f"reward.demos={demos}", "reward.inputs=state", "reward.refit_every=256",
+                    "env.kwargs.sensing.lidar_rays=0", "env.kwargs.scenario.n_humans=4", "train.progress_bar=false"],
+                   check=True, timeout=600, capture_output=True)
+    newest = sorted((run / "checkpoints").glob("step_*"))[-1]
+    state = json.loads((newest / "state.json").read_text())
+    assert state["reward_refits"] >= 3 and (newest / "reward_model.npz").is_file()
+
+    config = load_run_config(run)
+    fresh = training_reward_model(config.reward, config)  # fitted on the demos alone
+    venv = make_vec_env(config.env, fresh, seed=0)
+    model = build_algorithm(config, venv)
+    saved = ProgressReward.from_file(newest / "reward_model.npz")
+    states = _first_episode_states(demos)
+    assert not np.allclose(fresh.progress_of_states(states), saved.progress_of_states(states))
+    find_resumable(run, model).apply(model)
+    np.testing.assert_allclose(fresh.progress_of_states(states), saved.progress_of_states(states), rtol=1e-6)
+    assert fresh.refits == state["reward_refits"]
+    venv.close()

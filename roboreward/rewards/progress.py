@@ -35,6 +35,12 @@ where no task reward exists, a reward of its own.
    −log Σ_{c_k ≤ ceiling} p_k``: mass is pushed out of the "done" bins (the false positives a policy
    would exploit) without claiming any particular progress.
 
+   While a policy trains, its own failed episodes can be those rollouts (``refit_every``): the reward or shaping
+   wrapper hands the model what it scored in each finished episode (:class:`~roboreward.rewards.wrappers.EpisodeFeed`),
+   the failures are kept (the newest ``refit_keep``) and the head is fitted again on the demos plus them every
+   ``refit_every`` env steps, so the states a policy learns to reach without finishing stop looking done
+   (Robo-Dopamine's negatives). The refitted head is saved in each checkpoint and restored on resume.
+
 5. **Training** is full-batch AdamW on the cached features for ``train_steps`` steps, seeded
    (``seed``) inside a forked torch RNG so it neither depends on nor disturbs the caller's random
    state. On one (shared) CPU core a 1-shot fit takes ~1.5 s and a 5-shot fit ~6 s once the features exist

@@ -23,6 +23,7 @@ from pathlib import Path
 from _machine import describe_machine
 
 from roboreward.envs.crowd.baselines import BASELINES
+from roboreward.envs.crowd.config import CrowdNavConfig
 from roboreward.envs.crowd.evaluation import TEST_SEED, evaluate_crowd_policy, sb3_policy, with_observation_rows
 from roboreward.experiment import load_experiment
 
@@ -54,7 +55,7 @@ def main() -> None:
 
     print(describe_machine())
     base = load_experiment(args.config).env.kwargs
-    trained = base["scenario"].get("n_humans", 20) if isinstance(base.get("scenario"), dict) else 20
+    trained = CrowdNavConfig.from_kwargs(base).scenario.n_humans
     densities = [int(h) for h in args.humans.split(",")] if args.humans else [trained // 2, trained, trained * 3 // 2]
     policies = [(name, name, base) for name in BASELINES]
     for run in args.runs:

@@ -26,22 +26,10 @@ from roboreward.envs.crowd.baselines import BASELINES
 from roboreward.envs.crowd.config import CrowdNavConfig
 from roboreward.envs.crowd.evaluation import TEST_SEED, evaluate_crowd_policy, sb3_policy, with_observation_rows
 from roboreward.experiment import load_experiment
+from roboreward.policies.export import load_run_model
 
 COLUMNS = ("success", "collision_human", "collision_obstacle", "collision_wall", "timeout", "nav_time",
            "path_length", "spl", "intrusion_ratio", "min_separation")
-
-
-def trained_policy(run_dir: Path):
-    """A run's policy, loaded as ``roboreward eval`` loads it."""
-    from roboreward.policies.checkpoints import load_weights
-    from roboreward.policies.evaluate import find_model
-    from roboreward.policies.train import build_algorithm, load_run_config
-
-    config = load_run_config(run_dir)
-    model = build_algorithm(config)
-    path = find_model(run_dir)
-    load_weights(model, path)
-    return model, config, path
 
 
 def main() -> None:
@@ -59,7 +47,7 @@ def main() -> None:
     densities = [int(h) for h in args.humans.split(",")] if args.humans else [trained // 2, trained, trained * 3 // 2]
     policies = [(name, name, base) for name in BASELINES]
     for run in args.runs:
-        model, config, path = trained_policy(run)
+        config, model, path = load_run_model(run, flat=False)
         if config.env.id != "roboreward/CrowdNav-v0":
             raise SystemExit(f"{run} trained {config.env.id}, not the crowd env")
         label = f"{run.name} ({path.parent.name if path.name == 'model.zip' else path.name})"

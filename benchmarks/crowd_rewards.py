@@ -28,7 +28,6 @@ the reward model is fitted: ~5-10 s more for the learned ones), and the train-ti
 from __future__ import annotations
 
 import argparse
-import csv
 import subprocess
 import sys
 import tempfile
@@ -36,10 +35,11 @@ import time
 from pathlib import Path
 
 from _machine import describe_machine
-from crowd_policies import trained_policy
+from crowd_training import read_curve
 
 from roboreward.envs.crowd.evaluation import evaluate_crowd_policy, sb3_policy
 from roboreward.experiment import load_experiment
+from roboreward.policies.export import load_run_model
 
 FRAME = 64  # pixels of the top-down frames the learned reward reads (recorded and rendered alike)
 SPARSE = ["env.kwargs.reward.preset=corrected", "env.kwargs.reward.progress_factor=0",
@@ -77,22 +77,6 @@ def record_demos(config: str, out: Path, episodes: int) -> None:
                           env_kwargs=kwargs, progress=False)
 
 
-def steps_to(progress_csv: Path, level: float) -> int | None:
-    with progress_csv.open() as f:
-        for row in csv.DictReader(f):
-            value = row.get("rollout/success_rate")
-            if value not in (None, "") and float(value) >= level:
-                return int(float(row["time/total_timesteps"]))
-    return None
-
-
-def training_seconds(progress_csv: Path) -> float:
-    """The wall time a finished run logged last (SB3's time/time_elapsed)."""
-    with progress_csv.open() as f:
-        rows = list(csv.DictReader(f))
-    return float(rows[-1]["time/time_elapsed"]) if rows else float("nan")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="crowd_diff_drive")
@@ -124,10 +108,11 @@ def main() -> None:
                 why = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode
                 print(f"{name:<16} failed: {why}")
                 continue
-        seconds = training_seconds(run / "progress.csv")
-        model, config, _ = trained_policy(run)
+        curve = read_curve(run)  # (env steps, seconds, training success) per iteration
+        seconds = curve[-1][1]
+        first = next((steps for steps, _, success in curve if success >= 0.9), None)
+        config, model, _ = load_run_model(run, flat=False)
         metrics = evaluate_crowd_policy(config.env.kwargs, sb3_policy(model), episodes=args.episodes)["metrics"]
-        first = steps_to(run / "progress.csv", 0.9)
         nav = metrics.get("nav_time")
         collision = sum(metrics[k] for k in ("collision_human", "collision_obstacle", "collision_wall"))
         print(f"{name:<16} {metrics['success']:>8.3f} {collision:>6.3f} {metrics['timeout']:>8.3f} "

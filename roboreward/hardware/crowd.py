@@ -41,8 +41,9 @@ from roboreward.envs.crowd.config import CrowdNavConfig
 from roboreward.envs.crowd.env import HUMAN_FEATURES, ROBOT_FEATURES
 from roboreward.envs.crowd.lidar import ray_angles
 from roboreward.envs.crowd.sensors import observe_kernel
+from roboreward.envs.crowd.sim import commanded_motion
 from roboreward.errors import ConfigError
-from roboreward.hardware.robot import OdometryState, RobotConfig, RobotState
+from roboreward.hardware.robot import OdometryState, RobotConfig, RobotState, yaw_from_quaternion
 
 CROWD_ENV_ID = "roboreward/CrowdNav-v0"
 PEOPLE_FIELDS = ("x", "y", "z", "vx", "vy", "radius", "id")
@@ -61,12 +62,6 @@ class CrowdTopicsConfig:
 
 # --------------------------------------------------------------------------------------------------------------
 # Messages
-
-
-def quaternion_yaw(orientation: np.ndarray) -> float:
-    """The heading (rad) of a ``(w, x, y, z)`` quaternion about z."""
-    w, x, y, z = (float(v) for v in orientation)
-    return math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
 
 
 def scan_message(ranges: np.ndarray, fov: float, max_range: float, stamp: float, frame_id: str = "base_link",
@@ -232,7 +227,7 @@ class CrowdObservation:
                  lidar: np.ndarray | None = None) -> dict[str, np.ndarray]:
         c = self.config
         n = len(people.radii)
-        heading = np.array([quaternion_yaw(odometry.orientation)])
+        heading = np.array([yaw_from_quaternion(odometry.orientation)])
         positions = np.zeros((1, 1 + n, 2))
         velocities = np.zeros((1, 1 + n, 2))
         goals = np.zeros((1, 1 + n, 2))
@@ -284,15 +279,23 @@ def load_crowd_policy(run_dir: str | Path, checkpoint: str | None = None) -> tup
     return CrowdNavConfig.from_kwargs(config.env.kwargs), SB3PolicyRunner(model, source=path)
 
 
-def is_crowd_run(run_dir: str | Path) -> bool:
-    """Whether ``run_dir`` is a run folder that trained on the crowd env (read from its config.yaml alone)."""
+def experiment_env(path: str | Path) -> dict[str, Any]:
+    """The ``env`` section of an experiment YAML or of a run folder's config.yaml (``{}`` without one), read with
+    ``yaml.safe_load`` alone: deciding what a folder holds loads no config classes and no torch."""
     import yaml
 
-    path = Path(run_dir) / "config.yaml"
-    if not path.is_file():
-        return False
-    data = yaml.safe_load(path.read_text()) or {}
-    return isinstance(data, dict) and (data.get("env") or {}).get("id") == CROWD_ENV_ID
+    path = Path(path)
+    file = path / "config.yaml" if path.is_dir() else path
+    if not file.is_file():
+        return {}
+    data = yaml.safe_load(file.read_text()) or {}
+    env = data.get("env") if isinstance(data, dict) else None
+    return env if isinstance(env, dict) else {}
+
+
+def is_crowd_run(run_dir: str | Path) -> bool:
+    """Whether ``run_dir`` is a run folder that trained on the crowd env."""
+    return Path(run_dir).is_dir() and experiment_env(run_dir).get("id") == CROWD_ENV_ID
 
 
 class CrowdNavigationController:
@@ -462,10 +465,9 @@ class CrowdNavigationController:
 
     def twist(self, action: np.ndarray) -> np.ndarray:
         """The env's mapping of a ``[-1, 1]²`` action to forward speed and turn rate (before acceleration limits)."""
-        r = self.env_config.robot
-        a = np.clip(np.asarray(action, dtype=np.float64).reshape(2), -1.0, 1.0)
-        speed = a[0] * (r.max_speed if a[0] >= 0 else r.max_reverse)
-        return np.array([speed, a[1] * r.max_angular])
+        a = np.clip(np.asarray(action, dtype=np.float64).reshape(1, 2), -1.0, 1.0)
+        speed, turn = commanded_motion(self.env_config.robot, a)
+        return np.array([speed[0], turn[0]])
 
     def describe(self) -> str:
         c = self.config
@@ -483,11 +485,11 @@ __all__ = [
     "CrowdTopicsConfig",
     "People",
     "ScanResampler",
+    "experiment_env",
     "goal_message",
     "is_crowd_run",
     "load_crowd_policy",
     "people_from_message",
     "people_message",
-    "quaternion_yaw",
     "scan_message",
 ]

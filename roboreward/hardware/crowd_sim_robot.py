@@ -38,7 +38,14 @@ from roboreward.envs.crowd.env import CrowdNavBatch
 from roboreward.envs.crowd.lidar import lidar_scan, line_of_sight
 from roboreward.envs.crowd.sim import CrowdSim
 from roboreward.errors import ConfigError
-from roboreward.hardware.crowd import CROWD_ENV_ID, CrowdTopicsConfig, goal_message, people_message, scan_message
+from roboreward.hardware.crowd import (
+    CROWD_ENV_ID,
+    CrowdTopicsConfig,
+    experiment_env,
+    goal_message,
+    people_message,
+    scan_message,
+)
 from roboreward.hardware.robot import OdometryState, RobotConfig, load_robot_config
 from roboreward.hardware.ros import CommandSubscriber, JointStateWriter, RosSession, StatePublisher, odometry_message
 from roboreward.signals import on_signals
@@ -54,8 +61,6 @@ def crowd_config(source: str, robot: RobotConfig, overrides: list[str] | None = 
     ``overrides`` are ``crowd.KEY=VALUE`` settings of the env's kwargs (``crowd.scenario.n_humans=10``). The
     robot becomes the robot file's differential drive (its speed limits); the time step is set by the caller.
     """
-    import yaml
-
     if robot.action_kind != "twist" or robot.base is None:
         raise ConfigError(f"--crowd needs a mobile base commanded with twists (diff_drive); {robot.name!r} takes "
                           f"{robot.action_kind} commands")
@@ -67,8 +72,7 @@ def crowd_config(source: str, robot: RobotConfig, overrides: list[str] | None = 
         if not file.is_file():
             raise ConfigError(f"--crowd {source}: {file} does not exist; give a scenario ({', '.join(SCENARIOS)}), "
                               "a run folder or an experiment YAML")
-        data = yaml.safe_load(file.read_text()) or {}
-        env = (data.get("env") or {}) if isinstance(data, dict) else {}
+        env = experiment_env(file)
         if env.get("id") != CROWD_ENV_ID:
             raise ConfigError(f"--crowd {source}: {file} is not a {CROWD_ENV_ID} experiment (env.id: {env.get('id')})")
         kwargs = dict(env.get("kwargs") or {})
@@ -216,13 +220,9 @@ class CrowdSimRobotNode:
         """One tick of the crowd and the robot under the newest command."""
         _, _, _, infos = self.batch.step(self._action(now))
         sim = self.batch.sim
-        speed, turn = float(sim.forward_speed[0]), float(sim.turn_rate[0])
-        base = self.robot.base
-        assert base is not None
-        wheel = np.array([speed - turn * base.wheel_separation / 2,
-                          speed + turn * base.wheel_separation / 2]) / base.wheel_radius
-        self._wheel_angles += wheel * self.tick
-        self._wheel_velocity = wheel
+        assert self.robot.base is not None
+        self._wheel_velocity = np.array(self.robot.base.wheel_speeds(sim.forward_speed[0], sim.turn_rate[0]))
+        self._wheel_angles += self._wheel_velocity * self.tick
         if "metrics" in infos[0]:  # the episode ended
             self._end_episode(infos[0]["event"] or "timeout")
 

@@ -175,6 +175,11 @@ class BaseConfig:
     max_angular: float = bounded(1.5, "rad/s at action +1", gt=0)
     home: list[float] = bounded([0.0, 0.0], "(x, y) in the odometry frame that RobotSim-v0 drives to")
 
+    def wheel_speeds(self, linear: float, angular: float) -> tuple[float, float]:
+        """``(left, right)`` wheel rates (rad/s) that move the base at ``linear`` m/s and turn it at ``angular`` rad/s."""
+        half = 0.5 * self.wheel_separation * angular
+        return (linear - half) / self.wheel_radius, (linear + half) / self.wheel_radius
+
 
 @dataclass(kw_only=True)
 class SimulationConfig:

@@ -468,12 +468,8 @@ class RobotSimulation:
         self._held_base = None  # a command: a held base is let go (simulation.release_on_first_command)
         self.targets = targets.copy()
         if self._wheel_index is not None:
-            base = self.robot.base
-            v, w = targets
-            half = 0.5 * base.wheel_separation * w
             wheel = np.zeros(self.robot.n_joints)
-            wheel[self._wheel_index[0]] = (v - half) / base.wheel_radius
-            wheel[self._wheel_index[1]] = (v + half) / base.wheel_radius
+            wheel[list(self._wheel_index)] = self.robot.base.wheel_speeds(*targets)
             targets = wheel
         self.data.ctrl[self.actuator_ids] = np.clip(targets, self._ctrl_lower, self._ctrl_upper)
 

@@ -659,14 +659,15 @@ class ProgressReward(RewardModel):
         if self.reads_state:
             if batch.observations is None:
                 raise ValueError("the progress reward (inputs: state) needs the observations in the RewardBatch")
-            return (self.config.scale * (self.progress_of_states(batch.observations) - self.config.offset)).astype(
-                np.float32)
-        if batch.frames is None:
+            phi = self.progress_of_states(batch.observations)
+        elif batch.frames is None:
             raise ValueError(
                 "the progress reward needs rendered frames; make the env with render_mode='rgb_array' "
                 f"and env.render.cameras: {self.cameras}"
             )
-        return (self.config.scale * (self.progress(batch.frames) - self.config.offset)).astype(np.float32)
+        else:
+            phi = self.progress(batch.frames)
+        return (self.config.scale * (phi - self.config.offset)).astype(np.float32)
 
     def _split(self, frames: np.ndarray) -> list[np.ndarray]:
         frames = np.asarray(frames)

@@ -27,7 +27,7 @@ import numba
 import numpy as np
 
 from roboreward.envs.crowd import scenarios
-from roboreward.envs.crowd.config import CrowdNavConfig
+from roboreward.envs.crowd.config import CrowdNavConfig, CrowdRobotConfig
 from roboreward.envs.crowd.orca import Obstacles, OrcaParams, orca_velocities_prepared
 
 # What ended a step (``StepResult.event``), in the order they are checked.
@@ -264,8 +264,7 @@ class CrowdSim:
             c, s = np.cos(self.heading), np.sin(self.heading)
             world = np.stack([c * local[:, 0] - s * local[:, 1], s * local[:, 0] + c * local[:, 1]], axis=-1)
             return world, np.linalg.norm(local, axis=-1), np.zeros(self.n_envs)
-        speed = np.where(a[:, 0] >= 0, a[:, 0] * r.max_speed, a[:, 0] * r.max_reverse)
-        turn = a[:, 1] * r.max_angular
+        speed, turn = commanded_motion(r, a)
         if r.kinematics == "diff_drive":  # the wheels reach the command at most at the acceleration limits
             speed = self.forward_speed + np.clip(speed - self.forward_speed, -r.max_accel * dt, r.max_accel * dt)
             turn = self.turn_rate + np.clip(turn - self.turn_rate, -r.max_angular_accel * dt, r.max_angular_accel * dt)
@@ -290,6 +289,13 @@ class CrowdSim:
                 self.goals[b, members] = scenarios.new_group_goals(
                     self.layouts[b], self.config.scenario, self.positions[b, members], self.lateral[b, members],
                     self.radii[b, members], self.rngs[b])
+
+
+def commanded_motion(robot: CrowdRobotConfig, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The forward speed and turn rate ``[B]`` that ``[B, 2]`` actions in ``[-1, 1]`` command a unicycle or
+    differential-drive robot (a diff drive then reaches them within its acceleration limits)."""
+    speed = np.where(actions[:, 0] >= 0, actions[:, 0] * robot.max_speed, actions[:, 0] * robot.max_reverse)
+    return speed, actions[:, 1] * robot.max_angular
 
 
 # --- compiled parts of a step ----------------------------------------------------------------------------------

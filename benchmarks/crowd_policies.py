@@ -8,7 +8,10 @@ Trained runs (``--runs``) are loaded from their final model or newest checkpoint
 env (their config's ``env.kwargs``), with the same densities and seeds.
 
     python benchmarks/crowd_policies.py [--config crowd_circle] [--runs runs/crowd_circle-...] [--episodes 500]
-                                        [--humans 10,20,30]
+                                        [--humans 10,20,30] [--seed 2000000]
+
+``--seed`` moves the episodes off the test set: pick among runs or checkpoints on such a validation set, so the
+test set's figures stay an unbiased estimate for the one picked.
 
 Prints one row per policy and density: success, collisions (people / obstacles / walls), timeouts, navigation
 time (successful episodes), path length, SPL, intrusion ratio, minimum separation, and seconds taken.
@@ -39,6 +42,9 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=500)
     parser.add_argument("--humans", default=None, help="walking people per episode, comma-separated (default: the "
                                                          "config's, half and 1.5 times it)")
+    parser.add_argument("--seed", type=int, default=TEST_SEED,
+                        help=f"first episode's seed (default {TEST_SEED}: the test set; another, e.g. 2000000, "
+                             "gives a validation set for choosing among runs)")
     args = parser.parse_args()
 
     print(describe_machine())
@@ -53,14 +59,15 @@ def main() -> None:
         label = f"{run.name} ({path.parent.name if path.name == 'model.zip' else path.name})"
         # The rows the policy was trained on, whatever the density tested.
         policies.append((label, sb3_policy(model), with_observation_rows(config.env.kwargs, model.observation_space)))
-    print(f"config {args.config}, {args.episodes} test episodes from seed {TEST_SEED}, trained density {trained}")
+    episodes = "test episodes" if args.seed == TEST_SEED else "validation episodes (not the test set)"
+    print(f"config {args.config}, {args.episodes} {episodes} from seed {args.seed}, trained density {trained}")
     header = f"{'policy':<44} {'people':>6} " + " ".join(f"{c[:10]:>10}" for c in COLUMNS) + f" {'seconds':>8}"
     print(header)
     for humans in densities:
         for name, policy, env_kwargs in policies:
             kwargs = {**env_kwargs, "scenario": {**env_kwargs["scenario"], "n_humans": humans}}
             start = time.perf_counter()
-            metrics = evaluate_crowd_policy(kwargs, policy, episodes=args.episodes)["metrics"]
+            metrics = evaluate_crowd_policy(kwargs, policy, episodes=args.episodes, seed=args.seed)["metrics"]
             cells = " ".join(f"{metrics[c]:>10.3f}" if metrics.get(c) is not None else f"{'-':>10}" for c in COLUMNS)
             print(f"{name:<44} {humans:>6} {cells} {time.perf_counter() - start:>8.1f}", flush=True)
 

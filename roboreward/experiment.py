@@ -216,6 +216,9 @@ class AlgoConfig:
     features: str | None = None
     features_kwargs: dict[str, Any] = field(default_factory=dict)
     lstm_hidden_size: int = bounded(64, "recurrent_ppo: units of the LSTM (actor and critic each)", ge=1, le=4096)
+    # sac: every replayed batch gets its reward from the reward and shaping models as they are now — needed when a
+    # model refits while the policy trains (reward.refit_every); both must read states (roboreward.policies.relabel)
+    relabel_rewards: bool = False
     # Keyword arguments of the SB3 algorithm's constructor, over DEFAULT_HYPERPARAMS[name], each checked for
     # type and range by SACHyperparams / PPOHyperparams.
     hyperparams: dict[str, Any] = field(default_factory=dict)
@@ -226,6 +229,9 @@ class AlgoConfig:
         if self.features is not None and self.features not in FEATURE_EXTRACTORS:
             raise ConfigError(f"algo.features: {self.features!r} is not a features extractor; choose one of "
                               f"{sorted(FEATURE_EXTRACTORS)} or null")
+        if self.relabel_rewards and self.name != "sac":
+            raise ConfigError(f"algo.relabel_rewards relabels an off-policy replay buffer; {self.name} has none. "
+                              "Use algo.name: sac or set algo.relabel_rewards: false")
         merged = {**DEFAULT_HYPERPARAMS[self.name], **self.hyperparams}
         schema = HYPERPARAMS[self.name]
         unknown = sorted(set(merged) - {f.name for f in dataclasses.fields(schema)})
@@ -329,6 +335,9 @@ class BehaviourCloningConfig:
     lr: float = bounded(1e-3, "pretraining learning rate (Adam)", gt=0)
     likelihood_weight: float = bounded(0.01, "weight of the log-likelihood term next to the action MSE", ge=0)
     weight: float = bounded(10.0, "BC term in SAC's actor loss (normalised by mean |Q|); 0 = pretraining only", ge=0)
+    # Few demos clone a policy that is right in places and wrong in others: a constant BC term then holds RL to the
+    # demos' mistakes too. Annealed, it steadies the early, untrained critic and lets go once the critic knows better.
+    anneal_steps: int = bounded(0, "env steps over which the BC term falls linearly to 0; 0 = constant", ge=0)
     critic_warmup: int = bounded(1000, "gradient steps that train the critic alone before the actor moves", ge=0)
     demos_in_buffer: bool = True  # seed the replay buffer with the demos, rewarded by the experiment's reward
 

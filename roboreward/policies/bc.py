@@ -12,14 +12,16 @@ experiment has a ``bc`` section (``bc.demos`` set; SAC only), training goes:
    in the run, so ``roboreward eval RUN --checkpoint bc_policy.zip`` measures the starting policy
    alone — what the learned reward must add to.
 2. **Seed the replay buffer** with the demos' transitions (``demos_in_buffer``), rewarded by the
-   *experiment's* reward model on the demos' own frames — never by the env's task reward unless the
-   experiment trains on it (``reward.type: env``).
+   *experiment's* reward model on the demos' own frames (or states) — never by the env's task reward unless
+   the experiment trains on it (``reward.type: env``). With ``algo.relabel_rewards`` they are rewarded, and
+   shaped, afresh each time they are replayed (:mod:`roboreward.policies.relabel`).
 3. **Train the critic alone** for ``critic_warmup`` gradient steps: a fresh critic's gradients would
    otherwise pull the pretrained actor anywhere in its first updates (the collapse seen without it).
 4. **SAC with a BC term** (:class:`BCRegularisedSAC`, SAC's version of Fujimoto & Gu's TD3+BC, 2021):
    the actor minimises ``(α·log π(a|s) − Q(s, a)) / mean|Q| + weight · ‖tanh μ(s_demo) − a_demo‖²``.
    Dividing by ``mean|Q|`` makes ``weight`` independent of the reward's scale; ``weight: 0`` is plain
-   SAC after pretraining.
+   SAC after pretraining. With ``anneal_steps`` the weight falls linearly to 0 over that many env steps:
+   a few demos hold RL near them while the critic is young, then stop holding it to their mistakes.
 
 The demos are a LeRobot v3 dataset (``roboreward demos record`` writes one) whose ``observation.state``
 is the env's observation and whose ``action`` is the env's action. Their frames must come from the
@@ -175,12 +177,13 @@ def demo_rewards(demos: Demonstrations, reward_model: RewardModel | None, chunk:
     env's recorded reward when the experiment trains on the env's own reward (``reward_model`` None)."""
     if reward_model is None:
         return demos.env_rewards
-    if demos.next_frames is None:
+    if reward_model.requires_frames and demos.next_frames is None:
         raise ConfigError("bc.demos_in_buffer: the reward model needs frames; set env.render.camera(s) to the demos' cameras")
     parts = []
     for start in range(0, len(demos), chunk):
         sl = slice(start, start + chunk)
-        batch = RewardBatch(frames=demos.next_frames[sl], observations=demos.next_observations[sl])
+        frames = None if demos.next_frames is None else demos.next_frames[sl]
+        batch = RewardBatch(frames=frames, observations=demos.next_observations[sl])
         parts.append(np.asarray(reward_model(batch), np.float32))
     return np.concatenate(parts)
 
@@ -205,11 +208,13 @@ class BCRegularisedSAC(SAC):
 
     Call :meth:`set_demonstrations` before ``learn``. The critic and entropy updates are SAC's; the
     actor waits ``critic_warmup`` gradient steps, then minimises the normalised SAC loss plus
-    ``bc_weight`` times the squared error to the demos' actions. Saved models load as plain SAC.
+    :meth:`current_bc_weight` times the squared error to the demos' actions. Saved models load as plain SAC.
     """
 
-    def __init__(self, *args: Any, bc_weight: float = 10.0, critic_warmup: int = 1000, **kwargs: Any):
+    def __init__(self, *args: Any, bc_weight: float = 10.0, bc_anneal_steps: int = 0, critic_warmup: int = 1000,
+                 **kwargs: Any):
         self.bc_weight = bc_weight
+        self.bc_anneal_steps = bc_anneal_steps
         self.critic_warmup = critic_warmup
         self._demo_observations: torch.Tensor | None = None
         self._demo_actions: torch.Tensor | None = None
@@ -222,6 +227,12 @@ class BCRegularisedSAC(SAC):
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "_demo_observations", "_demo_actions"]
 
+    def current_bc_weight(self) -> float:
+        """``bc_weight``, falling linearly to 0 over the first ``bc_anneal_steps`` env steps (constant if 0)."""
+        if not self.bc_anneal_steps:
+            return self.bc_weight
+        return self.bc_weight * max(0.0, 1.0 - self.num_timesteps / self.bc_anneal_steps)
+
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
         if self._demo_observations is None:
             raise RuntimeError("BCRegularisedSAC.train: call set_demonstrations(demos) before learn()")
@@ -230,6 +241,8 @@ class BCRegularisedSAC(SAC):
         if self.ent_coef_optimizer is not None:
             optimizers.append(self.ent_coef_optimizer)
         self._update_learning_rate(optimizers)
+        bc_weight = self.current_bc_weight()
+        self.logger.record("train/bc_weight", bc_weight)
         logs: dict[str, list[float]] = {"critic_loss": [], "actor_loss": [], "bc_loss": [], "ent_coef": []}
         for _ in range(gradient_steps):
             data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
@@ -259,16 +272,17 @@ class BCRegularisedSAC(SAC):
 
             if self._n_updates >= self.critic_warmup:
                 q_pi = torch.min(torch.cat(self.critic(data.observations, actions_pi), dim=1), dim=1, keepdim=True)[0]
-                rl_loss = (ent_coef * log_prob - q_pi).mean() / (q_pi.abs().mean().detach() + 1e-6)
-                idx = torch.randint(len(self._demo_observations), (batch_size,), device=self.device)
-                mean, _, _ = self.actor.get_action_dist_params(self._demo_observations[idx])
-                bc_loss = ((torch.tanh(mean) - self._demo_actions[idx]) ** 2).sum(dim=1).mean()
-                actor_loss = rl_loss + self.bc_weight * bc_loss
+                actor_loss = (ent_coef * log_prob - q_pi).mean() / (q_pi.abs().mean().detach() + 1e-6)
+                if bc_weight > 0:
+                    idx = torch.randint(len(self._demo_observations), (batch_size,), device=self.device)
+                    mean, _, _ = self.actor.get_action_dist_params(self._demo_observations[idx])
+                    bc_loss = ((torch.tanh(mean) - self._demo_actions[idx]) ** 2).sum(dim=1).mean()
+                    actor_loss = actor_loss + bc_weight * bc_loss
+                    logs["bc_loss"].append(bc_loss.item())
                 self.actor.optimizer.zero_grad()
                 actor_loss.backward()
                 self.actor.optimizer.step()
                 logs["actor_loss"].append(actor_loss.item())
-                logs["bc_loss"].append(bc_loss.item())
 
             if self._n_updates % self.target_update_interval == 0:
                 polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
@@ -295,10 +309,11 @@ def start_from_demonstrations(
     """
     bc = config.bc
     if bc.demos_in_buffer:
-        if config.shaping.potential is not None:
+        if config.shaping.potential is not None and not config.algo.relabel_rewards:
             raise ConfigError(
-                "bc.demos_in_buffer: demo transitions would need the shaped reward, which roboreward does not "
-                "compute for demos; set bc.demos_in_buffer: false or drop the shaping section"
+                "bc.demos_in_buffer: demo transitions need the shaped reward, which is computed for them only when "
+                "replayed rewards are relabelled; set algo.relabel_rewards: true (state-reading models), "
+                "bc.demos_in_buffer: false, or drop the shaping section"
             )
         if getattr(config.reward, "normalize", False):
             raise ConfigError(

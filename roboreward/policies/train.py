@@ -82,7 +82,15 @@ def build_algorithm(config: ExperimentConfig, env: VecEnv | None = None, demos: 
         cls, extra = SymmetricPPO, {"symmetry_weight": config.symmetry.weight,
                                     "symmetry_epochs": config.symmetry.epochs, "mirror": mirror}
     if demos is not None:
-        cls, extra = BCRegularisedSAC, {"bc_weight": config.bc.weight, "critic_warmup": config.bc.critic_warmup}
+        cls, extra = BCRegularisedSAC, {"bc_weight": config.bc.weight, "bc_anneal_steps": config.bc.anneal_steps,
+                                    "critic_warmup": config.bc.critic_warmup}
+    if algo.relabel_rewards:
+        from gymnasium import spaces
+
+        from roboreward.policies.relabel import RelabellingDictReplayBuffer, RelabellingReplayBuffer
+
+        dict_obs = isinstance(env.observation_space, spaces.Dict)
+        extra["replay_buffer_class"] = RelabellingDictReplayBuffer if dict_obs else RelabellingReplayBuffer
     model = cls(
         algo.policy,
         env,
@@ -199,7 +207,7 @@ def _learn(config: ExperimentConfig, run_dir: Path, resuming: bool) -> Path:
                 venv = make_vec_env(config.env, reward_model, seed=config.seed, potential=potential, gamma=gamma,
                                     ray=config.ray)
             try:
-                return _learn_in(config, run_dir, resuming, venv, reward_model, demos, gamma)
+                return _learn_in(config, run_dir, resuming, venv, reward_model, potential, demos, gamma)
             finally:
                 venv.close()
         finally:
@@ -209,10 +217,14 @@ def _learn(config: ExperimentConfig, run_dir: Path, resuming: bool) -> Path:
 
 
 def _learn_in(config: ExperimentConfig, run_dir: Path, resuming: bool, venv: VecEnv, reward_model: RewardModel | None,
-              demos: Demonstrations | None, gamma: float | None) -> Path:
+              potential: RewardModel | None, demos: Demonstrations | None, gamma: float | None) -> Path:
     model = build_algorithm(config, venv, demos)
     if gamma is not None and model.gamma != gamma:  # the shaping term must use the learner's own discount
         raise RuntimeError(f"shaping used gamma={gamma} but {type(model).__name__} learns with gamma={model.gamma}")
+    if config.algo.relabel_rewards:  # before anything (the demos) enters the buffer
+        from roboreward.policies.relabel import Relabeller
+
+        model.replay_buffer.relabeller = Relabeller(reward_model, potential, model.gamma)
     checkpoint = find_resumable(run_dir, model) if resuming else None
     session, elapsed_before = 0, 0.0
     if checkpoint is not None:

@@ -128,6 +128,31 @@ def test_critic_warms_up_alone_then_the_bc_term_holds_the_actor(demos):
     assert results[100.0] < 0.5 * results[0.0], results
 
 
+def test_an_annealed_bc_term_falls_to_zero_and_then_leaves_the_actor_to_sac(demos):
+    config = config_for(demos, bc={"weight": 8.0, "anneal_steps": 1000, "critic_warmup": 0})
+    d = load_demonstrations(config.bc, config.env)
+    model = build_algorithm(config, demos=d)
+    weights = []
+    for steps in (0, 250, 1000, 5000):
+        model.num_timesteps = steps
+        weights.append(model.current_bc_weight())
+    assert weights == [8.0, 6.0, 0.0, 0.0]
+    constant = build_algorithm(config_for(demos, bc={"weight": 8.0}), demos=d)
+    constant.num_timesteps = 5000
+    assert constant.current_bc_weight() == 8.0
+
+    from stable_baselines3.common.logger import configure
+
+    add_to_replay_buffer(model, d, np.ones(len(d), np.float32))
+    model.set_logger(configure(None, []))
+    model.train(gradient_steps=3, batch_size=16)  # annealed away (5000 steps): no BC loss is computed
+    assert "train/bc_loss" not in model.logger.name_to_value
+    assert model.logger.name_to_value["train/bc_weight"] == 0.0
+    model.num_timesteps = 500
+    model.train(gradient_steps=3, batch_size=16)
+    assert model.logger.name_to_value["train/bc_weight"] == 4.0 and model.logger.name_to_value["train/bc_loss"] > 0
+
+
 def test_bad_bc_configs_name_the_problem_and_the_fix(demos, tmp_path):
     with pytest.raises(ConfigError, match="algo.name: sac"):
         config_for(demos, algo={"name": "ppo", "hyperparams": {}})

@@ -30,8 +30,8 @@ from stable_baselines3.common.buffers import DictReplayBuffer, ReplayBuffer
 
 from roboreward.errors import ConfigError
 from roboreward.rewards.base import RewardBatch, RewardModel
-
-UNSHAPED_KEY = "unshaped_reward"  # VecPotentialShaping's info key for the reward before shaping
+from roboreward.rewards.postprocess import RewardPostprocessor
+from roboreward.rewards.shaping import UNSHAPED_KEY, shaping_term
 
 
 @dataclass
@@ -56,7 +56,7 @@ class Relabeller:
                     f"algo.relabel_rewards: the {role} model ({model.name}) reads frames, which the replay buffer does "
                     f"not keep; give it the state ({role}.inputs: state) or set algo.relabel_rewards: false"
                 )
-            if getattr(model.config, "normalize", False) or getattr(model.config, "smoothing_window", 1) > 1:
+            if RewardPostprocessor.from_config(model.config, n_envs=1) is not None:
                 raise ConfigError(
                     f"algo.relabel_rewards: {role}.normalize / smoothing_window make a reward depend on the steps "
                     f"around it, which one replayed transition cannot recompute; turn them off or the relabelling"
@@ -72,9 +72,8 @@ class Relabeller:
                    else self.reward_model(RewardBatch(observations=next_observations)).astype(np.float64))
         if self.potential is not None:
             batch = RewardBatch(observations=_concatenate(observations, next_observations))
-            phi = self.potential(batch).astype(np.float64)
-            phi_now, phi_next = phi[: len(terminated)], phi[len(terminated):]
-            rewards += self.gamma * phi_next * (1.0 - terminated) - phi_now
+            phi = self.potential(batch)
+            rewards += shaping_term(phi[: len(terminated)], phi[len(terminated):], terminated, self.gamma)
         return rewards.astype(np.float32)
 
 

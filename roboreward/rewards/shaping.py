@@ -76,6 +76,8 @@ Potential = Callable[[RewardBatch], np.ndarray]
 
 ArrayLike = Union[float, np.ndarray]
 
+UNSHAPED_KEY = "unshaped_reward"  # the info key of the reward before shaping (the wrappers' default)
+
 
 # ------------------------------------------------------------------------------------- shaping
 def shaping_term(potential: ArrayLike, next_potential: ArrayLike, terminated: ArrayLike, gamma: float) -> np.ndarray:
@@ -175,7 +177,7 @@ class PotentialShaping(gym.Wrapper):
         requires_frames: bool | None = None,
         shaping_key: str = "shaping",
         potential_key: str = "potential",
-        unshaped_key: str = "unshaped_reward",
+        unshaped_key: str = UNSHAPED_KEY,
     ):
         self.requires_frames = _requires_frames(potential, requires_frames)
         if self.requires_frames and not _is_wrapped(env, RenderInInfo):
@@ -240,7 +242,7 @@ class VecPotentialShaping(VecEnvWrapper):
         requires_frames: bool | None = None,
         shaping_key: str = "shaping",
         potential_key: str = "potential",
-        unshaped_key: str = "unshaped_reward",
+        unshaped_key: str = UNSHAPED_KEY,
     ):
         super().__init__(venv)
         self.potential = potential

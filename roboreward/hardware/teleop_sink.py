@@ -281,12 +281,15 @@ class RosCommandSink(CommandSink):
                 self.publisher = CommandPublisher(self.session.node, robot)
             else:
                 self.publisher = _WalkingPublisher(self.session.node, robot, mapping, *walking_topics)
+            # A walking robot's recordings hold its base pose: wait for odometry too, so no frame lacks it.
+            slots = ["joint_state", "odometry"] if self._records_base_pose else ["joint_state"]
             try:
-                state = self.subscriber.wait_for_fresh(-np.inf, connect_timeout_s, slots=["joint_state"])
+                state = self.subscriber.wait_for_fresh(-np.inf, connect_timeout_s, slots=slots)
             except StaleStateError:
-                js, domain = robot.state.joint_state, self.session.domain_id
+                missing = [s for s in slots if self.subscriber.stats[s].last_received_at is None] or slots
+                topic, domain = getattr(robot.state, missing[0]), self.session.domain_id
                 raise RobotNotConnectedError(
-                    f"{robot.name}: no {js.type} arrived on {js.topic} within {connect_timeout_s:g} s on "
+                    f"{robot.name}: no {topic.type} arrived on {topic.topic} within {connect_timeout_s:g} s on "
                     f"ROS_DOMAIN_ID={domain} (discovery {discovery}); start the robot's driver or "
                     f"`roboreward sim-robot {robot.name} --domain-id {domain}`, or set sink.domain_id / sink.discovery "
                     "to the robot's (sink.connect_timeout_s waits longer)"
@@ -441,9 +444,7 @@ class RosCommandSink(CommandSink):
 
 
 def _base_pose(odometry: Any) -> np.ndarray:
-    """``[x, y, yaw, height]`` from an odometry reading (NaN before the first)."""
-    if odometry is None:
-        return np.full(4, np.nan)
+    """``[x, y, yaw, height]`` from an odometry reading (the sink waited for the first)."""
     yaw = yaw_from_quaternion(odometry.orientation)
     return np.array([odometry.position[0], odometry.position[1], yaw, odometry.position[2]])
 

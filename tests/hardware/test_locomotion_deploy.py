@@ -228,3 +228,33 @@ def test_the_teleop_session_walks_a_ros2_g1_and_moves_its_arms(tmp_path, domain_
         teleop.close()
         deploy.stop()
     print(deploy.output.splitlines()[-1])
+
+
+def test_a_walking_robots_sink_waits_for_odometry_as_well_as_joint_states(domain_id):
+    """Recordings of a walking robot hold its base pose: joint states alone do not connect, and the error names
+    the odometry topic that stayed silent (a frame without a pose would be NaN, which no dataset accepts)."""
+    from sensor_msgs.msg import JointState
+
+    from roboreward.hardware.ros import RosSession
+    from roboreward.hardware.teleop_sink import RobotNotConnectedError, RosSinkConfig
+    from roboreward.teleop.robots import make_teleop_robot
+
+    robot_file = load_robot_config("g1_walking")
+    joints = RosSession("joints_only", domain_id=domain_id)
+    publisher = joints.node.create_publisher(JointState, robot_file.state.joint_state.topic, 10)
+
+    def publish():
+        msg = JointState(name=list(robot_file.joint_names), position=[0.0] * len(robot_file.joint_names))
+        msg.header.stamp = joints.node.get_clock().now().to_msg()
+        publisher.publish(msg)
+
+    joints.node.create_timer(0.02, publish)
+    teleop = make_teleop_robot("g1", cameras=["head"], size=(32, 24))
+    try:
+        config = RosSinkConfig(robot="g1_walking", domain_id=domain_id, connect_timeout_s=2.0, locomotion=True)
+        with pytest.raises(RobotNotConnectedError, match=rf"nav_msgs/Odometry arrived on /odom within 2 s on "
+                                                         rf"ROS_DOMAIN_ID={domain_id}"):
+            config.build(teleop, frame_size=(32, 24))
+    finally:
+        teleop.close()
+        joints.close()

@@ -340,6 +340,15 @@ class BehaviourCloningConfig:
     anneal_steps: int = bounded(0, "env steps over which the BC term falls linearly to 0; 0 = constant", ge=0)
     critic_warmup: int = bounded(1000, "gradient steps that train the critic alone before the actor moves", ge=0)
     demos_in_buffer: bool = True  # seed the replay buffer with the demos, rewarded by the experiment's reward
+    # RLPD's symmetric sampling (Ball et al., 2023): the demos stay in a buffer of their own and every SAC batch
+    # draws this share from them, so a few hundred demo transitions are not diluted by the agent's growing replay.
+    demo_fraction: float = bounded(0.0, "share of each SAC batch drawn from the demos; 0 = demos are ordinary replay",
+                                   ge=0, lt=1)
+
+    def __post_init__(self) -> None:
+        if self.demo_fraction > 0 and not self.demos_in_buffer:
+            raise ConfigError("bc.demo_fraction draws from the demos in the replay buffer; "
+                              "set bc.demos_in_buffer: true or bc.demo_fraction: 0")
 
     @property
     def enabled(self) -> bool:

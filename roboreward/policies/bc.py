@@ -14,7 +14,10 @@ experiment has a ``bc`` section (``bc.demos`` set; SAC only), training goes:
 2. **Seed the replay buffer** with the demos' transitions (``demos_in_buffer``), rewarded by the
    *experiment's* reward model on the demos' own frames (or states) — never by the env's task reward unless
    the experiment trains on it (``reward.type: env``). With ``algo.relabel_rewards`` they are rewarded, and
-   shaped, afresh each time they are replayed (:mod:`roboreward.policies.relabel`).
+   shaped, afresh each time they are replayed (:mod:`roboreward.policies.relabel`). With ``demo_fraction``
+   they stay in a buffer of their own and every batch draws that share from them (RLPD's symmetric
+   sampling, Ball et al., 2023): a few hundred demo transitions would otherwise be a vanishing share of a
+   replay that grows by thousands.
 3. **Train the critic alone** for ``critic_warmup`` gradient steps: a fresh critic's gradients would
    otherwise pull the pretrained actor anywhere in its first updates (the collapse seen without it).
 4. **SAC with a BC term** (:class:`BCRegularisedSAC`, SAC's version of Fujimoto & Gu's TD3+BC, 2021):
@@ -188,9 +191,10 @@ def demo_rewards(demos: Demonstrations, reward_model: RewardModel | None, chunk:
     return np.concatenate(parts)
 
 
-def add_to_replay_buffer(model: SAC, demos: Demonstrations, rewards: np.ndarray) -> int:
-    """Put the demo transitions into ``model``'s replay buffer (not terminal: demos end at the time limit)."""
-    buffer = model.replay_buffer
+def add_to_replay_buffer(model: SAC, demos: Demonstrations, rewards: np.ndarray, buffer: Any = None) -> int:
+    """Put the demo transitions into ``buffer`` (default: ``model``'s replay buffer); not terminal: demos end
+    at the time limit."""
+    buffer = model.replay_buffer if buffer is None else buffer
     n_envs = buffer.n_envs
     usable = len(demos) - len(demos) % n_envs  # the buffer stores rows of n_envs transitions
     scaled = model.policy.scale_action(demos.actions)
@@ -212,10 +216,12 @@ class BCRegularisedSAC(SAC):
     """
 
     def __init__(self, *args: Any, bc_weight: float = 10.0, bc_anneal_steps: int = 0, critic_warmup: int = 1000,
-                 **kwargs: Any):
+                 demo_fraction: float = 0.0, **kwargs: Any):
         self.bc_weight = bc_weight
         self.bc_anneal_steps = bc_anneal_steps
         self.critic_warmup = critic_warmup
+        self.demo_fraction = demo_fraction
+        self.demo_buffer: Any = None
         self._demo_observations: torch.Tensor | None = None
         self._demo_actions: torch.Tensor | None = None
         super().__init__(*args, **kwargs)
@@ -224,8 +230,27 @@ class BCRegularisedSAC(SAC):
         self._demo_observations = torch.as_tensor(demos.pairs_observations, device=self.device)
         self._demo_actions = torch.as_tensor(self.policy.scale_action(demos.pairs_actions), device=self.device).clamp(-1, 1)
 
+    def set_demo_buffer(self, demos: Demonstrations, rewards: np.ndarray) -> None:
+        """Keep the demo transitions in a replay buffer of their own, of the main buffer's class (relabelled alike
+        when it is relabelled), from which every batch draws ``demo_fraction`` of its samples."""
+        main = self.replay_buffer
+        buffer = type(main)(len(demos), self.observation_space, self.action_space, device=self.device, n_envs=1)
+        if hasattr(main, "relabeller"):
+            buffer.relabeller = main.relabeller
+        add_to_replay_buffer(self, demos, rewards, buffer)
+        self.demo_buffer = buffer
+
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "_demo_observations", "_demo_actions"]
+        return [*super()._excluded_save_params(), "_demo_observations", "_demo_actions", "demo_buffer"]
+
+    def _replay_batch(self, batch_size: int) -> Any:
+        """A batch of the agent's replay, ``demo_fraction`` of it drawn from the demos (when they are kept apart)."""
+        if self.demo_buffer is None or self.demo_fraction <= 0:
+            return self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
+        n_demo = max(1, round(batch_size * self.demo_fraction))
+        parts = [self.demo_buffer.sample(n_demo, env=self._vec_normalize_env),
+                 self.replay_buffer.sample(batch_size - n_demo, env=self._vec_normalize_env)]
+        return type(parts[0])(*(_concatenate(a, b) for a, b in zip(*parts)))
 
     def current_bc_weight(self) -> float:
         """``bc_weight``, falling linearly to 0 over the first ``bc_anneal_steps`` env steps (constant if 0)."""
@@ -245,7 +270,7 @@ class BCRegularisedSAC(SAC):
         self.logger.record("train/bc_weight", bc_weight)
         logs: dict[str, list[float]] = {"critic_loss": [], "actor_loss": [], "bc_loss": [], "ent_coef": []}
         for _ in range(gradient_steps):
-            data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
+            data = self._replay_batch(batch_size)
             actions_pi, log_prob = self.actor.action_log_prob(data.observations)
             log_prob = log_prob.reshape(-1, 1)
             if self.ent_coef_optimizer is not None:
@@ -295,6 +320,14 @@ class BCRegularisedSAC(SAC):
                 self.logger.record(f"train/{key}", float(np.mean(values)))
 
 
+def _concatenate(a: Any, b: Any) -> Any:
+    if a is None:  # a field the buffer does not fill (SB3's n-step discounts)
+        return None
+    if isinstance(a, dict):
+        return {key: torch.cat([a[key], b[key]]) for key in a}
+    return torch.cat([a, b])
+
+
 def start_from_demonstrations(
     model: BCRegularisedSAC,
     demos: Demonstrations,
@@ -329,6 +362,10 @@ def start_from_demonstrations(
     tmp.replace(run_dir / BC_POLICY)
     if bc.demos_in_buffer:
         rewards = demo_rewards(demos, reward_model)
-        summary["demo_transitions_in_buffer"] = add_to_replay_buffer(model, demos, rewards)
+        if bc.demo_fraction > 0:
+            model.set_demo_buffer(demos, rewards)
+            summary["demo_transitions_apart"] = len(demos)
+        else:
+            summary["demo_transitions_in_buffer"] = add_to_replay_buffer(model, demos, rewards)
         summary["demo_reward_mean"] = round(float(rewards.mean()), 4)
     return summary

@@ -49,6 +49,7 @@ from roboreward.policies.bc import (
     BC_POLICY,
     BCRegularisedSAC,
     Demonstrations,
+    demo_rewards,
     load_demonstrations,
     start_from_demonstrations,
 )
@@ -83,7 +84,7 @@ def build_algorithm(config: ExperimentConfig, env: VecEnv | None = None, demos: 
                                     "symmetry_epochs": config.symmetry.epochs, "mirror": mirror}
     if demos is not None:
         cls, extra = BCRegularisedSAC, {"bc_weight": config.bc.weight, "bc_anneal_steps": config.bc.anneal_steps,
-                                    "critic_warmup": config.bc.critic_warmup}
+                                    "critic_warmup": config.bc.critic_warmup, "demo_fraction": config.bc.demo_fraction}
     if algo.relabel_rewards:
         from gymnasium import spaces
 
@@ -233,7 +234,11 @@ def _learn_in(config: ExperimentConfig, run_dir: Path, resuming: bool, venv: Vec
         # A resumed session gets other env and sampling seeds, so it does not replay the first session's
         # episodes (building the model seeded everything with config.seed again).
         model.set_random_seed(config.seed + RESUME_SEED_STRIDE * session)
-        print(f"resuming {run_dir} from {checkpoint.path.name} ({model.num_timesteps} steps done)")
+        apart = ""
+        if demos is not None and config.bc.demos_in_buffer and config.bc.demo_fraction > 0:
+            model.set_demo_buffer(demos, demo_rewards(demos, reward_model))  # kept apart, so not in the checkpoint
+            apart = f"; {model.demo_buffer.size()} demo transitions kept apart"
+        print(f"resuming {run_dir} from {checkpoint.path.name} ({model.num_timesteps} steps done{apart})")
     else:
         if resuming:
             print(f"{run_dir} has no checkpoint yet: training starts over")

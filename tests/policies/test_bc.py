@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -153,6 +154,32 @@ def test_an_annealed_bc_term_falls_to_zero_and_then_leaves_the_actor_to_sac(demo
     assert model.logger.name_to_value["train/bc_weight"] == 4.0 and model.logger.name_to_value["train/bc_loss"] > 0
 
 
+def test_demo_fraction_draws_that_share_of_every_batch_from_the_demos_kept_apart(demos):
+    config = config_for(demos, bc={"demo_fraction": 0.25, "critic_warmup": 0})
+    d = load_demonstrations(config.bc, config.env)
+    model = build_algorithm(config, demos=d)
+    model.set_demo_buffer(d, np.full(len(d), 7.0, np.float32))  # demo transitions: reward 7
+    assert model.demo_buffer.size() == len(d) and model.replay_buffer.size() == 0
+    rng = np.random.default_rng(0)
+    for _ in range(40):  # the agent's own transitions: reward -1, observations unlike any demo's
+        obs = rng.normal(100.0, 1.0, (1, *model.observation_space.shape)).astype(np.float32)
+        model.replay_buffer.add(obs, obs, rng.uniform(-1, 1, (1, 4)), np.array([-1.0]), np.array([0.0]), [{}])
+    batch = model._replay_batch(64)
+    rewards = batch.rewards.numpy().ravel()
+    assert len(rewards) == 64 and np.sum(rewards == 7.0) == 16 and np.sum(rewards == -1.0) == 48
+    demo_rows = batch.observations.numpy()[rewards == 7.0]
+    assert np.abs(demo_rows).max() < 50  # the demo share really is demo observations
+    from stable_baselines3.common.logger import configure
+
+    model.set_logger(configure(None, []))
+    model.train(gradient_steps=2, batch_size=16)  # SAC trains on the mixed batches
+    assert np.isfinite(model.logger.name_to_value["train/critic_loss"])
+    plain = build_algorithm(config_for(demos), demos=d)
+    assert plain.demo_fraction == 0 and plain.demo_buffer is None
+    with pytest.raises(ConfigError, match="bc.demos_in_buffer: true or bc.demo_fraction: 0"):
+        config_for(demos, bc={"demo_fraction": 0.5, "demos_in_buffer": False})
+
+
 def test_bad_bc_configs_name_the_problem_and_the_fix(demos, tmp_path):
     with pytest.raises(ConfigError, match="algo.name: sac"):
         config_for(demos, algo={"name": "ppo", "hyperparams": {}})
@@ -184,8 +211,8 @@ def test_train_with_bc_saves_the_starting_policy_and_eval_scores_it(demos, tmp_p
         "env.id=roboreward/MetaWorld-Reach-v3", "env.n_envs=2", f"env.render.width={SIZE}", f"env.render.height={SIZE}",
         "env.render.camera=corner3", "reward.type=env", "algo.net_arch=[32,32]", "algo.hyperparams.learning_starts=0",
         "algo.hyperparams.batch_size=64", "algo.hyperparams.gradient_steps=1", f"bc.demos={demos}", "bc.episodes=[0,1,2]", "bc.epochs=20",
-        "bc.critic_warmup=20", "train.total_timesteps=240", "train.checkpoint_every=120", "train.progress_bar=false",
-        "eval.episodes=2", "eval.video=false",
+        "bc.critic_warmup=20", "bc.demo_fraction=0.5", "train.total_timesteps=240", "train.checkpoint_every=120",
+        "train.progress_bar=false", "eval.episodes=2", "eval.video=false",
     ]
     reach = str(tmp_path / "reach.yaml")
     (tmp_path / "reach.yaml").write_text("name: reach_bc\n")
@@ -193,7 +220,15 @@ def test_train_with_bc_saves_the_starting_policy_and_eval_scores_it(demos, tmp_p
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "behaviour cloning from" in proc.stdout and (run / BC_POLICY).is_file()
+    assert "demo_transitions_apart 117" in proc.stdout  # 3 demos of 40 frames, kept apart (bc.demo_fraction)
     assert json.loads((run / "train_summary.json").read_text())["timesteps"] == 240
+    # Resumed, the demos kept apart are put back (the checkpoint holds only the agent's replay).
+    (run / "train_summary.json").unlink()
+    shutil.rmtree(run / "checkpoints" / "step_000000240")
+    proc = subprocess.run([sys.executable, "-m", "roboreward.cli", "train", "--resume", str(run)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "117 demo transitions kept apart" in proc.stdout and json.loads((run / "train_summary.json").read_text())["timesteps"] == 240
     out = tmp_path / "eval_bc"
     proc = subprocess.run([sys.executable, "-m", "roboreward.cli", "eval", str(run), "--checkpoint", BC_POLICY,
                            "--out", str(out)], capture_output=True, text=True, timeout=600)

@@ -34,7 +34,9 @@ changes every episode and the scripted expert reads it.
 | 36-38 | goal position (x, y, z)                                      | m    |
 
 ## Rewards
-``reward`` is Meta-World's own shaped reward (``reward_function_version="v2"``), between 0 and 10.
+``reward`` is Meta-World's own shaped reward (``reward_function_version="v2"``), between 0 and 10,
+or with ``reward="sparse"`` its success flag alone (1 at a step where the task is done, else 0: the
+baseline a learned reward has to beat when nobody writes a shaped one).
 It is not a sum of parts, so it is reported whole as the one term ``reward_task``
 (``reward == reward_task``). Meta-World's diagnostics come along in ``info`` as floats:
 ``success``, ``near_object``, ``grasp_success``, ``grasp_reward``, ``in_place_reward``,
@@ -64,7 +66,8 @@ in front of rather than over the objects), ``corner``, ``corner2``, ``corner4``,
 ``behindGripper`` and ``gripperPOV`` (the last two ride on the hand).
 
 ## Arguments
-``task``: a Meta-World v3 task name (``metaworld.MT1.ENV_NAMES``); render options (``width``,
+``task``: a Meta-World v3 task name (``metaworld.MT1.ENV_NAMES``); ``reward``: ``"dense"`` (Meta-World's
+shaped reward) or ``"sparse"`` (the success flag); render options (``width``,
 ``height``, ``camera``, ``shadows``, ``reflections``, ``multisample``), see
 :class:`roboreward.envs.rendering.RenderOptions`.
 
@@ -121,9 +124,13 @@ class MetaWorldEnv(gym.Env):
         shadows: bool = False,
         reflections: bool = False,
         multisample: int = 0,
+        reward: str = "dense",
     ):
         if task not in ALL_V3_ENVIRONMENTS:
             raise ConfigError(f"task={task!r} is not a Meta-World v3 task; choose one of {sorted(ALL_V3_ENVIRONMENTS)}")
+        if reward not in ("dense", "sparse"):
+            raise ConfigError(f"reward={reward!r}: choose dense (Meta-World's shaped reward) or sparse (its success flag)")
+        self.sparse = reward == "sparse"
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode={render_mode!r} is not supported; use 'rgb_array' or None")
         self.task = task
@@ -167,8 +174,9 @@ class MetaWorldEnv(gym.Env):
         obs, reward, _, _, mw_info = self._mw.step(action)
         info: dict[str, Any] = {key: float(value) for key, value in mw_info.items()}
         info["is_success"] = bool(mw_info["success"])
-        info["reward_task"] = float(reward)
-        return self._clip(obs), float(reward), False, False, info
+        reward = float(mw_info["success"]) if self.sparse else float(reward)
+        info["reward_task"] = reward
+        return self._clip(obs), reward, False, False, info
 
     def render(self):
         if self.render_mode != "rgb_array":

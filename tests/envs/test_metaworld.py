@@ -121,3 +121,19 @@ def test_scripted_expert_succeeds(env_id):
                 break
         assert info["is_success"], f"{env_id}: the scripted expert failed for seed {seed}"
     env.close()
+
+
+def test_sparse_reward_is_the_success_flag_and_dense_the_shaped_reward():
+    dense, sparse = gym.make(REACH).unwrapped, gym.make(REACH, reward="sparse").unwrapped
+    rewards = {"dense": [], "sparse": []}
+    for name, env in (("dense", dense), ("sparse", sparse)):
+        obs, _ = env.reset(seed=3)
+        for _ in range(60):  # the scripted expert reaches the goal, so both rewards see success and failure
+            obs, reward, _, _, info = env.step(env.scripted_action(obs))
+            assert reward == info["reward_task"]
+            rewards[name].append((reward, info["success"]))
+    assert [s for _, s in rewards["dense"]] == [s for _, s in rewards["sparse"]]  # same seed, same episode
+    assert all(r == s for r, s in rewards["sparse"]) and {r for r, _ in rewards["sparse"]} == {0.0, 1.0}
+    assert len({r for r, _ in rewards["dense"]}) > 10
+    with pytest.raises(Exception, match="choose dense .* or sparse"):
+        gym.make(REACH, reward="binary")

@@ -1,39 +1,69 @@
-"""The embedded default job end to end, against the same training on other rewards.
+"""The embedded default job end to end, and what each part of it buys.
 
-Runs what `make demo` runs — record the scripted expert's demos, then `roboreward train` with no file
-(Meta-World drawer-open from demonstrations only: progress reward + behaviour-cloned SAC) — and the
-same training (same demos, same BC, same SAC, same seed) with the reward swapped for
-- `task`: Meta-World's own dense reward (the reward the default job never sees),
-- `goal_image`: the foundation's goal-image reward, the goal being the demos' final frames.
-Each run is evaluated on fresh seeds with Meta-World's own success flag. The behaviour-cloned starting
-policy (identical in all three: cloning does not look at the reward) is evaluated alone, so each
-reward's own contribution shows. The learned reward's diagnostics (`roboreward rewards evaluate`) are
-computed on held-out demos and random rollouts.
+Runs what `make demo` runs — record the scripted expert's demos, `roboreward train` with no file, evaluate
+on fresh episodes (Meta-World's success flag at the last step) — then the same training (same demos, seed,
+budget and SAC) with one thing changed:
 
-    python benchmarks/default_job.py [--episodes 20] [--variants learned task goal_image] [--out bench_out/default_job]
+- the reward: ``dense`` (Meta-World's shaped reward, which the default job never sees), ``sparse`` (its
+  success flag alone), ``goal_image`` (the goal-image reward, the goal being the demos' final frames);
+- one ingredient of the default job's recipe switched off: ``no_refit`` (the progress model is never refitted
+  on the agent's failures), ``no_relabel`` (replayed rewards stay as they were when collected),
+  ``no_demo_fraction`` (the demos are ordinary replay), ``no_anneal`` (the BC term never fades),
+  ``no_bc_term`` (cloning starts the actor, nothing holds it near the demos).
+
+``bc`` is the behaviour-cloned start alone: every run starts from it, cloning does not look at the reward.
+An ablation that changes nothing in the default job (its ingredient is off already) is skipped and said so.
+Runs go ``--jobs`` at a time (one core each: the default job trains on one thread); the default job itself
+runs first and alone, so its wall time is the figure `make demo` gives. The learned reward's diagnostics
+(`roboreward rewards evaluate`: Spearman / VOC on held-out demos, ROC-AUC success vs failure, STARC to the
+task reward) close the report.
+
+    python benchmarks/default_job.py [--episodes 50] [--variants learned dense ...] [--jobs 2] [--out bench_out/default_job]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import shutil
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from _machine import describe_machine
 
 from roboreward.config import from_dict, to_dict
 from roboreward.experiment import DEFAULT_JOB, ExperimentConfig, load_experiment
 
-VARIANTS = ("learned", "task", "goal_image")
+# What `make demo` records (Makefile: DEMOS, `roboreward demos record`), so both measure the same job.
+DEMO_TASK, DEMO_EPISODES = "drawer-open", 20
+
+REWARDS: dict[str, dict[str, Any]] = {
+    "dense": {"reward": {"type": "env"}},
+    "sparse": {"reward": {"type": "env"}, "env": {"kwargs": {"reward": "sparse"}}},
+    "goal_image": {},  # filled in once the goal frames exist
+}
+ABLATIONS: dict[str, dict[str, Any]] = {
+    "no_refit": {"reward": {"refit_every": 0}},
+    "no_relabel": {"algo": {"relabel_rewards": False}},
+    "no_demo_fraction": {"bc": {"demo_fraction": 0.0}},
+    "no_anneal": {"bc": {"anneal_steps": 0}},
+    "no_bc_term": {"bc": {"weight": 0.0}},
+}
+VARIANTS = ("learned", *REWARDS, *ABLATIONS)
+NAMES = {"learned": "learned (default job)", "dense": "dense (Meta-World's)", "sparse": "sparse (success flag)",
+         "goal_image": "goal image"}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--episodes", type=int, default=20, help="evaluation episodes per policy (fresh seeds)")
+    parser.add_argument("--episodes", type=int, default=50, help="evaluation episodes per policy (fresh seeds)")
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument("--jobs", type=int, default=2, help="runs at a time after the default job (one core each)")
     parser.add_argument("--out", type=Path, default=Path("bench_out") / "default_job")
     parser.add_argument("--demos", type=Path, help="use these demos instead of recording the default job's")
     parser.add_argument("overrides", nargs="*", help="key.sub=value over the default job, for every variant")
@@ -41,9 +71,6 @@ def main() -> None:
 
     from roboreward.datasets.lerobot_v3 import DatasetReader
     from roboreward.datasets.record import record_scripted_demos
-    from roboreward.policies.bc import BC_POLICY
-    from roboreward.policies.evaluate import evaluate
-    from roboreward.policies.train import train
     from roboreward.rewards.base import make_reward_model
     from roboreward.rewards.diagnostics.evaluation import evaluate_reward_model
 
@@ -51,71 +78,128 @@ def main() -> None:
         shutil.rmtree(args.out)
     args.out.mkdir(parents=True)
     base = to_dict(load_experiment(DEFAULT_JOB, args.overrides))
-    n_demos = 20
-    camera, size = base["env"]["render"]["camera"], base["env"]["render"]["width"]
-    demos = args.demos or args.out / "demos" / "drawer-open"
+    render = base["env"]["render"]
+    camera, size = render.get("camera") or "corner3", render["width"]
+    demos = args.demos or args.out / "demos" / DEMO_TASK
     record_s = None
     if args.demos is None:  # what `make demo` does before training
         start = time.perf_counter()
-        record_scripted_demos("drawer-open", demos, n_demos, cameras=[camera], width=size, height=size, seed=0)
+        record_scripted_demos(DEMO_TASK, demos, DEMO_EPISODES, cameras=[camera], width=size, height=size, seed=0)
         record_s = time.perf_counter() - start
     held_out = args.out / "demos" / "held-out"  # other seeds: never trained on
-    record_scripted_demos("drawer-open", held_out, 5, cameras=[camera], width=size, height=size, seed=10_000, progress=False)
+    record_scripted_demos(DEMO_TASK, held_out, 10, cameras=[camera], width=size, height=size, seed=10_000,
+                          progress=False)
     reader = DatasetReader(demos)
+    trained_on = base["bc"]["episodes"] or list(range(reader.num_episodes))
     goal = args.out / "goal_frames.npy"
-    np.save(goal, np.stack([reader.frames(i, camera)[-1] for i in range(min(5, reader.num_episodes))]))
-
-    rewards = {
-        "learned": None,  # the default job's own reward section
-        "task": {"type": "env"},
-        "goal_image": {"type": "goal_image", "goal_source": "images", "goal_images": [str(goal)]},
+    np.save(goal, np.stack([reader.frames(i, camera)[-1] for i in trained_on]))
+    REWARDS["goal_image"] = {
+        "reward": {"type": "goal_image", "goal_source": "images", "goal_images": [str(goal)]},
+        "env": {"render": {"width": size, "height": size, "camera": camera}},
     }
-    results: dict[str, dict] = {}
-    bc_alone = None
+
+    configs, skipped = {}, []
     for variant in args.variants:
-        data = json.loads(json.dumps(base))  # a deep copy
-        data["reward"] = rewards[variant] or {**data["reward"], "demos": str(demos)}
-        data["bc"]["demos"] = str(demos)
+        data = _with_demos(base, str(demos))
+        if variant != "learned":
+            data = _merged(data, {**REWARDS, **ABLATIONS}[variant])
+            if variant in ABLATIONS and data == _with_demos(base, str(demos)):
+                skipped.append(variant)
+                continue
         data["name"] = f"bench_{variant}"
-        config = from_dict(ExperimentConfig, data)
-        run = args.out / variant
-        start = time.perf_counter()
-        train(config, run)
-        train_s = time.perf_counter() - start
-        metrics = evaluate(run, episodes=args.episodes, video=variant == "learned")
-        results[variant] = {"train_s": train_s, "load": os.getloadavg()[0], **metrics}
-        if bc_alone is None:
-            bc_alone = evaluate(run, episodes=args.episodes, checkpoint=BC_POLICY, out_dir=run / "eval_bc", video=False)
+        configs[variant] = data
+
+    results: dict[str, dict] = {}
+    order = sorted(configs, key=lambda v: v != "learned")  # the default job first, alone
+    if order and order[0] == "learned":
+        results["learned"] = _run("learned", configs["learned"], args.out, args.episodes)
+        order = order[1:]
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=max(1, args.jobs), mp_context=context) as pool:
+        futures = {v: pool.submit(_run, v, configs[v], args.out, args.episodes) for v in order}
+        for variant, future in futures.items():
+            results[variant] = future.result()
 
     diagnostics = None
-    if "learned" in args.variants:
+    if "learned" in results:
         config = load_experiment(args.out / "learned" / "config.yaml")
         model = make_reward_model(config.reward)
         diagnostics = evaluate_reward_model(model, held_out, rollouts="random:10", env_config=config.env,
                                             out_dir=args.out / "diagnostics", gamma=config.shaping_gamma, seed=0)
 
-    print(f"\nmachine: {os.cpu_count()} CPUs; Meta-World drawer-open, {args.episodes} evaluation episodes per policy")
+    cpu = describe_machine()
+    print(f"\n{cpu}\n{base['env']['id']}, {len(trained_on)} demos, {args.episodes} evaluation episodes per policy; "
+          "success = the flag at the last step")
     if record_s is not None:
-        print(f"record {n_demos} scripted demos ({camera}, {size}x{size}): {record_s:.0f} s")
-    print(f"{'reward trained on':<22}{'train wall':>12}{'success':>9}{'any-step':>10}{'true return':>13}  load")
-    names = {"learned": "learned (default job)", "task": "task (Meta-World's)", "goal_image": "goal image"}
+        print(f"record {DEMO_EPISODES} scripted demos ({camera}, {size}x{size}): {record_s:.0f} s")
+    print(f"{'trained on':<26}{'train':>9}{'eval':>8}{'success':>9}{'any-step':>10}{'true return':>13}  load")
     for variant, r in results.items():
-        print(f"{names[variant]:<22}{r['train_s'] / 60:>10.1f} m{r['success_rate']:>9.0%}{r['success_any_step_rate']:>10.0%}"
-              f"{r['true_return']['mean']:>13.1f}  {r['load']:.1f}")
-    if bc_alone is not None:
-        print(f"{'BC start alone':<22}{'':>12}{bc_alone['success_rate']:>9.0%}{bc_alone['success_any_step_rate']:>10.0%}"
-              f"{bc_alone['true_return']['mean']:>13.1f}")
+        print(f"{NAMES.get(variant, variant):<26}{r['train_s'] / 60:>7.1f} m{r['eval_s'] / 60:>6.1f} m"
+              f"{r['success_rate']:>9.0%}{r['success_any_step_rate']:>10.0%}{r['true_return']['mean']:>13.1f}"
+              f"  {r['load']:.1f}")
+        if "bc" in r:
+            b = r["bc"]
+            print(f"{'  its BC start alone':<26}{'':>17}{b['success_rate']:>9.0%}{b['success_any_step_rate']:>10.0%}"
+                  f"{b['true_return']['mean']:>13.1f}")
+    for variant in skipped:
+        print(f"{variant}: skipped, the default job does not use that ingredient")
     if "learned" in results:
-        total = results["learned"]["train_s"] + (record_s or 0)
-        print(f"default job: record + train {total / 60:.1f} min (goal: >= 80% success within 30 min)")
+        r = results["learned"]
+        total = r["train_s"] + r["eval_s"] + (record_s or 0)
+        print(f"default job: record + train + eval {total / 60:.1f} min (goal: >= 80% success within 30 min, "
+              f"where BC alone is <= 30%)")
     if diagnostics is not None:
-        print("\nlearned reward on 5 held-out demos and 10 random rollouts:")
+        print("\nlearned reward on 10 held-out demos and 10 random rollouts:")
         print(diagnostics.table())
     (args.out / "summary.json").write_text(json.dumps({
-        "record_s": record_s, "results": results, "bc_alone": bc_alone,
+        "cpu": cpu, "record_s": record_s, "results": results, "skipped": skipped,
         "diagnostics": diagnostics.to_dict() if diagnostics is not None else None,
     }, indent=2, default=str))
     print(f"\nruns, videos and plots: {args.out}")
+
+
+def _run(variant: str, data: dict, out: Path, episodes: int) -> dict:
+    """Train one variant and evaluate it (and, for the default job, its behaviour-cloned start alone)."""
+    from roboreward.policies.bc import BC_POLICY
+    from roboreward.policies.evaluate import evaluate
+    from roboreward.policies.train import train
+
+    run = out / variant
+    start = time.perf_counter()
+    train(from_dict(ExperimentConfig, data), run)
+    train_s = time.perf_counter() - start
+    load = os.getloadavg()[0]
+    start = time.perf_counter()
+    metrics = evaluate(run, episodes=episodes, video=variant == "learned")
+    result = {"train_s": train_s, "eval_s": time.perf_counter() - start, "load": load, **metrics}
+    if variant == "learned":
+        result["bc"] = evaluate(run, episodes=episodes, checkpoint=BC_POLICY, out_dir=run / "eval_bc", video=False)
+    return result
+
+
+def _with_demos(base: dict, demos: str) -> dict:
+    data = json.loads(json.dumps(base))  # a deep copy
+    data["bc"]["demos"] = demos
+    if data["reward"].get("demos") is not None:
+        data["reward"]["demos"] = demos
+    return data
+
+
+def _merged(data: dict, change: dict) -> dict:
+    """The config ``data`` with ``change`` laid over it; a reward of another type replaces the reward section."""
+    out = _deep_merged(data, {k: v for k, v in change.items() if k != "reward"})
+    reward = change.get("reward")
+    if reward is not None:
+        same = reward.get("type", out["reward"]["type"]) == out["reward"]["type"]
+        out["reward"] = {**out["reward"], **reward} if same else reward
+    return out
+
+
+def _deep_merged(data: dict, change: dict) -> dict:
+    out = json.loads(json.dumps(data))
+    for key, value in change.items():
+        out[key] = _deep_merged(out.get(key) or {}, value) if isinstance(value, dict) else value
+    return out
 
 
 if __name__ == "__main__":

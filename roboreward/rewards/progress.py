@@ -67,6 +67,15 @@ task is — a crowd's goal, people and lidar in the robot's frame — the head r
 :func:`~roboreward.rewards.base.flat_observations`) as one "view", standardised the same way. Nothing is
 rendered and no image network runs, so training with it costs the head alone.
 
+**Keypoints** (``keypoints``, with ``inputs: state``). A raw state says where things are; progress is about
+how they stand to one another — the hand near the handle, the drawer away from its closed position. Fitted on
+one demo, a head on the raw state also reads the drawer's own position (the same in every frame of that demo)
+as a sign of progress, and a new episode with the drawer elsewhere looks done before it starts. Given named 3-D
+points of the observation, the head reads the distances between every pair of them instead, which are the same
+wherever the scene is placed: on Meta-World's push, button-press and drawer-open a head fitted on one scripted
+demo ranks the frames of four held-out demos by time with Spearman 0.98–0.99 (raw state: −0.00 / 0.98 / 0.82,
+and held-out button-press demos start at 0.94 progress instead of 0.41).
+
 The fitted head is plain arrays in an ``.npz`` (:meth:`ProgressReward.save`, written atomically,
 read back with ``allow_pickle=False``); ``reward.model_path`` loads it.
 
@@ -124,6 +133,10 @@ class ProgressRewardConfig(RewardConfig, FeatureSettings):
     # frames: camera views through the image network; state: the env's observation (observation.state in a dataset)
     inputs: Literal["frames", "state"] = "frames"
     cameras: list[str] = field(default_factory=list)  # views to fuse, in this order; [] = every dataset camera
+    # inputs: state — named points of the observation, three indices (x, y, z) each, e.g. Meta-World's
+    # {hand: [0, 1, 2], object: [4, 5, 6], goal: [36, 37, 38]}: the head reads the distance between every pair
+    # instead of the raw state (see "Keypoints" in the module docstring). {} = the raw state.
+    keypoints: dict[str, list[int]] = field(default_factory=dict)
     episodes: list[int] = field(default_factory=list)  # demo episodes to learn from; [] = every successful one
     # A dataset of failed rollouts (e.g. the agent's own): its unsuccessful episodes teach "not done".
     failures: str | None = None
@@ -173,6 +186,15 @@ class ProgressRewardConfig(RewardConfig, FeatureSettings):
             raise ValueError(f"episodes {self.episodes} must be dataset episode indices (>= 0)")
         if len(set(self.cameras)) != len(self.cameras):
             raise ValueError(f"cameras {self.cameras} name a camera twice; list each view once")
+        if self.keypoints:
+            if self.inputs != "state":
+                raise ValueError("keypoints are indices of the observation; set inputs: state, or drop keypoints")
+            if len(self.keypoints) < 2:
+                raise ValueError(f"keypoints {self.keypoints}: name at least two points (their distance is the input)")
+            for name, index in self.keypoints.items():
+                if len(index) != 3 or any(not isinstance(i, int) or isinstance(i, bool) or i < 0 for i in index):
+                    raise ValueError(f"keypoints.{name}: {index} must be three observation indices (x, y, z), "
+                                     "e.g. [0, 1, 2]")
 
 
 # --------------------------------------------------------------------------------------------
@@ -443,6 +465,7 @@ class ProgressReward(RewardModel):
         super().__init__(config)
         self.config: ProgressRewardConfig = config
         self.reads_state = config.inputs == "state"
+        self.keypoints: dict[str, list[int]] = dict(config.keypoints)
         self.requires_frames = not self.reads_state
         self.features = None if self.reads_state else features_for(config)
         self.head: ProgressHead | None = None
@@ -622,11 +645,24 @@ class ProgressReward(RewardModel):
             raise ConfigError(f"camera {missing[0]!r} is not in {where}; it has {available} (set reward.cameras)")
         return self.cameras
 
+    def _state_features(self, states: np.ndarray) -> np.ndarray:
+        """What the head reads of state rows ``[T, D]``: the rows, or the distances between every pair of keypoints."""
+        states = np.asarray(states, dtype=np.float32)
+        if not self.keypoints:
+            return states
+        index = np.array(list(self.keypoints.values()))
+        if index.max() >= states.shape[1]:
+            raise ConfigError(f"reward.keypoints index {int(index.max())}, but the observations have "
+                              f"{states.shape[1]} numbers; give indices of this env's observation")
+        points = states[:, index]  # [T, P, 3]
+        i, j = np.triu_indices(len(index), k=1)
+        return np.linalg.norm(points[:, i] - points[:, j], axis=-1)
+
     def _view_features(self, views: Sequence[np.ndarray], chunk: int = 256) -> np.ndarray:
         """Features ``[T, V, D]`` of per-camera frame arrays, all views of a chunk in one network call (states:
-        themselves, one view)."""
+        :meth:`_state_features`, one view)."""
         if self.reads_state:
-            return np.asarray(views[0], dtype=np.float32)[:, None, :]
+            return self._state_features(views[0])[:, None, :]
         length = len(views[0])
         out = []
         for i in range(0, length, chunk):
@@ -649,6 +685,8 @@ class ProgressReward(RewardModel):
     def progress_of_states(self, states) -> np.ndarray:
         """Expected progress ``[B]`` (float64) of a batch of observations (``inputs: state``)."""
         features = flat_observations(states)
+        if self.keypoints:
+            features = self._state_features(features)
         head = self._fitted()
         if features.shape[1] != head.dim:
             raise ConfigError(f"observations have {features.shape[1]} numbers but this model was fitted on states of "
@@ -748,6 +786,8 @@ class ProgressReward(RewardModel):
             "hidden": np.array(head.hidden),
             "fusion": np.array(head.fusion),
             "inputs": np.array(self.config.inputs),
+            "keypoint_names": np.array(list(self.keypoints), dtype=np.str_),
+            "keypoint_index": np.array(list(self.keypoints.values()), dtype=np.int64).reshape(-1, 3),
             **feature_settings_arrays(self.config),
         }
         for key, value in head.state_dict().items():
@@ -771,6 +811,11 @@ class ProgressReward(RewardModel):
             wanted = "" if inputs == "state" else feature_settings_mismatch(self.config, feature_settings_from_arrays(data))
             if wanted:
                 raise ConfigError(f"{path} was fitted on other features; set {wanted} (or use ProgressReward.from_file)")
+            keypoints = ({str(n): [int(i) for i in idx] for n, idx in zip(data["keypoint_names"], data["keypoint_index"])}
+                         if "keypoint_names" in data else {})
+            if self.config.keypoints and self.config.keypoints != keypoints:
+                raise ConfigError(f"{path} reads keypoints {keypoints}, but reward.keypoints is {self.config.keypoints}; "
+                                  "drop or fix it")
             cameras = [str(c) for c in data["cameras"]]
             if self.config.cameras and self.config.cameras != cameras:
                 raise ConfigError(
@@ -784,6 +829,7 @@ class ProgressReward(RewardModel):
             size = tuple(int(s) for s in data["frame_size"])
         self.head = head.eval().requires_grad_(False)
         self.cameras = cameras
+        self.keypoints = keypoints
         self.frame_size = None if size == (-1, -1) else size  # type: ignore[assignment]
         return self
 

@@ -288,7 +288,7 @@ class VecPotentialShaping(VecEnvWrapper):
         scored: list[RewardBatch] = []
         values = _evaluate(self.potential, stack_observations(observations), frames, goals, self.requires_frames, scored)
         # The reached states belong to the episodes that ran; new first states to the episodes that begin.
-        self.feed.scored(live, scored[0])
+        self.feed.scored(live, scored[0], infos=infos)
         for i in new:
             self.feed.ended(int(i), infos[i])
         self.feed.scored(new, scored[0], first=len(live))

@@ -61,8 +61,9 @@ def _subproc_arrivals(venv: SubprocVecEnv):
 
 class EpisodeFeed:
     """Hands a model that learns from the agent (``refit_every`` in its config, e.g. the progress reward) what it
-    scored in each of the agent's episodes, with the episode's success, and tells it to refit every
-    ``refit_every`` env steps. Inactive (every method returns at once) for any other model.
+    scored in each of the agent's episodes, with the episode's success and each scored state's own success flag
+    (``info["is_success"]`` of the step that reached it), and tells it to refit every ``refit_every`` env steps.
+    Inactive (every method returns at once) for any other model.
     """
 
     def __init__(self, model: Any, n_envs: int) -> None:
@@ -71,23 +72,28 @@ class EpisodeFeed:
         self.every = every
         self.n_envs = n_envs
         self._inputs: list[list[np.ndarray]] = [[] for _ in range(n_envs)]
+        self._succeeded: list[list[bool]] = [[] for _ in range(n_envs)]
         self._steps = 0
 
-    def scored(self, envs: Any, batch: RewardBatch, first: int = 0) -> None:
-        """The model scored ``batch``: its row ``first + k`` is a state of env ``envs[k]``'s current episode."""
+    def scored(self, envs: Any, batch: RewardBatch, first: int = 0, infos: Any = None) -> None:
+        """The model scored ``batch``: its row ``first + k`` is a state of env ``envs[k]``'s current episode, reached
+        by the step whose info is ``infos[envs[k]]`` (None: a first state, not a success)."""
         if self.model is None:
             return
         rows = self.model.episode_inputs(batch)
         for k, i in enumerate(envs):
             self._inputs[i].append(rows[first + k])
+            self._succeeded[i].append(infos is not None and bool(infos[i].get("is_success", False)))
 
     def ended(self, i: int, info: dict[str, Any]) -> None:
         """Env ``i``'s episode ended (``info``: its last step's, with ``is_success``)."""
         if self.model is None:
             return
         if self._inputs[i]:
-            self.model.add_episode(np.stack(self._inputs[i]), bool(info.get("is_success", False)))
+            self.model.add_episode(np.stack(self._inputs[i]), bool(info.get("is_success", False)),
+                                   step_success=np.array(self._succeeded[i]))
         self._inputs[i] = []
+        self._succeeded[i] = []
 
     def stepped(self) -> None:
         """One step of every env was taken: refit when ``refit_every`` env steps have passed since the last."""
@@ -282,7 +288,7 @@ class VecLearnedReward(VecEnvWrapper):
             observations=observations,
             goal_frames=stack_frames(goals) if all(g is not None for g in goals) else None,  # type: ignore[arg-type]
         )
-        self.feed.scored(envs, batch)
+        self.feed.scored(envs, batch, infos=infos)
         return batch
 
     def _step_wait_pipelined(self):

@@ -450,6 +450,26 @@ def test_the_agents_failed_episodes_teach_the_model_what_is_not_done(crowd_demos
         model.add_episode(states, success=False)
     model.add_episode(episodes[6], success=True)  # a success is not a negative
     assert len(model.agent_failures) == 6
+    # A failure that was done for a while (the env's flag at those steps): those states are not negatives.
+    done_for_a_while = np.zeros(40, dtype=bool)
+    done_for_a_while[10:25] = True
+    model.add_episode(episodes[5], success=False, step_success=done_for_a_while)
+    kept = model.agent_failures.pop().views[0]
+    np.testing.assert_array_equal(kept, np.concatenate([episodes[5][:10], episodes[5][25:]]).astype(np.float32))
+    # The feed passes each reached state's flag from its step's info (a first state is never done).
+    from roboreward.rewards.wrappers import EpisodeFeed
+
+    feed = EpisodeFeed(model, n_envs=2)
+    feed.scored([0, 1], RewardBatch(observations=episodes[:2, 0]))  # first states
+    for t in range(1, 5):
+        infos = [{"is_success": t >= 3}, {"is_success": False}]
+        feed.scored([0, 1], RewardBatch(observations=episodes[:2, t]), infos=infos)
+    feed.ended(0, {"is_success": False})
+    feed.ended(1, {"is_success": False})
+    env1, env0 = model.agent_failures.pop().views[0], model.agent_failures.pop().views[0]
+    np.testing.assert_array_equal(env0, episodes[0, :3].astype(np.float32))  # steps 3 and 4 were done
+    np.testing.assert_array_equal(env1, episodes[1, :5].astype(np.float32))
+    assert len(model.agent_failures) == 6
     model.refit()
     after = model.progress_of_states(episodes[7, -10:]).mean()  # an episode it did not see
     assert model.refits == 1 and after < 0.3 and after < before - 0.1, (before, after)

@@ -5,7 +5,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 RUN ?= runs/demo-$(shell date +%Y%m%d-%H%M%S)
 # Where the default job (roboreward/configs/default_job.yaml) reads its demonstrations.
-DEMOS := demos/drawer-open
+DEMOS := demos/button-press
 
 # Headless MuJoCo rendering through EGL (Mesa on CPU, the driver on GPUs). ROS 2 discovery stays on
 # this machine (DDS would otherwise multicast onto the network); widen it deliberately for real robots.
@@ -35,7 +35,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 
 demo: setup
 	test -f $(DEMOS)/meta/info.json || \
-		$(BIN)/roboreward demos record drawer-open --episodes 20 --cameras corner3 --size 64 --out $(DEMOS)
+		$(BIN)/roboreward demos record button-press --episodes 1 --cameras corner3 --size 64 --out $(DEMOS)
 	$(BIN)/roboreward train --run-dir $(RUN)
 	$(BIN)/roboreward eval $(RUN)
 

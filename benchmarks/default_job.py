@@ -40,7 +40,7 @@ from roboreward.config import from_dict, to_dict
 from roboreward.experiment import DEFAULT_JOB, ExperimentConfig, load_experiment
 
 # What `make demo` records (Makefile: DEMOS, `roboreward demos record`), so both measure the same job.
-DEMO_TASK, DEMO_EPISODES = "drawer-open", 20
+DEMO_TASK, DEMO_EPISODES = "button-press", 1
 
 REWARDS: dict[str, dict[str, Any]] = {
     "dense": {"reward": {"type": "env"}},

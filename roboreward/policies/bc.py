@@ -82,7 +82,8 @@ def load_demonstrations(config: BehaviourCloningConfig, env: EnvConfig) -> Demon
         cameras = f"--cameras {' '.join(_cameras(env))} " if _cameras(env) else ""
         raise ConfigError(
             f"bc.demos: {str(path)!r} is not a demonstration dataset (no meta/info.json); record one with "
-            f"`roboreward demos record TASK --episodes 20 {cameras}--size {env.render.width} --out {path}`"
+            f"`roboreward demos record TASK --episodes 5 {cameras}--size {env.render.width} --out {path}` "
+            "(`make demo` records the default job's)"
         )
     reader = DatasetReader(path)
     episodes = list(config.episodes) or [e.index for e in reader.episodes if e.success]

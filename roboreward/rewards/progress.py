@@ -857,6 +857,7 @@ def _dataset_dir(path: str, key: str, cameras: Sequence[str]) -> str:
     if not Path(path).is_dir():
         raise ConfigError(
             f"reward.{key}={path!r} is not a folder; record demonstrations first, e.g. `roboreward demos record "
-            f"drawer-open --episodes 20 --cameras {' '.join(cameras or ['corner3'])} --size 64 --out {path}`"
+            f"TASK --episodes 5 --cameras {' '.join(cameras or ['corner3'])} --size 64 --out {path}` "
+            "(`make demo` records the default job's)"
         )
     return path

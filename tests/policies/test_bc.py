@@ -197,11 +197,15 @@ def test_bad_bc_configs_name_the_problem_and_the_fix(demos, tmp_path):
         load_demonstrations(bad.bc, bad.env)
 
 
-def test_the_embedded_default_job_learns_drawer_open_from_demos_only():
+def test_the_embedded_default_job_learns_button_press_from_one_demo_only():
     config = load_experiment(DEFAULT_JOB)
-    assert config.env.id == "roboreward/MetaWorld-DrawerOpen-v3"
+    assert config.env.id == "roboreward/MetaWorld-ButtonPress-v3"
     assert config.reward.type_name == "progress" and config.reward.demos == config.bc.demos
-    assert config.shaping.potential is None  # the task reward is never trained on
+    assert config.shaping.potential is None and config.env.kwargs == {}  # the task reward is never trained on
+    # The recipe's ingredients (benchmarks/default_job.py switches each off alone).
+    assert config.reward.inputs == "state" and set(config.reward.keypoints) == {"hand", "button", "goal"}
+    assert config.reward.refit_every > 0 and config.algo.relabel_rewards
+    assert config.bc.demo_fraction == 0.5 and config.bc.anneal_steps > 0 and config.bc.weight > 0
 
 
 @pytest.mark.slow

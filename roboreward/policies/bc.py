@@ -178,7 +178,9 @@ def _bc_losses(actor: Any, observations: torch.Tensor, targets: torch.Tensor, sq
 
 def demo_rewards(demos: Demonstrations, reward_model: RewardModel | None, chunk: int = 512) -> np.ndarray:
     """What the experiment's reward says of each demo transition: the model on the next frame, or the
-    env's recorded reward when the experiment trains on the env's own reward (``reward_model`` None)."""
+    env's recorded reward when the experiment trains on the env's own reward (``reward_model`` None) — the
+    reward the env gave when the demos were recorded, so record them with the training env's settings
+    (``roboreward demos record ... --env reward=sparse`` for a sparse Meta-World reward)."""
     if reward_model is None:
         return demos.env_rewards
     if reward_model.requires_frames and demos.next_frames is None:

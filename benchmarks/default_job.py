@@ -42,9 +42,11 @@ from roboreward.experiment import DEFAULT_JOB, ExperimentConfig, load_experiment
 # What `make demo` records (Makefile: DEMOS, `roboreward demos record`), so both measure the same job.
 DEMO_TASK, DEMO_EPISODES = "button-press", 1
 
+# Replayed rewards are relabelled only for a model that changes while training; these rewards do not.
+_NO_RELABEL = {"algo": {"relabel_rewards": False}}
 REWARDS: dict[str, dict[str, Any]] = {
-    "dense": {"reward": {"type": "env"}},
-    "sparse": {"reward": {"type": "env"}, "env": {"kwargs": {"reward": "sparse"}}},
+    "dense": {"reward": {"type": "env"}, **_NO_RELABEL},
+    "sparse": {"reward": {"type": "env"}, "env": {"kwargs": {"reward": "sparse"}}, **_NO_RELABEL},
     "goal_image": {},  # filled in once the goal frames exist
 }
 ABLATIONS: dict[str, dict[str, Any]] = {
@@ -95,7 +97,7 @@ def main() -> None:
     np.save(goal, np.stack([reader.frames(i, camera)[-1] for i in trained_on]))
     REWARDS["goal_image"] = {
         "reward": {"type": "goal_image", "goal_source": "images", "goal_images": [str(goal)]},
-        "env": {"render": {"width": size, "height": size, "camera": camera}},
+        "env": {"render": {"width": size, "height": size, "camera": camera}}, **_NO_RELABEL,
     }
 
     configs, skipped = {}, []

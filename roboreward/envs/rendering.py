@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import threading
 import weakref
 from dataclasses import dataclass
 
@@ -45,9 +46,12 @@ _atexit_registered = False
 
 def _close_live_renderers() -> None:
     # Close GL contexts while EGL is still up; left to the garbage collector at interpreter exit
-    # they raise EGLError noise from mujoco's destructors.
+    # they raise EGLError noise from mujoco's destructors. A context whose thread still runs (a
+    # daemon thread may be inside a frame) is not ours to close: closing it under that thread segfaults.
+    here = threading.current_thread()
     for renderer in list(_live_renderers):
-        renderer.close()
+        if renderer.owner is here or not renderer.owner.is_alive():
+            renderer.close()
 
 
 @dataclass(kw_only=True)
@@ -84,6 +88,7 @@ class FrameRenderer:
             raise ConfigError(f"camera {camera!r} is not in the model; choose one of {names}")
         self.camera = camera
         self._renderer: mujoco.Renderer | None = mujoco.Renderer(model, height=options.height, width=options.width)
+        self.owner = threading.current_thread()  # its GL context is current in this thread
         _track(self)
         # MSAA is read at context creation only: restore the model so that a second renderer (say, a
         # high-quality video one) does not change what renderers created later on this model see.

@@ -280,6 +280,7 @@ _SIGNAL_REASONS = {
 def run_session(args: argparse.Namespace) -> int:
     import os
     import signal
+    import sys
 
     _reclaim_overrides(args)
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
@@ -337,8 +338,13 @@ def run_session(args: argparse.Namespace) -> int:
     finally:
         for sim in sims.values():
             sim.stop()
-        if session is None or not session.abandoned:  # else a save may still be rendering with it
-            robot.close()
+        if session is not None and session.abandoned:
+            # A second Ctrl-C left the recording thread inside a frame with its GL contexts: an orderly
+            # interpreter exit would tear EGL down under it (a segfault). End the process as Ctrl-C asked.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)
+        robot.close()
     return 128 + received[0] if received else 0
 
 

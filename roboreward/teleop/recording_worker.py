@@ -51,8 +51,12 @@ class RecordingWorker:
         self._queue.put((fn, cleanup))
 
     def cancel(self) -> None:
-        """Drop the jobs still queued (but cleanup jobs); the one running now finishes."""
+        """Drop the jobs still queued (but cleanup jobs) and end the thread; the job running now finishes.
+
+        Cleanup jobs submitted before this call still run, so submit them first.
+        """
         self.cancelled = True
+        self._queue.put(None)
 
     def join(self, timeout: float) -> bool:
         """Wait up to ``timeout`` s for the thread to end (after :meth:`stop`); True if it has."""

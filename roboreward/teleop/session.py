@@ -444,18 +444,6 @@ class TeleopSession:
             attempt(self.command_loop.stop)
         worker = self._worker
         if worker is not None:
-            if self._recording:
-                attempt(lambda: self._stop_episode(success=False, interrupted=True, reason=self._end_reason,
-                                                   announce=False))
-            saves = self._progress.pending
-            if saves:
-                several = len(saves) > 1
-                first = f"episode {saves[0].index}: " if several else ""
-                self.print(f"{self._end_reason}: ending once episode{'s' if several else ''} "
-                           f"{', '.join(str(p.index) for p in saves)} {'are' if several else 'is'} saved "
-                           f"({first}{self._progress.state(saves[0])})")
-            # GL contexts close in the thread that made them.
-            worker.submit(self.sink.close_renderers, cleanup=True)  # type: ignore[union-attr]
             next_status = [0.0 if math.isfinite(self._status_period()) else math.inf]
 
             def show_progress() -> None:
@@ -465,10 +453,24 @@ class TeleopSession:
                     self.console.status(self._progress.describe() or "closing the dataset ...")
                     next_status[0] = now + self._status_period()
 
-            try:
+            # GL contexts close in the thread that made them (a cleanup job runs even after a cancel).
+            close_renderers = self.sink.close_renderers  # type: ignore[union-attr]
+            try:  # a Ctrl-C anywhere in here gives up the saves, never leaves the worker rendering unasked
+                if self._recording:
+                    attempt(lambda: self._stop_episode(success=False, interrupted=True, reason=self._end_reason,
+                                                       announce=False))
+                saves = self._progress.pending
+                if saves:
+                    several = len(saves) > 1
+                    first = f"episode {saves[0].index}: " if several else ""
+                    self.print(f"{self._end_reason}: ending once episode{'s' if several else ''} "
+                               f"{', '.join(str(p.index) for p in saves)} {'are' if several else 'is'} saved "
+                               f"({first}{self._progress.state(saves[0])})")
+                worker.submit(close_renderers, cleanup=True)
                 worker.stop(on_wait=show_progress)
             except KeyboardInterrupt as e:  # give up the saves, and say at once which episodes are lost
                 errors.append(e)
+                worker.submit(close_renderers, cleanup=True)  # again if it was: closing twice is harmless
                 worker.cancel()  # the job under way (one frame, or a save) finishes; the rest is dropped
                 try:
                     self.abandoned = not worker.join(5.0)

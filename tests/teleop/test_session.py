@@ -731,7 +731,8 @@ def _read_until(proc: subprocess.Popen, fd: int, needle: str, buf: list[str], ti
 def test_kill_9_mid_episode_keeps_finished_episodes(tmp_path):
     out = tmp_path / "demo"
     master, slave = os.openpty()  # the session's keyboard
-    env = dict(os.environ, MUJOCO_GL="egl", ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", PYTHONUNBUFFERED="1")
+    env = dict(os.environ, MUJOCO_GL="egl", ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", PYTHONUNBUFFERED="1",
+               PYTHONFAULTHANDLER="1")
     cmd = [sys.executable, "-m", "roboreward.cli", "teleop", "run", "--robot", "franka", "--simulated",
            "--record", str(out), "--fps", "10", "--size", "64", "48", "--cameras", "front", "--viewer", "off",
            "status_interval_s=0"]
@@ -805,7 +806,8 @@ def _session_saving(out: Path) -> tuple[subprocess.Popen, int, list[str], int]:
     """
     master, slave = os.openpty()
     termios.tcsetwinsize(slave, (24, 200))
-    env = dict(os.environ, MUJOCO_GL="egl", ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", PYTHONUNBUFFERED="1")
+    env = dict(os.environ, MUJOCO_GL="egl", ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", PYTHONUNBUFFERED="1",
+               PYTHONFAULTHANDLER="1")
     cmd = [sys.executable, "-m", "roboreward.cli", "teleop", "run", "--robot", "franka", "--simulated",
            "--record", str(out), "--fps", "60", "--size", "640", "480", "--viewer", "off", "status_interval_s=0.2"]
     proc = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave, cwd=REPO, env=env, start_new_session=True,

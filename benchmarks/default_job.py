@@ -13,12 +13,15 @@ budget and SAC) with one thing changed:
 
 ``bc`` is the behaviour-cloned start alone: every run starts from it, cloning does not look at the reward.
 An ablation that changes nothing in the default job (its ingredient is off already) is skipped and said so.
-Runs go ``--jobs`` at a time (one core each: the default job trains on one thread); the default job itself
-runs first and alone, so its wall time is the figure `make demo` gives. The learned reward's diagnostics
+One run is one seed: ``--seeds`` repeats every variant with each (networks, sampling, the envs' placements
+and the evaluation episodes all follow the seed), and the table gives each seed's success and their mean.
+Runs go ``--jobs`` at a time (one core each: the default job trains on one thread); the default job with the
+config's own seed runs first and alone, so its wall time is the figure `make demo` gives. The learned reward's diagnostics
 (`roboreward rewards evaluate`: Spearman / VOC on held-out demos, ROC-AUC success vs failure, STARC to the
 task reward) close the report.
 
-    python benchmarks/default_job.py [--episodes 50] [--variants learned dense ...] [--jobs 2] [--out bench_out/default_job]
+    python benchmarks/default_job.py [--episodes 50] [--variants learned dense ...] [--seeds 0 1 2] [--jobs 2]
+                                     [--out bench_out/default_job]
 """
 
 from __future__ import annotations
@@ -65,6 +68,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--episodes", type=int, default=50, help="evaluation episodes per policy (fresh seeds)")
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument("--seeds", type=int, nargs="+", help="train and evaluate every variant with each seed "
+                        "(default: the config's seed)")
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time after the default job (one core each)")
     parser.add_argument("--out", type=Path, default=Path("bench_out") / "default_job")
     parser.add_argument("--demos", type=Path, help="use these demos instead of recording the default job's")
@@ -111,20 +116,23 @@ def main() -> None:
         data["name"] = f"bench_{variant}"
         configs[variant] = data
 
-    results: dict[str, dict] = {}
-    order = sorted(configs, key=lambda v: v != "learned")  # the default job first, alone
-    if order and order[0] == "learned":
-        results["learned"] = _run("learned", configs["learned"], args.out, args.episodes)
-        order = order[1:]
+    seeds = args.seeds or [base["seed"]]
+    runs = [(v, seed) for seed in seeds for v in configs]  # seed by seed: each finished seed compares all
+    default_run = ("learned", base["seed"])
+    results: dict[tuple[str, int], dict] = {}
+    if default_run in runs:  # the default job first, alone: its wall time is what `make demo` takes
+        runs.remove(default_run)
+        results[default_run] = _run(*default_run, configs["learned"], args.out, args.episodes)
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=max(1, args.jobs), mp_context=context) as pool:
-        futures = {v: pool.submit(_run, v, configs[v], args.out, args.episodes) for v in order}
-        for variant, future in futures.items():
-            results[variant] = future.result()
+        futures = {run: pool.submit(_run, *run, configs[run[0]], args.out, args.episodes) for run in runs}
+        for run, future in futures.items():
+            results[run] = future.result()
 
     diagnostics = None
-    if "learned" in results:
-        config = load_experiment(args.out / "learned" / "config.yaml")
+    learned = [seed for v, seed in results if v == "learned"]
+    if learned:
+        config = load_experiment(args.out / "learned" / f"seed_{learned[0]}" / "config.yaml")
         model = make_reward_model(config.reward)
         diagnostics = evaluate_reward_model(model, held_out, rollouts="random:10", env_config=config.env,
                                             out_dir=args.out / "diagnostics", gamma=config.shaping_gamma, seed=0)
@@ -134,19 +142,26 @@ def main() -> None:
           "success = the flag at the last step")
     if record_s is not None:
         print(f"record {DEMO_EPISODES} scripted demos ({camera}, {size}x{size}): {record_s:.0f} s")
-    print(f"{'trained on':<26}{'train':>9}{'eval':>8}{'success':>9}{'any-step':>10}{'true return':>13}  load")
-    for variant, r in results.items():
-        print(f"{NAMES.get(variant, variant):<26}{r['train_s'] / 60:>7.1f} m{r['eval_s'] / 60:>6.1f} m"
-              f"{r['success_rate']:>9.0%}{r['success_any_step_rate']:>10.0%}{r['true_return']['mean']:>13.1f}"
-              f"  {r['load']:.1f}")
-        if "bc" in r:
-            b = r["bc"]
-            print(f"{'  its BC start alone':<26}{'':>17}{b['success_rate']:>9.0%}{b['success_any_step_rate']:>10.0%}"
-                  f"{b['true_return']['mean']:>13.1f}")
+    print(f"{'trained on':<26}{'seed':>5}{'train':>9}{'eval':>8}{'success':>9}{'any-step':>10}{'true return':>13}  load")
+    for variant in configs:
+        rows = [(seed, results[(variant, seed)]) for seed in seeds if (variant, seed) in results]
+        for seed, r in rows:
+            print(f"{NAMES.get(variant, variant):<26}{seed:>5}{r['train_s'] / 60:>7.1f} m{r['eval_s'] / 60:>6.1f} m"
+                  f"{r['success_rate']:>9.0%}{r['success_any_step_rate']:>10.0%}{r['true_return']['mean']:>13.1f}"
+                  f"  {r['load']:.1f}")
+            if "bc" in r:
+                b = r["bc"]
+                print(f"{'  its BC start alone':<26}{'':>22}{b['success_rate']:>9.0%}"
+                      f"{b['success_any_step_rate']:>10.0%}{b['true_return']['mean']:>13.1f}")
+        if len(rows) > 1:
+            rates = [r["success_rate"] for _, r in rows]
+            print(f"{'  mean over ' + str(len(rows)) + ' seeds':<26}{'':>22}{np.mean(rates):>9.0%}"
+                  f"{np.mean([r['success_any_step_rate'] for _, r in rows]):>10.0%}"
+                  f"   (min {min(rates):.0%}, max {max(rates):.0%})")
     for variant in skipped:
         print(f"{variant}: skipped, the default job does not use that ingredient")
-    if "learned" in results:
-        r = results["learned"]
+    if default_run in results:
+        r = results[default_run]
         total = r["train_s"] + r["eval_s"] + (record_s or 0)
         print(f"default job: record + train + eval {total / 60:.1f} min (goal: >= 80% success within 30 min, "
               f"where BC alone is <= 30%)")
@@ -154,19 +169,21 @@ def main() -> None:
         print("\nlearned reward on 10 held-out demos and 10 random rollouts:")
         print(diagnostics.table())
     (args.out / "summary.json").write_text(json.dumps({
-        "cpu": cpu, "record_s": record_s, "results": results, "skipped": skipped,
+        "cpu": cpu, "record_s": record_s, "results": {f"{v}/seed_{seed}": r for (v, seed), r in results.items()},
+        "skipped": skipped,
         "diagnostics": diagnostics.to_dict() if diagnostics is not None else None,
     }, indent=2, default=str))
     print(f"\nruns, videos and plots: {args.out}")
 
 
-def _run(variant: str, data: dict, out: Path, episodes: int) -> dict:
-    """Train one variant and evaluate it (and, for the default job, its behaviour-cloned start alone)."""
+def _run(variant: str, seed: int, data: dict, out: Path, episodes: int) -> dict:
+    """Train one variant with ``seed`` and evaluate it (and, for the default job, its behaviour-cloned start)."""
     from roboreward.policies.bc import BC_POLICY
     from roboreward.policies.evaluate import evaluate
     from roboreward.policies.train import train
 
-    run = out / variant
+    run = out / variant / f"seed_{seed}"
+    data = {**data, "seed": seed}
     kwargs = data["env"].get("kwargs") or {}
     if kwargs and data["reward"]["type"] == "env" and data["bc"].get("demos_in_buffer", True):
         # The demos enter the replay with the reward they were recorded with: record them again in this
@@ -174,7 +191,7 @@ def _run(variant: str, data: dict, out: Path, episodes: int) -> dict:
         from roboreward.datasets.record import record_scripted_demos
 
         render = data["env"]["render"]
-        demos = out / "demos" / f"{DEMO_TASK}-{variant}"
+        demos = out / "demos" / f"{DEMO_TASK}-{variant}-seed_{seed}"
         record_scripted_demos(DEMO_TASK, demos, DEMO_EPISODES, cameras=[render.get("camera") or "corner3"],
                               width=render["width"], height=render["height"], seed=0, env_kwargs=kwargs, progress=False)
         data = _with_demos(data, str(demos))

@@ -9,6 +9,11 @@ Meta-World's 39 values, the crowd env's flattened observation — and one frame 
 ``next.done``). An env with an expert defines ``scripted_action``, ``cameras`` and ``render_cameras``;
 one whose observation is not already a state vector also ``demo_layout()`` and ``demo_state(obs)``.
 
+The env the demos were recorded in — its id and the keyword arguments it was made with — is kept in
+``meta/recorded_env.json``: ``next.reward`` is that env's reward, so a training run that replays the demos
+with its env's own reward checks that it is the same env (:func:`recorded_env`), and appending episodes
+recorded in another env to a dataset is refused.
+
 Episodes are seeded by their index in the dataset (episode ``i`` resets with ``seed + i``), so
 re-running into the same folder resumes the sequence instead of repeating rollouts, and a kill
 mid-recording loses at most the episode in progress (see :mod:`roboreward.datasets.lerobot_v3`).
@@ -21,9 +26,12 @@ Example::
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 
@@ -75,6 +83,43 @@ def resolve_env_id(task: str) -> str:
         f"{task!r} is not a task with a scripted expert; choose one of {sorted(tasks)} or crowd "
         f"(or an env id: {[*METAWORLD_ENV_IDS, CROWD_ENV_ID]})"
     )
+
+
+RECORDED_ENV_PATH = "meta/recorded_env.json"
+
+
+def recorded_env(root: str | Path) -> dict[str, Any] | None:
+    """``{"env_id": ..., "kwargs": {...}}`` of the env a dataset's demos were recorded in; None when the
+    dataset does not say (recorded by teleoperation, or by another tool)."""
+    path = Path(root) / RECORDED_ENV_PATH
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise DatasetError(f"{path} is not readable JSON ({e}); delete it if the demos' env is unknown") from e
+    if not isinstance(record, dict) or not isinstance(record.get("env_id"), str) or not isinstance(
+            record.get("kwargs"), dict):
+        raise DatasetError(f"{path} must hold {{\"env_id\": str, \"kwargs\": {{...}}}}; it holds {record!r}")
+    return record
+
+
+def _note_recorded_env(root: Path, env_id: str, kwargs: dict[str, Any]) -> None:
+    """Write the env into a new dataset, or check that an existing dataset was recorded in the same one."""
+    record = {"env_id": env_id, "kwargs": json.loads(json.dumps(kwargs))}
+    before = recorded_env(root)
+    if before is not None:
+        if before != record:
+            raise DatasetError(
+                f"{root} holds demos recorded in {before['env_id']} with {before['kwargs']}; these would be "
+                f"recorded in {env_id} with {record['kwargs']}, whose rewards and states differ. Record into a "
+                "new folder (--out), or with the same --env settings"
+            )
+        return
+    path = root / RECORDED_ENV_PATH
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)  # whole or absent, whatever kills the recording
 
 
 @dataclass(frozen=True)
@@ -156,6 +201,11 @@ def record_scripted_demos(
             action_names=layout["action_names"],
             robot_type=layout["robot_type"],
         )
+        try:
+            _note_recorded_env(Path(out_dir), env_id, env_kwargs or {})
+        except BaseException:
+            writer.finalize()
+            raise
         recorded: list[int] = []
         successes = frames = 0
         name = getattr(mw, "task", env_id)

@@ -33,6 +33,7 @@ cameras and at the size the env renders for the reward model (``env.render``).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ from tqdm.auto import tqdm
 
 from roboreward.errors import ConfigError
 from roboreward.experiment import BehaviourCloningConfig, EnvConfig
+from roboreward.policies.relabel import concatenate
 from roboreward.rewards.base import RewardBatch, RewardModel
 
 BC_POLICY = "bc_policy.zip"  # the pretrained starting policy, in the run folder
@@ -67,6 +69,9 @@ class Demonstrations:
     pairs_observations: np.ndarray
     pairs_actions: np.ndarray
     episodes: list[int]
+    # How the env the demos were recorded in differs from the training env (None: the same, or not known):
+    # ``env_rewards`` are then another env's rewards.
+    recorded_in_other_env: str | None = None
 
     def __len__(self) -> int:
         return len(self.actions)
@@ -120,6 +125,7 @@ def load_demonstrations(config: BehaviourCloningConfig, env: EnvConfig) -> Demon
                 )
             frames.append(tile_views(views) if len(views) > 1 else views[0])
     return Demonstrations(
+        recorded_in_other_env=_recorded_in_other_env(path, env),
         observations=np.concatenate(obs),
         actions=np.concatenate(act),
         next_observations=np.concatenate(nxt),
@@ -129,6 +135,19 @@ def load_demonstrations(config: BehaviourCloningConfig, env: EnvConfig) -> Demon
         pairs_actions=np.concatenate(pair_act),
         episodes=episodes,
     )
+
+
+def _recorded_in_other_env(path: Path, env: EnvConfig) -> str | None:
+    from roboreward.datasets.record import recorded_env
+
+    record = recorded_env(path)
+    if record is None:
+        return None
+    kwargs = json.loads(json.dumps(env.kwargs))
+    if record["env_id"] == env.id and record["kwargs"] == kwargs:
+        return None
+    return (f"{path} was recorded in {record['env_id']} with {record['kwargs'] or 'its defaults'}, "
+            f"the experiment trains in {env.id} with {kwargs or 'its defaults'}")
 
 
 def _cameras(env: EnvConfig) -> list[str]:
@@ -180,8 +199,15 @@ def demo_rewards(demos: Demonstrations, reward_model: RewardModel | None, chunk:
     """What the experiment's reward says of each demo transition: the model on the next frame, or the
     env's recorded reward when the experiment trains on the env's own reward (``reward_model`` None) — the
     reward the env gave when the demos were recorded, so record them with the training env's settings
-    (``roboreward demos record ... --env reward=sparse`` for a sparse Meta-World reward)."""
+    (``roboreward demos record ... --env reward=sparse`` for a sparse Meta-World reward); demos that say
+    they were recorded in another env are refused."""
     if reward_model is None:
+        if demos.recorded_in_other_env is not None:
+            raise ConfigError(
+                f"bc.demos_in_buffer: the demos' rewards are another env's: {demos.recorded_in_other_env}. Record "
+                "the demos with the training env's settings (`roboreward demos record TASK --env KEY=VALUE ...`), "
+                "or set bc.demos_in_buffer: false"
+            )
         return demos.env_rewards
     if reward_model.requires_frames and demos.next_frames is None:
         raise ConfigError("bc.demos_in_buffer: the reward model needs frames; set env.render.camera(s) to the demos' cameras")
@@ -253,7 +279,7 @@ class BCRegularisedSAC(SAC):
         n_demo = max(1, round(batch_size * self.demo_fraction))
         parts = [self.demo_buffer.sample(n_demo, env=self._vec_normalize_env),
                  self.replay_buffer.sample(batch_size - n_demo, env=self._vec_normalize_env)]
-        return type(parts[0])(*(_concatenate(a, b) for a, b in zip(*parts)))
+        return type(parts[0])(*(concatenate(a, b) for a, b in zip(*parts)))
 
     def current_bc_weight(self) -> float:
         """``bc_weight``, falling linearly to 0 over the first ``bc_anneal_steps`` env steps (constant if 0)."""
@@ -321,14 +347,6 @@ class BCRegularisedSAC(SAC):
         for key, values in logs.items():
             if values:
                 self.logger.record(f"train/{key}", float(np.mean(values)))
-
-
-def _concatenate(a: Any, b: Any) -> Any:
-    if a is None:  # a field the buffer does not fill (SB3's n-step discounts)
-        return None
-    if isinstance(a, dict):
-        return {key: torch.cat([a[key], b[key]]) for key in a}
-    return torch.cat([a, b])
 
 
 def start_from_demonstrations(

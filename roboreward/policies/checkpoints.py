@@ -110,7 +110,7 @@ def save_checkpoint(model: BaseAlgorithm, run_dir: Path, keep: int, extra_state:
     if normalizer is not None:
         state["reward_normalizer"] = normalizer.state_dict()
     for role, learner in refitting_models(model.get_env()).items():  # a reward refitted on the agent's failures
-        learner.save(tmp / f"{role}_model.npz")
+        learner.save(refitted_model_file(tmp, role))
         state[f"{role}_refits"] = learner.refits
     atomic_write(tmp / "state.json", json.dumps(state, indent=2).encode())
     if final.exists():
@@ -170,7 +170,7 @@ class LoadedCheckpoint:
             model._n_updates = self.state["n_updates"]
         restore_reward_normalizer(model.get_env(), self.state)
         for role, learner in refitting_models(model.get_env()).items():
-            saved = self.path / f"{role}_model.npz"
+            saved = refitted_model_file(self.path, role)
             if saved.is_file():  # the head as refitted when the checkpoint was written, not the demos-only fit
                 learner.load(saved)
                 learner.refits = int(self.state.get(f"{role}_refits", 0))
@@ -256,6 +256,11 @@ def reward_normalizer(env) -> RunningNormalizer | None:
             return postprocess.normalizer
         env = getattr(env, "venv", None) or getattr(env, "env", None)
     return None
+
+
+def refitted_model_file(checkpoint: Path, role: str = "reward") -> Path:
+    """Where a checkpoint keeps the head of its ``role`` model (``reward``, ``potential``) as refitted then."""
+    return checkpoint / f"{role}_model.npz"
 
 
 def refitting_models(env) -> dict[str, Any]:

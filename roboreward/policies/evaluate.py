@@ -30,7 +30,13 @@ from roboreward.errors import CheckpointError, ConfigError, NonFiniteError
 from roboreward.experiment import ExperimentConfig
 from roboreward.io import atomic_write
 from roboreward.policies.acting import Actor
-from roboreward.policies.checkpoints import list_checkpoints, load_weights, read_state, restore_reward_normalizer
+from roboreward.policies.checkpoints import (
+    list_checkpoints,
+    load_weights,
+    read_state,
+    refitted_model_file,
+    restore_reward_normalizer,
+)
 from roboreward.policies.train import FINAL_MODEL, build_algorithm, load_run_config
 from roboreward.rewards.base import make_reward_model
 from roboreward.rewards.metrics import pearson, spearman
@@ -92,11 +98,13 @@ def evaluate(
     model_path = find_model(run_dir, checkpoint)
     policy = build_algorithm(config)
     load_weights(policy, model_path)
-    reward_model = make_reward_model(config.reward)
+    state_dir = training_state_dir(run_dir, model_path)
+    reward_model = evaluation_reward_model(config, state_dir)
     env = make_env(config.env, render=True)
     if reward_model is not None:
         env = LearnedReward(env, reward_model)
-        _restore_training_reward_scale(env, run_dir, model_path)
+        if state_dir is not None:  # the learned-reward normaliser (reward.normalize) as training left it
+            restore_reward_normalizer(env, read_state(state_dir))
 
     recorder = VideoRecorder(env, config, reward_model is not None) if video and config.eval.video_episodes else None
     results: list[Episode] = []
@@ -145,14 +153,25 @@ def evaluate(
     return metrics
 
 
-def _restore_training_reward_scale(env, run_dir: Path, model_path: Path) -> None:
-    """Start the learned-reward normaliser (``reward.normalize``) from the statistics training ended with."""
-    state_file = model_path.parent / "state.json"
-    if not state_file.is_file():  # the final model.zip: its statistics are in the last checkpoint
-        checkpoints = list_checkpoints(run_dir)
-        state_file = checkpoints[-1] / "state.json" if checkpoints else state_file
-    if state_file.is_file():
-        restore_reward_normalizer(env, read_state(state_file.parent))
+def training_state_dir(run_dir: Path, model_path: Path) -> Path | None:
+    """The checkpoint that holds the training state going with ``model_path``: its own folder, the last
+    checkpoint for the final ``model.zip``; None for a policy saved before training (``bc_policy.zip``)."""
+    if (model_path.parent / "state.json").is_file():
+        return model_path.parent
+    checkpoints = list_checkpoints(run_dir)
+    if model_path == run_dir / FINAL_MODEL and checkpoints and (checkpoints[-1] / "state.json").is_file():
+        return checkpoints[-1]
+    return None
+
+
+def evaluation_reward_model(config: ExperimentConfig, state_dir: Path | None):
+    """The experiment's reward model as the policy was trained on it: a model refitted while training
+    (``reward.refit_every``) comes with the head of ``state_dir``'s checkpoint, not the demos-only fit."""
+    model = make_reward_model(config.reward)
+    saved = None if state_dir is None else refitted_model_file(state_dir)
+    if model is not None and saved is not None and saved.is_file():
+        model.load(saved)
+    return model
 
 
 def summarise(episodes: list[Episode]) -> dict:

@@ -71,15 +71,21 @@ class Relabeller:
         rewards = (stored.astype(np.float64) if self.reward_model is None
                    else self.reward_model(RewardBatch(observations=next_observations)).astype(np.float64))
         if self.potential is not None:
-            batch = RewardBatch(observations=_concatenate(observations, next_observations))
+            batch = RewardBatch(observations=concatenate(observations, next_observations))
             phi = self.potential(batch)
             rewards += shaping_term(phi[: len(terminated)], phi[len(terminated):], terminated, self.gamma)
         return rewards.astype(np.float32)
 
 
-def _concatenate(a: Any, b: Any) -> Any:
+def concatenate(a: Any, b: Any) -> Any:
+    """Batch ``a`` then batch ``b`` along the first axis: arrays, tensors, or dicts of them; None stays None
+    (a field a replay buffer does not fill, such as SB3's n-step discounts)."""
+    if a is None:
+        return None
     if isinstance(a, dict):
-        return {key: np.concatenate([a[key], b[key]]) for key in a}
+        return {key: concatenate(a[key], b[key]) for key in a}
+    if isinstance(a, torch.Tensor):
+        return torch.cat([a, b])
     return np.concatenate([a, b])
 
 

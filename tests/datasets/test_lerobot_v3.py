@@ -424,6 +424,27 @@ def test_record_the_crowd_expert_state_and_topdown_frames(tmp_path):
     assert reader.frames(0, "topdown").shape == (ep.state.shape[0], 32, 32, 3)
 
 
+def test_a_dataset_names_the_env_it_was_recorded_in_and_takes_no_episodes_from_another(tmp_path):
+    from roboreward.datasets.record import recorded_env, record_scripted_demos
+
+    kwargs = {"scenario": {"name": "circle_crossing", "n_humans": 2}, "sensing": {"lidar_rays": 0}}
+    out = tmp_path / "crowd"
+    record_scripted_demos("crowd", out, episodes=1, width=32, height=32, env_kwargs=kwargs, progress=False)
+    assert recorded_env(out) == {"env_id": "roboreward/CrowdNav-v0", "kwargs": kwargs}
+    record_scripted_demos("crowd", out, episodes=1, width=32, height=32, env_kwargs=kwargs, progress=False)
+    other = {**kwargs, "humans": {"react_to_robot": 0.0}}  # the same layout, other people
+    with pytest.raises(DatasetError, match=r"holds demos recorded in roboreward/CrowdNav-v0 with \{'scenario'.*; these "
+                                           r"would be .*'react_to_robot': 0.0.*Record into a new folder \(--out\)"):
+        record_scripted_demos("crowd", out, episodes=1, width=32, height=32, env_kwargs=other, progress=False)
+    assert len(DatasetReader(out)) == 2  # the refused recording added nothing and left the dataset readable
+    record_scripted_demos("crowd", out, episodes=1, width=32, height=32, env_kwargs=kwargs, progress=False)
+    assert len(DatasetReader(out)) == 3  # and released it
+
+    (out / "meta" / "recorded_env.json").write_text("{not json")
+    with pytest.raises(DatasetError, match="recorded_env.json is not readable JSON"):
+        recorded_env(out)
+
+
 def test_cli_records_demos(tmp_path):
     out = tmp_path / "demos"
     command = [sys.executable, "-m", "roboreward.cli", "demos", "record", "reach", "--episodes", "1",

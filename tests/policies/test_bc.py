@@ -67,6 +67,23 @@ def test_demonstrations_are_transitions_of_the_recorded_episodes(demos):
     np.testing.assert_array_equal(d.observations[STEPS - 1], d.pairs_observations[STEPS])  # episode 1 starts
 
 
+def test_demos_recorded_in_another_env_give_no_env_rewards(demos):
+    """``next.reward`` is the recording env's reward: a run whose env is made otherwise must not replay it."""
+    same = load_demonstrations(config_for(demos).bc, config_for(demos).env)
+    np.testing.assert_array_equal(demo_rewards(same, None), same.env_rewards)
+    config = config_for(demos, env={"kwargs": {"reward": "sparse"}})
+    other = load_demonstrations(config.bc, config.env)
+    with pytest.raises(ConfigError, match=r"another env's: .*recorded in roboreward/MetaWorld-Reach-v3 with its "
+                                          r"defaults, the experiment trains in .* with \{'reward': 'sparse'\}.*"
+                                          r"--env KEY=VALUE.*bc.demos_in_buffer: false"):
+        demo_rewards(other, None)
+    # a learned reward labels the demos itself: where they were recorded does not matter
+    np.save(demos / "goal.npy", other.next_frames[-3:])
+    goal = {"type": "goal_image", "goal_source": "images", "goal_images": [str(demos / "goal.npy")], "weights": "random"}
+    reward = make_reward_model(from_dict(ExperimentConfig, {"reward": goal}).reward)
+    assert demo_rewards(other, reward, chunk=16).shape == (len(other),)
+
+
 def test_pretraining_makes_the_actor_imitate_the_demos(demos):
     config = config_for(demos, bc={"epochs": 150, "batch_size": 64})
     d = load_demonstrations(config.bc, config.env)

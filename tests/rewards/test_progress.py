@@ -429,8 +429,8 @@ def test_the_agents_failed_episodes_teach_the_model_what_is_not_done(crowd_demos
     can rate highly) are labelled 'progress <= failure_ceiling' (0.2 here) at the next refit, and the demos still
     rank."""
     from roboreward.datasets.lerobot_v3 import DatasetReader
-    from roboreward.envs.crowd.env import CrowdNavBatch
     from roboreward.envs.crowd.config import CrowdNavConfig
+    from roboreward.envs.crowd.env import CrowdNavBatch
 
     demos, kwargs = crowd_demos
     model = make_reward_model(from_dict(RewardConfig, {"type": "progress", "demos": str(demos), "inputs": "state",
@@ -531,6 +531,18 @@ def test_a_refitted_head_is_part_of_the_checkpoint_and_comes_back_on_resume(crow
     np.testing.assert_allclose(fresh.progress_of_states(states), saved.progress_of_states(states), rtol=1e-6)
     assert fresh.refits == state["reward_refits"]
     venv.close()
+
+    # `roboreward eval` scores the learned return with the head the policy was trained on
+    from roboreward.policies.evaluate import evaluation_reward_model, training_state_dir
+
+    final = training_state_dir(run, run / "model.zip")
+    assert final == newest and training_state_dir(run, run / "bc_policy.zip") is None
+    evaluated = evaluation_reward_model(config, final)
+    np.testing.assert_allclose(evaluated.progress_of_states(states), saved.progress_of_states(states), rtol=1e-6)
+    oldest = sorted((run / "checkpoints").glob("step_*"))[0]
+    at_oldest = evaluation_reward_model(config, training_state_dir(run, oldest / "model.zip"))
+    np.testing.assert_allclose(at_oldest.progress_of_states(states),
+                               ProgressReward.from_file(oldest / "reward_model.npz").progress_of_states(states), rtol=1e-6)
 
 
 # ---------------------------------------------------------------------------- keypoints

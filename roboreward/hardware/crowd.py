@@ -40,7 +40,7 @@ from roboreward.config import bounded
 from roboreward.envs.crowd.config import CrowdNavConfig
 from roboreward.envs.crowd.env import HUMAN_FEATURES, ROBOT_FEATURES
 from roboreward.envs.crowd.lidar import ray_angles
-from roboreward.envs.crowd.sensors import observe_kernel
+from roboreward.envs.crowd.sensors import observe_kernel, to_world_frame
 from roboreward.envs.crowd.sim import commanded_motion
 from roboreward.errors import ConfigError
 from roboreward.hardware.robot import OdometryState, RobotConfig, RobotState, yaw_from_quaternion
@@ -232,9 +232,8 @@ class CrowdObservation:
         velocities = np.zeros((1, 1 + n, 2))
         goals = np.zeros((1, 1 + n, 2))
         positions[0, 0] = odometry.position[:2]
-        cos, sin = math.cos(heading[0]), math.sin(heading[0])
-        vx, vy = float(odometry.linear_velocity[0]), float(odometry.linear_velocity[1])  # base frame -> odom
-        velocities[0, 0] = (cos * vx - sin * vy, sin * vx + cos * vy)
+        base_velocity = np.asarray(odometry.linear_velocity, float)[None, :2]
+        velocities[0, 0] = to_world_frame(base_velocity, heading)[0]  # odometry's twist is in the base frame
         goals[0, 0] = goal[:2]
         positions[0, 1:] = people.positions
         velocities[0, 1:] = people.velocities

@@ -425,7 +425,7 @@ def test_record_the_crowd_expert_state_and_topdown_frames(tmp_path):
 
 
 def test_a_dataset_names_the_env_it_was_recorded_in_and_takes_no_episodes_from_another(tmp_path):
-    from roboreward.datasets.record import recorded_env, record_scripted_demos
+    from roboreward.datasets.record import record_scripted_demos, recorded_env
 
     kwargs = {"scenario": {"name": "circle_crossing", "n_humans": 2}, "sensing": {"lidar_rays": 0}}
     out = tmp_path / "crowd"

@@ -19,12 +19,13 @@ from collections.abc import Callable
 
 import numpy as np
 
+from roboreward.envs.crowd.sensors import to_robot_frame
+
 
 def velocity_actions(batch, velocity: np.ndarray) -> np.ndarray:
     """``[B, 2]`` actions that move each robot as close to the world ``velocity [B, 2]`` as its kinematics allow."""
     sim, robot = batch.sim, batch.config.robot
-    c, s = np.cos(sim.heading), np.sin(sim.heading)
-    local = np.stack([c * velocity[:, 0] + s * velocity[:, 1], -s * velocity[:, 0] + c * velocity[:, 1]], axis=-1)
+    local = to_robot_frame(velocity, sim.heading)
     if robot.kinematics == "holonomic":
         norm = np.linalg.norm(local, axis=-1, keepdims=True)
         return (local / np.maximum(norm, robot.max_speed)).astype(np.float32)

@@ -12,6 +12,17 @@ import numba
 import numpy as np
 
 
+def to_robot_frame(vectors: np.ndarray, heading: np.ndarray) -> np.ndarray:
+    """World vectors ``[B, 2]`` in the frame of robots heading ``heading [B]`` (x ahead, y left)."""
+    c, s = np.cos(heading), np.sin(heading)
+    return np.stack([c * vectors[:, 0] + s * vectors[:, 1], -s * vectors[:, 0] + c * vectors[:, 1]], axis=-1)
+
+
+def to_world_frame(vectors: np.ndarray, heading: np.ndarray) -> np.ndarray:
+    """Vectors ``[B, 2]`` in the frame of robots heading ``heading [B]``, in the world (the inverse rotation)."""
+    return to_robot_frame(vectors, -heading)
+
+
 @numba.njit(cache=True)
 def observe_kernel(rows, positions, velocities, goals, radii, speeds, active, heading, noise, allowed, sensor_range,
                    fov, tokens, token_mask, robot_out, humans_out, mask_out, tokens_out):

@@ -29,6 +29,7 @@ import numpy as np
 from roboreward.envs.crowd import scenarios
 from roboreward.envs.crowd.config import CrowdNavConfig, CrowdRobotConfig
 from roboreward.envs.crowd.orca import Obstacles, OrcaParams, orca_velocities_prepared
+from roboreward.envs.crowd.sensors import to_world_frame
 
 # What ended a step (``StepResult.event``), in the order they are checked.
 NONE, SUCCESS, COLLISION_HUMAN, COLLISION_OBSTACLE, COLLISION_WALL = 0, 1, 2, 3, 4
@@ -261,9 +262,7 @@ class CrowdSim:
         if r.kinematics == "holonomic":
             norm = np.linalg.norm(a, axis=-1, keepdims=True)
             local = a / np.maximum(norm, 1.0) * r.max_speed
-            c, s = np.cos(self.heading), np.sin(self.heading)
-            world = np.stack([c * local[:, 0] - s * local[:, 1], s * local[:, 0] + c * local[:, 1]], axis=-1)
-            return world, np.linalg.norm(local, axis=-1), np.zeros(self.n_envs)
+            return to_world_frame(local, self.heading), np.linalg.norm(local, axis=-1), np.zeros(self.n_envs)
         speed, turn = commanded_motion(r, a)
         if r.kinematics == "diff_drive":  # the wheels reach the command at most at the acceleration limits
             speed = self.forward_speed + np.clip(speed - self.forward_speed, -r.max_accel * dt, r.max_accel * dt)

@@ -261,6 +261,7 @@ class VecPotentialShaping(VecEnvWrapper):
         scored: list[RewardBatch] = []
         self._phi = _evaluate(self.potential, stack_observations([observation_at(obs, i) for i in range(self.num_envs)]),
                               frames, self._goal_frames, self.requires_frames, scored)
+        self.feed.restarted()
         self.feed.scored(range(self.num_envs), scored[0])
         for i, info in enumerate(reset_infos):
             _put(info, self.potential_key, float(self._phi[i]))

@@ -95,6 +95,11 @@ class EpisodeFeed:
         self._inputs[i] = []
         self._succeeded[i] = []
 
+    def restarted(self) -> None:
+        """Every env was reset: the episodes in flight end unfinished, and are no episodes to learn from."""
+        self._inputs = [[] for _ in range(self.n_envs)]
+        self._succeeded = [[] for _ in range(self.n_envs)]
+
     def stepped(self) -> None:
         """One step of every env was taken: refit when ``refit_every`` env steps have passed since the last."""
         if self.model is None:
@@ -229,6 +234,7 @@ class VecLearnedReward(VecEnvWrapper):
 
     def reset(self):
         obs = self.venv.reset()
+        self.feed.restarted()
         for i, info in enumerate(self.venv.reset_infos):
             self._take_reset_info(i, info)
         self._true_returns[:] = 0.0

@@ -488,6 +488,9 @@ def test_the_reward_wrapper_feeds_the_agents_episodes_and_refits_on_schedule(cro
                        kwargs={**kwargs, "time_limit": 2.0})
     venv = make_vec_env(config, model, seed=0)
     venv.reset()
+    for _ in range(3):  # episodes cut short by a second reset (a second learn()) are no episodes
+        venv.step(np.zeros((4, 2)))
+    venv.reset()
     for _ in range(30):  # 8-step episodes that time out (failures); a refit every 12 steps of the 4 envs
         venv.step(np.zeros((4, 2)))
     assert model.refits == 2 and len(model.agent_failures) == 12

@@ -113,6 +113,16 @@ def main() -> None:
             if variant in ABLATIONS and data == _with_demos(base, str(demos)):
                 skipped.append(variant)
                 continue
+        kwargs = data["env"].get("kwargs") or {}
+        if kwargs and data["reward"]["type"] == "env" and data["bc"].get("demos_in_buffer", True):
+            # The demos enter the replay with the reward they were recorded with: record them again in this
+            # variant's env (same seed and expert, so the same states and actions, with this env's reward).
+            render = data["env"]["render"]
+            variant_demos = args.out / "demos" / f"{DEMO_TASK}-{variant}"
+            record_scripted_demos(DEMO_TASK, variant_demos, DEMO_EPISODES, cameras=[render.get("camera") or camera],
+                                  width=render["width"], height=render["height"], seed=0, env_kwargs=kwargs,
+                                  progress=False)
+            data = _with_demos(data, str(variant_demos))
         data["name"] = f"bench_{variant}"
         configs[variant] = data
 
@@ -184,17 +194,6 @@ def _run(variant: str, seed: int, data: dict, out: Path, episodes: int) -> dict:
 
     run = out / variant / f"seed_{seed}"
     data = {**data, "seed": seed}
-    kwargs = data["env"].get("kwargs") or {}
-    if kwargs and data["reward"]["type"] == "env" and data["bc"].get("demos_in_buffer", True):
-        # The demos enter the replay with the reward they were recorded with: record them again in this
-        # variant's env (same seed and expert, so the same states and actions, with this env's reward).
-        from roboreward.datasets.record import record_scripted_demos
-
-        render = data["env"]["render"]
-        demos = out / "demos" / f"{DEMO_TASK}-{variant}-seed_{seed}"
-        record_scripted_demos(DEMO_TASK, demos, DEMO_EPISODES, cameras=[render.get("camera") or "corner3"],
-                              width=render["width"], height=render["height"], seed=0, env_kwargs=kwargs, progress=False)
-        data = _with_demos(data, str(demos))
     start = time.perf_counter()
     train(from_dict(ExperimentConfig, data), run)
     train_s = time.perf_counter() - start

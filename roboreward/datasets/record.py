@@ -104,9 +104,15 @@ def recorded_env(root: str | Path) -> dict[str, Any] | None:
     return record
 
 
+def env_record(env_id: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """An env as :func:`recorded_env` gives it (kwargs as JSON reads them back: tuples become lists), so that
+    two records compare equal exactly when the envs are made alike."""
+    return {"env_id": env_id, "kwargs": json.loads(json.dumps(kwargs))}
+
+
 def _note_recorded_env(root: Path, env_id: str, kwargs: dict[str, Any]) -> None:
     """Write the env into a new dataset, or check that an existing dataset was recorded in the same one."""
-    record = {"env_id": env_id, "kwargs": json.loads(json.dumps(kwargs))}
+    record = env_record(env_id, kwargs)
     before = recorded_env(root)
     if before is not None:
         if before != record:

@@ -33,7 +33,6 @@ cameras and at the size the env renders for the reward model (``env.render``).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -138,16 +137,13 @@ def load_demonstrations(config: BehaviourCloningConfig, env: EnvConfig) -> Demon
 
 
 def _recorded_in_other_env(path: Path, env: EnvConfig) -> str | None:
-    from roboreward.datasets.record import recorded_env
+    from roboreward.datasets.record import env_record, recorded_env
 
-    record = recorded_env(path)
-    if record is None:
-        return None
-    kwargs = json.loads(json.dumps(env.kwargs))
-    if record["env_id"] == env.id and record["kwargs"] == kwargs:
+    record, training = recorded_env(path), env_record(env.id, env.kwargs)
+    if record is None or record == training:
         return None
     return (f"{path} was recorded in {record['env_id']} with {record['kwargs'] or 'its defaults'}, "
-            f"the experiment trains in {env.id} with {kwargs or 'its defaults'}")
+            f"the experiment trains in {env.id} with {training['kwargs'] or 'its defaults'}")
 
 
 def _cameras(env: EnvConfig) -> list[str]:

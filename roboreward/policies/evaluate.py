@@ -158,10 +158,10 @@ def training_state_dir(run_dir: Path, model_path: Path) -> Path | None:
     checkpoint for the final ``model.zip``; None for a policy saved before training (``bc_policy.zip``)."""
     if (model_path.parent / "state.json").is_file():
         return model_path.parent
+    if model_path != run_dir / FINAL_MODEL:
+        return None
     checkpoints = list_checkpoints(run_dir)
-    if model_path == run_dir / FINAL_MODEL and checkpoints and (checkpoints[-1] / "state.json").is_file():
-        return checkpoints[-1]
-    return None
+    return checkpoints[-1] if checkpoints and (checkpoints[-1] / "state.json").is_file() else None
 
 
 def evaluation_reward_model(config: ExperimentConfig, state_dir: Path | None):

@@ -12,6 +12,8 @@ budget and SAC) with one thing changed:
   ``no_bc_term`` (cloning starts the actor, nothing holds it near the demos).
 
 ``bc`` is the behaviour-cloned start alone: every run starts from it, cloning does not look at the reward.
+Where the config validates while training (``train.validate_every``), the success column is the policy that
+`roboreward eval` scores (``eval.policy``: the best on validation episodes) and ``final`` the last policy's.
 An ablation that changes nothing in the default job (its ingredient is off already) is skipped and said so.
 One run is one seed: ``--seeds`` repeats every variant with each (networks, sampling, the envs' placements
 and the evaluation episodes all follow the seed), and the table gives each seed's success and their mean.
@@ -152,21 +154,28 @@ def main() -> None:
           "success = the flag at the last step")
     if record_s is not None:
         print(f"record {DEMO_EPISODES} scripted demos ({camera}, {size}x{size}): {record_s:.0f} s")
-    print(f"{'trained on':<26}{'seed':>5}{'train':>9}{'eval':>8}{'success':>9}{'any-step':>10}{'true return':>13}  load")
+    print("success: the policy `roboreward eval` scores (eval.policy; 'best' = kept by validation, at the step in "
+          "brackets); final: the last policy")
+    print(f"{'trained on':<26}{'seed':>5}{'train':>9}{'eval':>8}{'success':>9}{'any-step':>10}{'true return':>13}"
+          f"{'final':>8}  load")
     for variant in configs:
         rows = [(seed, results[(variant, seed)]) for seed in seeds if (variant, seed) in results]
         for seed, r in rows:
+            final = f"{r['final']['success_rate']:>8.0%}" if "final" in r else f"{'':>8}"
+            kept = f"  (best at {r['best_step'] // 1000} k)" if "best_step" in r else ""
             print(f"{NAMES.get(variant, variant):<26}{seed:>5}{r['train_s'] / 60:>7.1f} m{r['eval_s'] / 60:>6.1f} m"
                   f"{r['success_rate']:>9.0%}{r['success_any_step_rate']:>10.0%}{r['true_return']['mean']:>13.1f}"
-                  f"  {r['load']:.1f}")
+                  f"{final}  {r['load']:.1f}{kept}")
             if "bc" in r:
                 b = r["bc"]
                 print(f"{'  its BC start alone':<26}{'':>22}{b['success_rate']:>9.0%}"
                       f"{b['success_any_step_rate']:>10.0%}{b['true_return']['mean']:>13.1f}")
         if len(rows) > 1:
             rates = [r["success_rate"] for _, r in rows]
+            finals = [r["final"]["success_rate"] for _, r in rows if "final" in r]
+            final = f"{'':>13}{np.mean(finals):>8.0%}" if len(finals) == len(rows) else ""
             print(f"{'  mean over ' + str(len(rows)) + ' seeds':<26}{'':>22}{np.mean(rates):>9.0%}"
-                  f"{np.mean([r['success_any_step_rate'] for _, r in rows]):>10.0%}"
+                  f"{np.mean([r['success_any_step_rate'] for _, r in rows]):>10.0%}{final}"
                   f"   (min {min(rates):.0%}, max {max(rates):.0%})")
     for variant in skipped:
         print(f"{variant}: skipped, the default job does not use that ingredient")
@@ -189,8 +198,10 @@ def main() -> None:
 def _run(variant: str, seed: int, data: dict, out: Path, episodes: int) -> dict:
     """Train one variant with ``seed`` and evaluate it (and, for the default job, its behaviour-cloned start)."""
     from roboreward.policies.bc import BC_POLICY
+    from roboreward.policies.callbacks import BEST_POLICY
+    from roboreward.policies.checkpoints import read_state
     from roboreward.policies.evaluate import evaluate
-    from roboreward.policies.train import train
+    from roboreward.policies.train import FINAL_MODEL, train
 
     run = out / variant / f"seed_{seed}"
     data = {**data, "seed": seed}
@@ -201,6 +212,10 @@ def _run(variant: str, seed: int, data: dict, out: Path, episodes: int) -> dict:
     start = time.perf_counter()
     metrics = evaluate(run, episodes=episodes, video=variant == "learned")
     result = {"train_s": train_s, "eval_s": time.perf_counter() - start, "load": load, **metrics}
+    if (run / BEST_POLICY / "state.json").is_file():  # the policy validation kept; the final one beside it
+        result["best_step"] = read_state(run / BEST_POLICY)["validation"]["step"]
+        result["final"] = evaluate(run, episodes=episodes, checkpoint=FINAL_MODEL, out_dir=run / "eval_final",
+                                   video=False)
     if variant == "learned":
         result["bc"] = evaluate(run, episodes=episodes, checkpoint=BC_POLICY, out_dir=run / "eval_bc", video=False)
     return result

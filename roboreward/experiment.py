@@ -277,6 +277,11 @@ class TrainConfig:
     total_timesteps: int = bounded(30_000, "env steps over all parallel envs", ge=1, le=MAX_TIMESTEPS)
     checkpoint_every: int = bounded(5_000, "env steps between checkpoints", ge=1, le=MAX_TIMESTEPS)
     keep_checkpoints: int = bounded(2, "newest checkpoints kept on disk", ge=1, le=1000)
+    # Every validate_every env steps the policy acts deterministically in validate_episodes episodes of seeds that
+    # neither training nor `roboreward eval` uses; the best so far (success at the last step, then learned return)
+    # is kept in RUN/best/ (SB3's EvalCallback). 0 = never.
+    validate_every: int = bounded(0, "env steps between validations (0: never)", ge=0, le=MAX_TIMESTEPS)
+    validate_episodes: int = bounded(20, "episodes per validation", ge=1, le=100_000)
     device: str = "auto"  # auto = CUDA when present
     torch_threads: int | None = bounded(None, "CPU threads for torch; null = torch's default", ge=1, le=1024)
     progress_bar: bool = True
@@ -285,6 +290,9 @@ class TrainConfig:
 @dataclass(kw_only=True)
 class EvalConfig:
     episodes: int = bounded(20, "evaluation episodes", ge=1)
+    # The policy `roboreward eval RUN` scores: the final model.zip, or the best on validation episodes
+    # (RUN/best/, kept when train.validate_every is set).
+    policy: Literal["final", "best"] = "final"
     deterministic: bool = True
     video: bool = True
     video_episodes: int = bounded(3, "episodes recorded into the video", ge=0)
@@ -435,6 +443,9 @@ class ExperimentConfig:
                               "or symmetry.weight: 0")
         if self.bc.enabled and self.algo.name != "sac":
             raise ConfigError(f"bc: behaviour cloning is built on SAC; set algo.name: sac (got {self.algo.name}) or bc.demos: null")
+        if self.eval.policy == "best" and not self.train.validate_every:
+            raise ConfigError("eval.policy: best scores the policy that validation kept, but train.validate_every is 0 "
+                              "(no validation); set train.validate_every (e.g. 5000) or eval.policy: final")
         gamma = self.shaping.gamma
         if self.shaping.potential is not None and gamma != "auto" and gamma != self.algo.hyperparams["gamma"]:
             raise ConfigError(

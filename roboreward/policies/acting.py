@@ -3,15 +3,21 @@
 ``model.predict(obs)`` is all a feed-forward policy needs. A recurrent one (``algo.name: recurrent_ppo``) also
 needs its LSTM state from the step before and to be told where episodes start, or it acts on a memory of
 another episode. :class:`Actor` carries both, so evaluation, the crowd test set and deployment call every policy
-the same way.
+the same way. :func:`run_episode` plays one seeded episode with it and keeps what evaluation and validation
+score: the learned and the true reward of every step, success at the last step and at any step.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from stable_baselines3.common.utils import is_vectorized_observation
+
+from roboreward.errors import NonFiniteError
 
 
 class Actor:
@@ -49,4 +55,40 @@ class Actor:
         return len(first)
 
 
-__all__ = ["Actor"]
+@dataclass
+class Episode:
+    learned: list[float] = field(default_factory=list)
+    true: list[float] = field(default_factory=list)
+    success: bool = False  # at the last step: the task is done and stays done
+    success_any: bool = False  # at any step (Meta-World's benchmark convention)
+    metrics: dict[str, float] | None = None  # the env's own episode metrics (info["metrics"]), if it has any
+
+
+def run_episode(env: Any, actor: Actor, seed: int, on_step: Callable[[dict, Episode], None] | None = None) -> Episode:
+    """One episode of ``env`` (a gymnasium env; a :class:`~roboreward.rewards.wrappers.LearnedReward` one gives the
+    learned reward, its ``info["true_reward"]`` the env's) reset with ``seed``, acted in by ``actor``;
+    ``on_step(info, episode)`` after every step (a video recorder). A reward that is not finite stops it."""
+    obs, info = env.reset(seed=seed)
+    actor.reset()
+    episode = Episode()
+    done = False
+    while not done:
+        obs, reward, terminated, truncated, info = env.step(actor(obs))
+        done = terminated or truncated
+        episode.learned.append(float(reward))
+        episode.true.append(float(info.get("true_reward", reward)))
+        if not (math.isfinite(episode.learned[-1]) and math.isfinite(episode.true[-1])):
+            raise NonFiniteError(
+                f"episode seeded {seed}, step {len(episode.true)}: the reward is not finite (learned "
+                f"{episode.learned[-1]}, true {episode.true[-1]}); check the policy and the config's reward section"
+            )
+        episode.success = bool(info.get("is_success", False))
+        episode.success_any |= episode.success
+        if done and isinstance(info.get("metrics"), dict):
+            episode.metrics = info["metrics"]
+        if on_step is not None:
+            on_step(info, episode)
+    return episode
+
+
+__all__ = ["Actor", "Episode", "run_episode"]

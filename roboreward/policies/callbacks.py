@@ -1,7 +1,9 @@
-"""SB3 callbacks: episode statistics (learned vs true return, success), progress bar, checkpoints and clean stops."""
+"""SB3 callbacks: episode statistics (learned vs true return, success), progress bar, checkpoints and clean stops,
+validation that keeps the best policy."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -9,11 +11,15 @@ from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
-from roboreward.policies.checkpoints import save_checkpoint
+from roboreward.envs.make import make_env
+from roboreward.policies.acting import Actor, run_episode
+from roboreward.policies.checkpoints import save_checkpoint, save_policy_folder
+from roboreward.rewards.wrappers import LearnedReward
 from roboreward.signals import STOP_SIGNALS, on_signals
 
 
@@ -153,6 +159,97 @@ class Checkpointer(BaseCallback):
         path = save_checkpoint(self.model, self.run_dir, self.keep, {"train_seconds": elapsed, "session": self.session})
         self._last = (self.model.num_timesteps, path)
         return path
+
+
+BEST_POLICY = "best"  # RUN/best/: the policy that did best on the validation episodes
+VALIDATIONS = "validations.csv"  # RUN/validations.csv: every validation's step and scores
+VALIDATION_SEED_OFFSET = 2_000_000  # validation episodes: neither training's seeds nor evaluation's (1 000 000 + k)
+
+
+class BestPolicy(BaseCallback):
+    """Every ``every`` env steps, play ``episodes`` validation episodes with the policy and keep the best so far.
+
+    Why: off-policy RL on a reward that is refitted while the policy trains does not improve monotonically — on
+    the default job, a policy that succeeded in 88 % of fresh episodes at 110 000 steps succeeded in 54 % at
+    120 000 — so the final model is one point of a curve, not its best. Each validation plays the episodes seeded
+    ``seed + 2 000 000 + k``, which neither training nor ``roboreward eval`` (``seed + 1 000 000 + k``) plays, so
+    an evaluation of the policy kept stays a fair figure. Success at the last step decides and the learned return
+    breaks ties (the task's own reward never counts); an env without a success flag is judged on the learned
+    return alone. Every validation is a line of ``RUN/validations.csv``; the best policy, its refitted reward heads
+    and its scores go to ``RUN/best/`` (:func:`~roboreward.policies.checkpoints.save_policy_folder`), where a resumed
+    run reads the score to beat.
+
+    The policy acts deterministically in an env of its own, scored by the training's reward model as it is now;
+    it samples nothing and touches neither the buffer nor the envs that train, so a run follows the same course
+    with validation as without. Like SB3's ``EvalCallback`` it runs in ``on_step``: it only reads the weights.
+    """
+
+    def __init__(self, config: Any, run_dir: Path, reward_model: Any = None):
+        super().__init__()
+        self.config = config
+        self.folder = Path(run_dir) / BEST_POLICY
+        self.every = config.train.validate_every
+        self.episodes = config.train.validate_episodes
+        self.reward_model = reward_model
+        self.best: dict | None = None
+        state = self.folder / "state.json"
+        if state.is_file():
+            self.best = json.loads(state.read_text()).get("validation")
+        self._env: Any = None
+        self._next = 0
+
+    def _on_training_start(self) -> None:
+        self._next = (self.model.num_timesteps // self.every + 1) * self.every
+
+    def _on_step(self) -> bool:
+        if self.model.num_timesteps >= self._next:
+            self._next = (self.model.num_timesteps // self.every + 1) * self.every
+            self.validate()
+        return True
+
+    def validate(self) -> dict:
+        """Play the validation episodes now; keep the policy in ``RUN/best/`` if it beats the best so far."""
+        if self._env is None:
+            self._env = self._make_env()
+        actor = Actor(self.model, deterministic=True)
+        seed = self.config.seed + VALIDATION_SEED_OFFSET
+        played = [run_episode(self._env, actor, seed + k) for k in range(self.episodes)]
+        result = {
+            "step": self.model.num_timesteps,
+            "episodes": self.episodes,
+            "success_rate": float(np.mean([e.success for e in played])),
+            "learned_return": float(np.mean([sum(e.learned) for e in played])),
+        }
+        with open(self.folder.parent / VALIDATIONS, "a") as log:  # one line per validation: the curve to look at
+            if log.tell() == 0:
+                log.write("step,success_rate,learned_return\n")
+            log.write(f"{result['step']},{result['success_rate']},{result['learned_return']}\n")
+        self.logger.record("validation/success_rate", result["success_rate"])
+        self.logger.record("validation/learned_return", result["learned_return"])
+        if self.best is None or _score(result) > _score(self.best):
+            self.best = result
+            save_policy_folder(self.model, self.folder, {"validation": result})
+        self.logger.record("validation/best_success_rate", self.best["success_rate"])
+        self.logger.record("validation/best_step", self.best["step"])
+        return result
+
+    def _make_env(self) -> Any:
+        model = self.reward_model
+        env = make_env(self.config.env, render=model is not None and model.requires_frames)
+        if model is None:
+            return env
+        env = LearnedReward(env, model)
+        env.postprocess = None  # the model's own output: running statistics would make validations incomparable
+        return env
+
+    def _on_training_end(self) -> None:
+        if self._env is not None:
+            self._env.close()
+            self._env = None
+
+
+def _score(result: dict) -> tuple[float, float]:
+    return result["success_rate"], result["learned_return"]
 
 
 @contextmanager

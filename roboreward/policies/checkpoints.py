@@ -94,12 +94,42 @@ def save_checkpoint(model: BaseAlgorithm, run_dir: Path, keep: int, extra_state:
     tmp = root / (final.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    save_model(model, tmp / "model.zip")
     if isinstance(model, OffPolicyAlgorithm) and model.replay_buffer is not None:
         rb = model.replay_buffer
         n = rb.buffer_size if rb.full else rb.pos
         arrays = {f: getattr(rb, f)[:n] for f in _BUFFER_FIELDS if getattr(rb, f, None) is not None}
         atomic_write_npz(tmp / "replay_buffer.npz", {"pos": np.asarray(rb.pos), "full": np.asarray(rb.full), **arrays})
+    _write_policy(model, tmp, extra_state)
+    if final.exists():
+        shutil.rmtree(final)
+    tmp.rename(final)
+    fsync_dir(root)
+    for old in list_checkpoints(run_dir)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def save_policy_folder(model: BaseAlgorithm, folder: Path, extra_state: dict | None = None) -> None:
+    """Write ``folder`` (replacing it) with what evaluating ``model`` as it is now needs: ``model.zip``, the reward
+    heads refitted so far and the reward normaliser (``state.json``) — a checkpoint without the replay buffer.
+    A kill while it is written leaves the previous folder or the new one, and an ignored ``.tmp`` folder."""
+    folder = Path(folder)
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    _write_policy(model, tmp, extra_state)
+    old = folder.with_name(folder.name + ".old")
+    if folder.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        folder.rename(old)
+    tmp.rename(folder)
+    fsync_dir(folder.parent)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_policy(model: BaseAlgorithm, folder: Path, extra_state: dict | None) -> None:
+    """``model.zip``, the refitted reward heads and ``state.json`` (counters, normaliser, ``extra_state``) into ``folder``."""
+    save_model(model, folder / "model.zip")
     state = {
         "num_timesteps": model.num_timesteps,
         "episode_num": model._episode_num,
@@ -110,16 +140,9 @@ def save_checkpoint(model: BaseAlgorithm, run_dir: Path, keep: int, extra_state:
     if normalizer is not None:
         state["reward_normalizer"] = normalizer.state_dict()
     for role, learner in refitting_models(model.get_env()).items():  # a reward refitted on the agent's failures
-        learner.save(refitted_model_file(tmp, role))
+        learner.save(refitted_model_file(folder, role))
         state[f"{role}_refits"] = learner.refits
-    atomic_write(tmp / "state.json", json.dumps(state, indent=2).encode())
-    if final.exists():
-        shutil.rmtree(final)
-    tmp.rename(final)
-    fsync_dir(root)
-    for old in list_checkpoints(run_dir)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
-    return final
+    atomic_write(folder / "state.json", json.dumps(state, indent=2).encode())
 
 
 def save_model(model: BaseAlgorithm, path: Path) -> None:

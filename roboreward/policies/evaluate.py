@@ -16,9 +16,8 @@ Writes into ``RUN_DIR/eval/`` (or ``out_dir``):
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +28,8 @@ from roboreward.envs.rendering import FrameRenderer, RenderOptions
 from roboreward.errors import CheckpointError, ConfigError, NonFiniteError
 from roboreward.experiment import ExperimentConfig
 from roboreward.io import atomic_write
-from roboreward.policies.acting import Actor
+from roboreward.policies.acting import Actor, Episode, run_episode
+from roboreward.policies.callbacks import BEST_POLICY
 from roboreward.policies.checkpoints import (
     list_checkpoints,
     load_weights,
@@ -45,17 +45,16 @@ from roboreward.rewards.wrappers import FRAME_KEY, LearnedReward
 EVAL_SEED_OFFSET = 1_000_000  # evaluation episodes never replay training seeds
 
 
-@dataclass
-class Episode:
-    learned: list[float] = field(default_factory=list)
-    true: list[float] = field(default_factory=list)
-    success: bool = False  # at the last step: the task is done and stays done
-    success_any: bool = False  # at any step (Meta-World's benchmark convention)
-    metrics: dict[str, float] | None = None  # the env's own episode metrics (info["metrics"]), if it has any
-
-
-def find_model(run_dir: Path, checkpoint: str | None = None) -> Path:
-    """The final model of a run, the named one, or the newest checkpoint's if training did not finish."""
+def find_model(run_dir: Path, checkpoint: str | None = None, policy: str = "final") -> Path:
+    """The named model of a run (a checkpoint, ``best``, a model file), else the one ``policy`` (``eval.policy``)
+    names: the best on validation (``best/model.zip``), or the final model — or the newest checkpoint's if
+    training did not finish."""
+    if checkpoint is None and policy == BEST_POLICY:
+        best = run_dir / BEST_POLICY / "model.zip"
+        if not best.is_file():
+            raise CheckpointError(f"{run_dir} has no {BEST_POLICY}/model.zip (eval.policy: best): no validation has "
+                                  "run yet; train on, or score the final model with eval.policy=final")
+        return best
     if checkpoint is not None:  # a path, a model file in the run (bc_policy.zip), or a checkpoint's name
         candidates = [Path(checkpoint), run_dir / checkpoint, run_dir / "checkpoints" / checkpoint]
         path = next((p for p in candidates if p.exists()), candidates[-1])
@@ -95,7 +94,7 @@ def evaluate(
     out_dir = Path(out_dir) if out_dir is not None else run_dir / "eval"
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    model_path = find_model(run_dir, checkpoint)
+    model_path = find_model(run_dir, checkpoint, config.eval.policy)
     policy = build_algorithm(config)
     load_weights(policy, model_path)
     state_dir = training_state_dir(run_dir, model_path)
@@ -111,29 +110,13 @@ def evaluate(
     try:
         actor = Actor(policy, deterministic=config.eval.deterministic)
         for ep in tqdm(range(episodes), desc="eval", unit="episode", dynamic_ncols=True):
-            obs, info = env.reset(seed=config.seed + EVAL_SEED_OFFSET + ep)
-            actor.reset()
-            record = recorder is not None and ep < config.eval.video_episodes
-            episode = Episode()
-            done = False
-            while not done:
-                action = actor(obs)
-                obs, reward, terminated, truncated, info = env.step(action)
-                done = terminated or truncated
-                episode.learned.append(float(reward))
-                episode.true.append(float(info.get("true_reward", reward)))
-                if not (math.isfinite(episode.learned[-1]) and math.isfinite(episode.true[-1])):
-                    raise NonFiniteError(
-                        f"episode {ep + 1}, step {len(episode.true)}: the reward is not finite (learned "
-                        f"{episode.learned[-1]}, true {episode.true[-1]}); nothing was written. Check the model "
-                        f"({model_path}) and the config's reward section"
-                    )
-                episode.success = bool(info.get("is_success", False))
-                episode.success_any |= episode.success
-                if done and isinstance(info.get("metrics"), dict):
-                    episode.metrics = info["metrics"]
-                if record:
-                    recorder.add(info, episode, ep)
+            on_step = None
+            if recorder is not None and ep < config.eval.video_episodes:
+                on_step = partial(recorder.add, index=ep)
+            try:
+                episode = run_episode(env, actor, config.seed + EVAL_SEED_OFFSET + ep, on_step)
+            except NonFiniteError as e:
+                raise NonFiniteError(f"{e}; nothing was written (model {model_path})") from None
             results.append(episode)
     finally:
         env.close()

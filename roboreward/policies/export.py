@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
+import yaml
 from gymnasium import spaces
 
 from roboreward.errors import CheckpointError, ConfigError, RoborewardError
@@ -77,7 +78,7 @@ def load_run_model(run_dir: Path, checkpoint: str | None = None, flat: bool = Tr
 
     run_dir = Path(run_dir)
     config = load_run_config(run_dir)
-    model_path = find_model(run_dir, checkpoint)
+    model_path = find_model(run_dir, checkpoint, config.eval.policy)
     model = build_algorithm(config)
     load_weights(model, model_path)
     model.policy.set_training_mode(False)
@@ -107,8 +108,12 @@ def _robot_joint_names(config: Any) -> tuple[str | None, list[str] | None]:
 
 
 def _current_model(run_dir: Path) -> Path | None:
-    """The model ``find_model`` would pick (final, else newest complete checkpoint), without importing SB3:
-    deploying an export should not pay for loading the training stack."""
+    """The model ``find_model`` would pick (the best on validation under ``eval.policy: best``, else the final one,
+    else the newest complete checkpoint), without importing SB3: deploying an export should not pay for loading the
+    training stack."""
+    if _eval_policy(run_dir) == "best":
+        best = run_dir / "best" / "model.zip"
+        return best if best.is_file() else None
     final = run_dir / "model.zip"
     if final.is_file():
         return final
@@ -117,6 +122,14 @@ def _current_model(run_dir: Path) -> Path | None:
         if not p.name.endswith(".tmp") and (p / "state.json").is_file()
     ]
     return max(done, key=lambda p: int(p.name.split("_")[1])) / "model.zip" if done else None
+
+
+def _eval_policy(run_dir: Path) -> str:
+    """The run's ``eval.policy`` (``final`` or ``best``), read from its config.yaml without building the config."""
+    path = run_dir / "config.yaml"
+    config = yaml.safe_load(path.read_text()) if path.is_file() else None
+    policy = (config.get("eval") or {}).get("policy") if isinstance(config, dict) else None
+    return policy or "final"
 
 
 class SB3PolicyRunner:
@@ -345,7 +358,7 @@ def load_policy(run_dir: str | Path, backend: Backend = "auto", checkpoint: str 
     if model_path is None:
         from roboreward.policies.evaluate import find_model
 
-        model_path = find_model(run_dir, checkpoint)
+        model_path = find_model(run_dir, checkpoint, _eval_policy(run_dir))
     if runner.meta.get("source_sha256") != sha256_file(model_path):
         if backend == "onnx":
             raise ValueError(

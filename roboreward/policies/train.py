@@ -53,7 +53,7 @@ from roboreward.policies.bc import (
     load_demonstrations,
     start_from_demonstrations,
 )
-from roboreward.policies.callbacks import Checkpointer, EpisodeStats, ProgressBar, stop_on_signals
+from roboreward.policies.callbacks import BestPolicy, Checkpointer, EpisodeStats, ProgressBar, stop_on_signals
 from roboreward.policies.checkpoints import find_resumable, list_checkpoints, save_model
 from roboreward.rewards.base import RewardConfig, RewardModel, make_reward_model
 from roboreward.signals import on_signals
@@ -260,6 +260,8 @@ def _learn_in(config: ExperimentConfig, run_dir: Path, resuming: bool, venv: Vec
     stats = EpisodeStats()
     checkpointer = Checkpointer(run_dir, config.train.checkpoint_every, config.train.keep_checkpoints, elapsed_before, session)
     callbacks = [stats, checkpointer]
+    if config.train.validate_every:
+        callbacks.append(BestPolicy(config, run_dir, reward_model))
     if config.train.progress_bar:
         callbacks.append(ProgressBar(config.train.total_timesteps, stats))
     remaining = config.train.total_timesteps - model.num_timesteps

@@ -29,10 +29,10 @@ ALGO_OVERRIDES = {
 }
 
 
-def tiny_run(tmp_path_factory, algo: str):
+def tiny_run(tmp_path_factory, algo: str, *more: str):
     data: dict = {}
     overrides = ["reward.type=env", f"algo.name={algo}", "env.n_envs=1", "train.total_timesteps=128",
-                 "train.progress_bar=false", "algo.net_arch=[32, 32]", *ALGO_OVERRIDES[algo]]
+                 "train.progress_bar=false", "algo.net_arch=[32, 32]", *ALGO_OVERRIDES[algo], *more]
     for o in overrides:
         apply_override(data, o)
     return train(from_dict(ExperimentConfig, data), tmp_path_factory.mktemp(algo) / "run")
@@ -90,6 +90,18 @@ def test_auto_uses_an_up_to_date_export_and_refuses_a_stale_one(tmp_path_factory
             p.add_(0.1)
     runner.model.save(run_dir / "model.zip")
     assert isinstance(load_policy(run_dir), SB3PolicyRunner)
+    with pytest.raises(ValueError, match="export .* again"):
+        load_policy(run_dir, backend="onnx")
+
+
+def test_a_run_scored_on_its_best_policy_exports_and_deploys_that_policy(tmp_path_factory):
+    run_dir = tiny_run(tmp_path_factory, "sac", "train.validate_every=64", "train.validate_episodes=1",
+                       "eval.policy=best")
+    export_policy(run_dir)
+    meta = json.loads((run_dir / "export" / "policy.json").read_text())
+    assert meta["source_model"] == "best/model.zip"
+    assert isinstance(load_policy(run_dir), OnnxPolicyRunner)  # the export is up to date with the best policy
+    (run_dir / "best" / "model.zip").write_bytes((run_dir / "model.zip").read_bytes())  # another best since
     with pytest.raises(ValueError, match="export .* again"):
         load_policy(run_dir, backend="onnx")
 

@@ -338,9 +338,13 @@ def run_session(args: argparse.Namespace) -> int:
     finally:
         for sim in sims.values():
             sim.stop()
-        if session is not None and session.abandoned:
-            # A second Ctrl-C left the recording thread inside a frame with its GL contexts: an orderly
-            # interpreter exit would tear EGL down under it (a segfault). End the process as Ctrl-C asked.
+        if session is not None and session.saves_interrupted:
+            # A Ctrl-C gave up the saves: what was saved is on disk and the lost episode is listed. The recording
+            # thread may still be inside a frame with its GL contexts (abandoned), and even once it has ended, an
+            # orderly interpreter exit after an interrupted GL job has crashed in EGL's teardown (SIGSEGV, seen
+            # in CI). End the process as Ctrl-C asked, closing the robot first unless a thread may still use it.
+            if not session.abandoned:
+                robot.close()
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(130)

@@ -221,6 +221,8 @@ class TeleopSession:
         # close() was interrupted (KeyboardInterrupt) while saving and the job under way did not end within
         # seconds: the robot must not be closed while the worker thread may still use it.
         self.abandoned = False
+        # close() gave up saves on a KeyboardInterrupt (abandoned or not): the process should end at once.
+        self.saves_interrupted = False
         self._started = False
         self._quit = False
         self._end_reason = "the session ended"
@@ -470,6 +472,7 @@ class TeleopSession:
                 worker.stop(on_wait=show_progress)
             except KeyboardInterrupt as e:  # give up the saves, and say at once which episodes are lost
                 errors.append(e)
+                self.saves_interrupted = True
                 worker.submit(close_renderers, cleanup=True)  # again if it was: closing twice is harmless
                 worker.cancel()  # the job under way (one frame, or a save) finishes; the rest is dropped
                 try:

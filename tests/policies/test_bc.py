@@ -223,6 +223,7 @@ def test_the_embedded_default_job_learns_button_press_from_one_demo_only():
     assert config.reward.inputs == "state" and set(config.reward.keypoints) == {"hand", "button", "goal"}
     assert config.reward.refit_every > 0 and config.algo.relabel_rewards
     assert config.bc.demo_fraction == 0.5 and config.bc.anneal_steps > 0 and config.bc.weight > 0
+    assert config.train.validate_every > 0 and config.eval.policy == "best"  # scored on the policy validation kept
 
 
 @pytest.mark.slow

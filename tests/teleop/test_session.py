@@ -727,6 +727,18 @@ def _read_until(proc: subprocess.Popen, fd: int, needle: str, buf: list[str], ti
                 buf.append(chunk.decode(errors="replace"))
 
 
+def _drain(fd: int, buf: list[str]) -> None:
+    """What the process wrote after the last read (a faulthandler traceback, say), until the pty is closed."""
+    while select.select([fd], [], [], 0.2)[0]:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # EIO: every writer has closed the pty
+            return
+        if not chunk:
+            return
+        buf.append(chunk.decode(errors="replace"))
+
+
 @pytest.mark.slow
 def test_kill_9_mid_episode_keeps_finished_episodes(tmp_path):
     out = tmp_path / "demo"
@@ -831,6 +843,7 @@ def _session_saving(out: Path) -> tuple[subprocess.Popen, int, list[str], int]:
     except BaseException:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
+        _drain(master, buf)
         os.close(master)
         raise
     return proc, master, buf, total
@@ -879,6 +892,7 @@ def test_sigterm_waits_for_the_save_and_a_second_interrupt_names_the_lost_episod
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
+        _drain(master, buf)
         os.close(master)
     assert proc.returncode == 130, "".join(buf)
     rec = EpisodeRecorder(out, fps=60, cameras=["front", "wrist"], image_size=(480, 640),

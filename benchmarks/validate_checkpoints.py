@@ -13,16 +13,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
 from _machine import describe_machine
 
-from roboreward.envs.make import make_env
-from roboreward.policies.acting import Actor, run_episode
-from roboreward.policies.callbacks import VALIDATION_SEED_OFFSET
+from roboreward.policies.callbacks import play_validation, validation_env
 from roboreward.policies.checkpoints import list_checkpoints, load_weights
 from roboreward.policies.evaluate import evaluation_reward_model
 from roboreward.policies.train import build_algorithm, load_run_config
-from roboreward.rewards.wrappers import LearnedReward
 
 
 def main() -> None:
@@ -37,17 +33,10 @@ def main() -> None:
     scores = {}
     for checkpoint in list_checkpoints(args.run):
         load_weights(policy, checkpoint / "model.zip")
-        model = evaluation_reward_model(config, checkpoint)
-        env = make_env(config.env, render=model is not None and model.requires_frames)
-        if model is not None:
-            env = LearnedReward(env, model)
-            env.postprocess = None  # the model's own output, as validation scores it
-        actor = Actor(policy, deterministic=True)
-        seed = config.seed + VALIDATION_SEED_OFFSET
-        played = [run_episode(env, actor, seed + k) for k in range(args.episodes)]
+        env = validation_env(config, evaluation_reward_model(config, checkpoint))
+        result = play_validation(env, policy, config.seed, args.episodes)
         env.close()
-        scores[checkpoint.name] = (float(np.mean([e.success for e in played])),
-                                   float(np.mean([sum(e.learned) for e in played])))
+        scores[checkpoint.name] = (result["success_rate"], result["learned_return"])
         print(f"{checkpoint.name}: success {scores[checkpoint.name][0]:.2f}, learned return {scores[checkpoint.name][1]:.1f}",
               flush=True)
     if scores:

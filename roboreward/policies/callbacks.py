@@ -3,7 +3,6 @@ validation that keeps the best policy."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
@@ -18,7 +17,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from roboreward.envs.make import make_env
 from roboreward.policies.acting import Actor, run_episode
-from roboreward.policies.checkpoints import save_checkpoint, save_policy_folder
+from roboreward.policies.checkpoints import read_state, save_checkpoint, save_policy_folder
 from roboreward.rewards.wrappers import LearnedReward
 from roboreward.signals import STOP_SIGNALS, on_signals
 
@@ -192,9 +191,8 @@ class BestPolicy(BaseCallback):
         self.episodes = config.train.validate_episodes
         self.reward_model = reward_model
         self.best: dict | None = None
-        state = self.folder / "state.json"
-        if state.is_file():
-            self.best = json.loads(state.read_text()).get("validation")
+        if (self.folder / "state.json").is_file():
+            self.best = read_state(self.folder).get("validation")
         self._env: Any = None
         self._next = 0
 
@@ -210,16 +208,9 @@ class BestPolicy(BaseCallback):
     def validate(self) -> dict:
         """Play the validation episodes now; keep the policy in ``RUN/best/`` if it beats the best so far."""
         if self._env is None:
-            self._env = self._make_env()
-        actor = Actor(self.model, deterministic=True)
-        seed = self.config.seed + VALIDATION_SEED_OFFSET
-        played = [run_episode(self._env, actor, seed + k) for k in range(self.episodes)]
-        result = {
-            "step": self.model.num_timesteps,
-            "episodes": self.episodes,
-            "success_rate": float(np.mean([e.success for e in played])),
-            "learned_return": float(np.mean([sum(e.learned) for e in played])),
-        }
+            self._env = validation_env(self.config, self.reward_model)
+        result = {"step": self.model.num_timesteps, "episodes": self.episodes,
+                  **play_validation(self._env, self.model, self.config.seed, self.episodes)}
         with open(self.folder.parent / VALIDATIONS, "a") as log:  # one line per validation: the curve to look at
             if log.tell() == 0:
                 log.write("step,success_rate,learned_return\n")
@@ -233,19 +224,29 @@ class BestPolicy(BaseCallback):
         self.logger.record("validation/best_step", self.best["step"])
         return result
 
-    def _make_env(self) -> Any:
-        model = self.reward_model
-        env = make_env(self.config.env, render=model is not None and model.requires_frames)
-        if model is None:
-            return env
-        env = LearnedReward(env, model)
-        env.postprocess = None  # the model's own output: running statistics would make validations incomparable
-        return env
-
     def _on_training_end(self) -> None:
         if self._env is not None:
             self._env.close()
             self._env = None
+
+
+def validation_env(config: Any, reward_model: Any = None) -> Any:
+    """The env validation plays in: ``config.env``, scored by ``reward_model``'s own output (if any)."""
+    env = make_env(config.env, render=reward_model is not None and reward_model.requires_frames)
+    if reward_model is None:
+        return env
+    env = LearnedReward(env, reward_model)
+    env.postprocess = None  # the model's own output: running statistics would make validations incomparable
+    return env
+
+
+def play_validation(env: Any, model: Any, seed: int, episodes: int) -> dict[str, float]:
+    """Success rate (last step) and mean learned return of ``model`` acting deterministically in the validation
+    episodes of a run seeded ``seed``."""
+    actor = Actor(model, deterministic=True)
+    played = [run_episode(env, actor, seed + VALIDATION_SEED_OFFSET + k) for k in range(episodes)]
+    return {"success_rate": float(np.mean([e.success for e in played])),
+            "learned_return": float(np.mean([sum(e.learned) for e in played]))}
 
 
 def _score(result: dict) -> tuple[float, float]:

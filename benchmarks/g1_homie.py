@@ -2,7 +2,8 @@
 
 Both run in ``roboreward/G1Loco-v0`` (holosoma's G1 MJCF, 50 Hz) with domain randomisation off and
 fixed commands; holosoma acts through the env's teacher (it reads its own arm targets, as in the
-cockpit), ours through its SB3 model (deterministic). Per policy:
+cockpit, and squats by its reference pose down to 0.65 m: ``squat`` in
+roboreward/configs/locomotion/g1_holosoma.yaml), ours through its SB3 model (deterministic). Per policy:
 
 - **velocity tracking**: 1 s standing then ``--walk`` s at vx 0.5, vx 1.0, vy 0.3 and yaw rate 0.5,
   arms still; the mean absolute error of the pelvis-frame velocity over the last half, as a
@@ -10,11 +11,12 @@ cockpit), ours through its SB3 model (deterministic). Per policy:
 - **height tracking**: 6 s at each commanded pelvis height 0.45 / 0.55 / 0.65 / 0.75 m, standing;
   the mean absolute height error over the last 3 s;
 - **falls per 100 episodes** of ``--seconds`` s with the arms re-posed over 30 % and 60 % of their
-  range (standing and walking commands drawn by the env, seeds 0..N-1);
+  range (standing and walking commands drawn by the env, heights over the top ``--height-reach`` m of
+  its 0.45-0.75 m range, seeds 0..N-1);
 - **standing drift** per 10 s, arms still; **CPU** ms per control step (policy only).
 
     python benchmarks/g1_homie.py --run runs/g1_homie-... [--checkpoint model.zip distilled_policy.zip ...]
-                                  [--episodes 100] [--seconds 20]
+                                  [--episodes 100] [--seconds 20] [--height-reach 0.3]
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from roboreward.envs.g1_loco import G1LocoEnv
 
 
 class Holosoma:
-    name = "holosoma (teacher)"
+    name = "holosoma + squat pose (teacher)"
 
     def __init__(self) -> None:
         self.label = None
@@ -109,12 +111,14 @@ def evaluate(policy, args) -> dict[str, str]:
     finally:
         env.close()
     for fraction in (0.3, 0.6):
-        env = G1LocoEnv(arm_curriculum={"fixed": fraction}, randomization={"enabled": False}, teacher="g1_holosoma")
+        env = G1LocoEnv(arm_curriculum={"fixed": fraction}, randomization={"enabled": False}, teacher="g1_holosoma",
+                        commands={"height_start": args.height_reach})  # held: seeded resets do not move curricula
         try:
             falls = sum(run(env, policy, args.seconds, seed=s)[0] for s in range(args.episodes))
         finally:
             env.close()
-        out[f"falls per 100 ({args.episodes} x {args.seconds:g} s), arms {100 * fraction:.0f} %"] = (
+        out[f"falls per 100 ({args.episodes} x {args.seconds:g} s, heights {0.75 - args.height_reach:.2f}-0.75 m), "
+            f"arms {100 * fraction:.0f} %"] = (
             f"{100 * falls / args.episodes:.0f}")
     if policy.calls:
         out["CPU per step (policy)"] = f"{1e3 * policy.seconds / policy.calls:.2f} ms"
@@ -129,6 +133,8 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=100, help="episodes per arm range for the fall count")
     parser.add_argument("--seconds", type=float, default=20.0, help="seconds per fall-count episode")
     parser.add_argument("--walk", type=float, default=5.0, help="seconds per velocity-tracking run")
+    parser.add_argument("--height-reach", type=float, default=0.3,
+                        help="fall-count episodes command heights within this far below 0.75 m (0.3: all of 0.45-0.75)")
     args = parser.parse_args()
     print(f"machine: {describe_machine()}")
     policies = [Holosoma()]

@@ -30,7 +30,9 @@ gains, 50 Hz control) with
 - **a teacher** (``teacher: g1_holosoma``): a walking policy whose lower-body action for each
   observation (it reads the arms as its own targets, as in the cockpit) is ``info["teacher_action"]``
   of ``reset`` and ``step``, for distilling it into the policy before RL
-  (:mod:`roboreward.policies.distill`). It takes no height command: its labels walk at its own height.
+  (:mod:`roboreward.policies.distill`). holosoma reads no height; the locomotion layer squats its
+  reference pose to the command down to 0.65 m (``squat`` in its config), so below that its labels
+  stay at 0.65 m and RL must learn the rest.
 
 ## Action space
 ``Box(-10, 10, (15,), float32)``: offsets of the 15 lower-body joints (legs, waist; the order of

@@ -22,9 +22,10 @@ policy on the newest walking command, and makes one command in the robot file's 
 
 ``/cmd_vel``: ``linear.x`` forward, ``linear.y`` left (m/s), ``angular.z`` yaw rate (rad/s,
 counter-clockwise), in the robot's base frame (REP 103); ``linear.z`` is read as the base height (m)
-by a policy that takes one. A command older than ``command_timeout_s`` is replaced by standing
-still (zero velocity), the convention of ROS base controllers, so a crashed teleop session leaves
-the robot standing, not walking. Non-finite numbers in either topic are dropped and counted.
+by a policy that takes one (holosoma's squats by its reference pose), 0 meaning "stand tall". A
+command older than ``command_timeout_s`` is replaced by standing still (zero velocity), the
+convention of ROS base controllers, so a crashed teleop session leaves the robot standing, not
+walking. Non-finite numbers in either topic are dropped and counted.
 
 The robot file is checked against the policy when the deploy starts: every policy joint must be a
 robot joint, the control rate must be the policy's, the robot must report an IMU, and where the
@@ -210,9 +211,9 @@ class LocomotionController:
             q[shared] = policy.last_targets[shared]
             dq[shared] = 0.0
         dq = np.where(np.isfinite(dq), dq, 0.0)  # JointState's velocity is optional
-        if not math.isfinite(height):
+        if not math.isfinite(height):  # no height commanded: stand tall
             span = policy.config.command_ranges.base_height
-            height = 0.5 * (span[0] + span[1]) if span is not None else 0.75
+            height = span[1] if span is not None else 0.75
         targets = policy.act(
             (vx, vy, wz, height),
             LocomotionState(joint_positions=q, joint_velocities=dq,

@@ -24,7 +24,7 @@ What the config describes, and how it becomes the network's input (the conventio
   (the G1 file lists them that way), which is why ``actions`` comes first. Terms:
   ``base_ang_vel`` (body-frame gyro, 3), ``projected_gravity`` (gravity's unit direction in the body
   frame, 3), ``command_lin_vel`` (vx, vy), ``command_ang_vel`` (yaw rate), ``command_base_height``
-  (for policies that take a height), ``dof_pos`` (joint positions minus the default pose),
+  (for policies that take a height), ``dof_pos`` (joint positions minus the reference pose),
   ``dof_vel``, ``actions`` (the previous raw network output, clipped), ``sin_phase`` /
   ``cos_phase`` (the gait phase of the left and right foot).
 - **History**: with ``history_length`` H, each term's block holds its last H values, oldest first,
@@ -34,13 +34,16 @@ What the config describes, and how it becomes the network's input (the conventio
   below ``stand_threshold`` (speed and yaw rate) holds both at pi (standing); the first moving
   command after standing restarts them at (0, pi).
 - **Action**: the network's output is clipped to ``+-action_clip``; the joint targets are
-  ``default_pose + action_scale * action``. ``kp`` / ``kd`` are the gains of the PD loop the
+  ``reference_pose + action_scale * action``, the reference pose being ``default_pose`` unless the
+  policy squats (below). ``kp`` / ``kd`` are the gains of the PD loop the
   policy was trained with (``torque = kp * (target - q) - kd * dq``); the layer returns targets, and
   whoever drives the motors applies the gains.
 - **Commands** are clipped to ``command_ranges`` (what the policy was trained on; the command
-  actually used is :attr:`LocomotionPolicy.last_command`). ``base_height`` reaches the network only
-  through a ``command_base_height`` term; the holosoma G1 policy has none (``command_ranges.base_height:
-  null``), so its height command is checked finite and otherwise ignored.
+  actually used is :attr:`LocomotionPolicy.last_command`). ``base_height`` reaches the network
+  through a ``command_base_height`` term, or — for a policy that reads no height, like holosoma's —
+  through its reference pose (``squat``, :class:`SquatConfig`): the legs' default pose bends to the
+  commanded height, so the policy balances around a squat as it balances around standing. With
+  neither, ``command_ranges.base_height`` is null and the height is checked finite, then ignored.
 
 Loading checks the ONNX file against the config before any step: its one input must take exactly
 the observation size the terms add up to and its output one value per joint; the metadata holosoma
@@ -65,6 +68,7 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 
 from roboreward.config import bounded, check_fields, find_named, load_config, package_dir, shipped_names
+from roboreward.envs.geometry import flat_foot_leg
 from roboreward.errors import CheckpointError, ConfigError, NonFiniteError, SetupError
 from roboreward.hardware.robot import rotation_from_quaternion
 from roboreward.policies.export import onnx_session
@@ -79,7 +83,7 @@ class LocomotionCommand(NamedTuple):
     vx: float  # m/s, forward (body frame) positive
     vy: float  # m/s, left positive
     yaw_rate: float  # rad/s, counter-clockwise positive
-    base_height: float  # m; used only by policies with a command_base_height term
+    base_height: float  # m, pelvis above the soles; for policies with a command_base_height term or a squat
 
 
 @dataclass(frozen=True)
@@ -160,7 +164,7 @@ class CommandRanges:
     vx: tuple[float, float] = bounded((-1.0, 1.0), "forward speed (m/s)")
     vy: tuple[float, float] = bounded((-1.0, 1.0), "sideways speed (m/s), left positive")
     yaw_rate: tuple[float, float] = bounded((-1.0, 1.0), "turn rate (rad/s), counter-clockwise positive")
-    # null: the policy has no height input; the height command is checked finite and ignored.
+    # null: the policy takes no height (no height input, no squat); the height is checked finite and ignored.
     base_height: tuple[float, float] | None = bounded(None, "base height (m); null if the policy takes none", gt=0.0)
 
     def __post_init__(self) -> None:
@@ -173,6 +177,41 @@ class CommandRanges:
                 raise ConfigError(f"command_ranges.{key}: low {span[0]} > high {span[1]}; give [low, high]")
             if key != "base_height" and not span[0] <= 0.0 <= span[1]:
                 raise ConfigError(f"command_ranges.{key}: {list(span)} must include 0, or the robot cannot stand still")
+
+
+@dataclass(kw_only=True)
+class SquatConfig:
+    """A height command for a policy that reads none: its legs' reference pose squats instead.
+
+    A walking policy observes its joints relative to ``default_pose`` and acts in offsets from it, so
+    moving that reference moves the posture it balances around. For a commanded pelvis height ``h``
+    the knees bend to ``k`` with the feet kept flat under the hips (the planar leg of
+    :func:`~roboreward.envs.geometry.flat_foot_leg`): the hip-to-ankle distance
+    ``sqrt(thigh² + shank² + 2 thigh shank cos k)`` shrinks by ``standing_height - h``, and hip pitch,
+    knee and ankle pitch move by the planar leg's change from the default knee angle; the hips pitch
+    ``lean`` rad further per metre of squat, which keeps the body's weight over the feet (without it
+    the G1 sits back and falls below ~0.62 m). The reference follows the command at ``rate``, so a
+    jump of the command is a smooth squat. What a policy trained standing does with it is measured,
+    not promised: ``command_ranges.base_height`` is the range it holds (benchmarks/g1_homie.py).
+    """
+
+    legs: list[list[str]] = bounded([], "per leg: [hip pitch, knee, ankle pitch] joint names")
+    thigh: float = bounded(0.0, "hip pitch axis to knee axis (m)", gt=0.0, le=5.0)
+    shank: float = bounded(0.0, "knee axis to ankle pitch axis (m)", gt=0.0, le=5.0)
+    standing_height: float = bounded(0.0, "pelvis height above the soles in default_pose (m)", gt=0.0, le=5.0)
+    lean: float = bounded(0.0, "hip pitch added per metre below standing_height (rad/m)", ge=-10.0, le=10.0)
+    rate: float = bounded(0.3, "fastest change of the reference height (m/s)", gt=0.0, le=10.0)
+
+    def __post_init__(self) -> None:
+        check_fields(self, "squat")
+        if not self.legs or any(len(leg) != 3 for leg in self.legs):
+            raise ConfigError(f"squat.legs: {self.legs!r}; give each leg as [hip pitch, knee, ankle pitch] joint names")
+
+
+def _hip_to_ankle(squat: SquatConfig, knee: float) -> float:
+    """Distance from the hip pitch axis to the ankle pitch axis with the knee bent by ``knee`` (rad)."""
+    a, b = squat.thigh, squat.shank
+    return math.sqrt(a * a + b * b + 2.0 * a * b * math.cos(knee))
 
 
 @dataclass(kw_only=True)
@@ -189,12 +228,13 @@ class LocomotionPolicyConfig:
     kd: dict[str, float] = bounded({}, "per joint: PD damping (N m s/rad) the policy was trained with")
     observation: list[ObservationTerm] = bounded([], "the observation terms, in the order they are concatenated")
     history_length: int = bounded(1, "steps of history per term (oldest first)", ge=1, le=64)
-    action_scale: float = bounded(0.25, "target = default_pose + action_scale * action", gt=0.0, le=10.0)
+    action_scale: float = bounded(0.25, "target = reference pose + action_scale * action", gt=0.0, le=10.0)
     action_clip: float = bounded(100.0, "the raw action is clipped to +-action_clip", gt=0.0)
     control_hz: float = bounded(50.0, "policy steps per second", gt=0.0, le=1000.0)
     gait_period_s: float = bounded(1.0, "one gait cycle (s), for the phase clocks", gt=0.0, le=10.0)
     stand_threshold: float = bounded(0.01, "speed (m/s) and yaw rate (rad/s) below which the phase stands", ge=0.0)
     command_ranges: CommandRanges = field(default_factory=CommandRanges)
+    squat: SquatConfig | None = None  # a policy without a height input squats by its reference pose
 
     def __post_init__(self) -> None:
         check_fields(self)  # what from_dict checks as it reads YAML, for a config built in Python
@@ -235,11 +275,35 @@ class LocomotionPolicyConfig:
             raise ConfigError(
                 "command_ranges.base_height: null, but the observation has a command_base_height term; give [low, high]"
             )
-        if not has_height and self.command_ranges.base_height is not None:
+        takes_height = has_height or self.squat is not None
+        if has_height and self.squat is not None:
+            raise ConfigError("squat: the policy reads command_base_height and squats by itself; remove the squat section")
+        if not takes_height and self.command_ranges.base_height is not None:
             raise ConfigError(
-                "command_ranges.base_height: given, but no observation term reads the height; "
-                "set it to null (the policy takes no height) or add a command_base_height term"
+                "command_ranges.base_height: given, but no observation term reads the height and there is no squat "
+                "section; set it to null (the policy takes no height), add a command_base_height term or a squat"
             )
+        if self.squat is not None:
+            if self.command_ranges.base_height is None:
+                raise ConfigError("command_ranges.base_height: null, but the squat section needs the heights it "
+                                  "reaches; give [low, high]")
+            unknown = [n for leg in self.squat.legs for n in leg if n not in self.joint_names]
+            if unknown:
+                raise ConfigError(f"squat.legs: {unknown} are not joints of joint_names")
+            low, high = self.command_ranges.base_height
+            for hip, knee, ankle in self.squat.legs:
+                if _hip_to_ankle(self.squat, self.default_pose[knee]) - (self.squat.standing_height - low) <= abs(
+                        self.squat.thigh - self.squat.shank):
+                    raise ConfigError(
+                        f"command_ranges.base_height: {low} m is deeper than the leg of {knee!r} can squat (thigh "
+                        f"{self.squat.thigh} m, shank {self.squat.shank} m, standing at {self.squat.standing_height} m); "
+                        "raise the low end"
+                    )
+            if high > self.squat.standing_height + 1e-9:
+                raise ConfigError(
+                    f"command_ranges.base_height: high {high} m is above squat.standing_height "
+                    f"{self.squat.standing_height} m; the squat only bends the legs from the default pose"
+                )
 
     @property
     def observation_size(self) -> int:
@@ -385,7 +449,9 @@ class LocomotionPolicy:
     Attributes: ``config``, ``joint_names``, ``default_pose`` / ``kp`` / ``kd`` (float64 arrays in
     joint order), ``dt`` (seconds per step), ``observation_size``, ``term_slices`` (term name ->
     its slice of the observation), and after each :meth:`act`: ``last_observation`` (float32, what
-    the network read), ``last_action`` (the raw action, clipped) and ``last_command`` (clipped).
+    the network read), ``last_action`` (the raw action, clipped), ``last_command`` (clipped) and
+    ``reference_pose`` (what joints are observed against and actions add to: ``default_pose``, or
+    the squat's pose for the height being followed).
     """
 
     def __init__(self, config: LocomotionPolicyConfig, *, source: str | None = None) -> None:
@@ -408,6 +474,9 @@ class LocomotionPolicy:
         for term in config.observation:
             self.term_slices[term.name] = slice(start, start + term.size * h)
             start += term.size * h
+        self._squat_joints = np.array(
+            [[self.joint_names.index(n) for n in leg] for leg in config.squat.legs] if config.squat else [],
+            dtype=np.int64).reshape(-1, 3)
         ranges = config.command_ranges
         self._low = np.array([ranges.vx[0], ranges.vy[0], ranges.yaw_rate[0]])
         self._high = np.array([ranges.vx[1], ranges.vy[1], ranges.yaw_rate[1]])
@@ -422,6 +491,8 @@ class LocomotionPolicy:
                          for t in self.config.observation}
         self._phase = np.array([0.0, math.pi])
         self._standing = False
+        self._reference_height = self.config.squat.standing_height if self.config.squat else math.nan
+        self.reference_pose = self.default_pose.copy()
         self.last_action = np.zeros(n, dtype=np.float32)
         self.last_observation = np.zeros(self.observation_size, dtype=np.float32)
         self.last_command: LocomotionCommand | None = None
@@ -440,6 +511,8 @@ class LocomotionPolicy:
         """
         cmd = self._command(command)
         q, dq, w, gravity = self._state(state)
+        if self.config.squat is not None:
+            self._follow_height(cmd[3])
 
         # The phase moves before the observation is built, as in holosoma's loop (phase, then act).
         moving = math.hypot(cmd[0], cmd[1]) >= self.config.stand_threshold or abs(cmd[2]) >= self.config.stand_threshold
@@ -458,7 +531,7 @@ class LocomotionPolicy:
             "command_lin_vel": cmd[0:2],
             "command_ang_vel": cmd[2:3],
             "command_base_height": cmd[3:4],
-            "dof_pos": q - self.default_pose,
+            "dof_pos": q - self.reference_pose,
             "dof_vel": dq,
             "actions": self.last_action,
             "sin_phase": np.sin(self._phase),
@@ -490,7 +563,23 @@ class LocomotionPolicy:
     def last_targets(self) -> np.ndarray:
         """The joint targets the last :meth:`act` returned (the default pose before the first): where the
         policy means its joints to be, which a caller driving some of them itself can show it instead."""
-        return self.default_pose + self.config.action_scale * self.last_action.astype(np.float64)
+        return self.reference_pose + self.config.action_scale * self.last_action.astype(np.float64)
+
+    def _follow_height(self, height: float) -> None:
+        """Move the squat's reference height toward ``height`` (at most ``squat.rate``) and bend the reference pose."""
+        squat = self.config.squat
+        step = squat.rate * self.dt
+        self._reference_height += min(max(height - self._reference_height, -step), step)
+        depth = squat.standing_height - self._reference_height
+        a, b = squat.thigh, squat.shank
+        pose = self.default_pose.copy()
+        for hip, knee, ankle in self._squat_joints:
+            k0 = self.default_pose[knee]
+            reach = _hip_to_ankle(squat, k0) - depth
+            k = math.acos(min(1.0, max(-1.0, (reach * reach - a * a - b * b) / (2.0 * a * b))))
+            pose[[hip, knee, ankle]] += np.subtract(flat_foot_leg(a, b, k), flat_foot_leg(a, b, k0))
+            pose[hip] += squat.lean * depth
+        self.reference_pose = pose
 
     # -- checks ----------------------------------------------------------------------------------
 
@@ -540,6 +629,7 @@ __all__ = [
     "LocomotionPolicyConfig",
     "LocomotionState",
     "ObservationTerm",
+    "SquatConfig",
     "load_locomotion_config",
     "load_locomotion_policy",
     "locomotion_policy_names",

@@ -18,8 +18,10 @@ discount (``rollout/ep_rew_mean`` is then the shaped return; the unshaped reward
 
 Ctrl-C (or SIGTERM) stops training at the next point where the state is consistent — after the current
 step for SAC/TD3, after the current rollout for PPO — with a checkpoint there; a second Ctrl-C stops at
-once, keeping the checkpoints already on disk. Either way :func:`train` and :func:`resume` end with
-``KeyboardInterrupt`` (the command line exits with status 130): the run is not finished.
+once, keeping the checkpoints already on disk. Before the first training step (distilling a teacher,
+cloning demos) a signal stops at once; a distilled policy already saved is what ``--resume`` starts from.
+Either way :func:`train` and :func:`resume` end with ``KeyboardInterrupt`` (the command line exits with
+status 130): the run is not finished.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import contextlib
 import dataclasses
 import json
 import shutil
+import signal
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -54,7 +57,7 @@ from roboreward.policies.bc import (
     start_from_demonstrations,
 )
 from roboreward.policies.callbacks import BestPolicy, Checkpointer, EpisodeStats, ProgressBar, stop_on_signals
-from roboreward.policies.checkpoints import find_resumable, list_checkpoints, save_model
+from roboreward.policies.checkpoints import find_resumable, list_checkpoints, load_weights, save_model
 from roboreward.rewards.base import RewardConfig, RewardModel, make_reward_model
 from roboreward.signals import on_signals
 
@@ -242,17 +245,13 @@ def _learn_in(config: ExperimentConfig, run_dir: Path, resuming: bool, venv: Vec
     else:
         if resuming:
             print(f"{run_dir} has no checkpoint yet: training starts over")
-        if config.teacher.enabled:
-            from roboreward.policies.distill import DISTILLED_POLICY, distill
-
-            done = distill(model, venv, config.teacher, config.train.progress_bar)
-            save_model(model, run_dir / DISTILLED_POLICY)
-            print("distilled the teacher: " + ", ".join(f"{k} {v:.4g}" for k, v in done.items())
-                  + f"; the starting policy alone: {run_dir / DISTILLED_POLICY}")
-        if demos is not None:
-            done = start_from_demonstrations(model, demos, config, reward_model, run_dir, config.train.progress_bar)
-            print(f"behaviour cloning from {config.bc.demos}: " + ", ".join(f"{k} {v}" for k, v in done.items())
-                  + f"; the starting policy alone: {run_dir / BC_POLICY}")
+        with _stop_at_once_on_signals(run_dir, "before its first training step"):
+            if config.teacher.enabled:
+                _start_from_teacher(model, venv, config, run_dir, resuming)
+            if demos is not None:
+                done = start_from_demonstrations(model, demos, config, reward_model, run_dir, config.train.progress_bar)
+                print(f"behaviour cloning from {config.bc.demos}: " + ", ".join(f"{k} {v}" for k, v in done.items())
+                      + f"; the starting policy alone: {run_dir / BC_POLICY}")
     if config.teacher.enabled:  # distilled (now or in the session resumed): the envs stop labelling
         venv.env_method("drop_teacher")
     model.set_logger(_logger(run_dir, session))
@@ -297,6 +296,43 @@ def _learn_in(config: ExperimentConfig, run_dir: Path, resuming: bool, venv: Vec
     atomic_write(run_dir / "train_summary.json", json.dumps(summary, indent=2).encode())
     print(f"trained {model.num_timesteps} steps in {summary['train_seconds']} s -> {run_dir}")
     return run_dir
+
+
+def _start_from_teacher(model: BaseAlgorithm, venv: VecEnv, config: ExperimentConfig, run_dir: Path, resuming: bool) -> None:
+    """Distil the teacher into ``model`` and save the result; a resumed run that has it already loads it instead
+    (the distillation is minutes of rollouts that a stop before the first checkpoint must not throw away)."""
+    from roboreward.policies.distill import DISTILLED_POLICY, distill
+
+    distilled = run_dir / DISTILLED_POLICY
+    if resuming and distilled.is_file():
+        load_weights(model, distilled)
+        print(f"starting from the teacher distilled in an earlier session: {distilled}")
+        return
+    done = distill(model, venv, config.teacher, config.train.progress_bar)
+    save_model(model, distilled)
+    print("distilled the teacher: " + ", ".join(f"{k} {v:.4g}" for k, v in done.items())
+          + f"; the starting policy alone: {distilled}")
+
+
+@contextmanager
+def _stop_at_once_on_signals(run_dir: Path, where: str) -> Iterator[None]:
+    """Ctrl-C or SIGTERM while inside ends training at once with ``KeyboardInterrupt``.
+
+    The stages before the first training step (distillation, cloning) have no consistent point to stop
+    at, but a SIGTERM must still unwind: without this it kills the process where it stands, and the env
+    workers die on a broken pipe instead of being closed.
+    """
+
+    def handle(sig: signal.Signals) -> None:
+        raise KeyboardInterrupt(sig.name)
+
+    try:
+        with on_signals(handle):
+            yield
+    except KeyboardInterrupt as e:
+        print(f"\n{e.args[0] if e.args else 'SIGINT'}: training stopped {where}; what it saved in {run_dir} is kept; "
+              f"continue with: roboreward train --resume {run_dir}")
+        raise
 
 
 @contextmanager

@@ -28,11 +28,14 @@ arms re-posed every 2 s at up to 2 rad/s, 20 s episodes), falls per 100 episodes
 ``measured`` -> ``commanded``: standing, arms over 30 % of their range 100 -> 0, over 60 % 100 -> 30;
 walking at 0.5 m/s, 70 -> 0 and 100 -> 20.
 
-The pedal's height command reaches only a policy that reads one (``command_base_height``); the
-shipped holosoma policy does not, so the robot walks at its own height and the squat pedal does
-nothing (:attr:`WalkingBase.height_range` is a single height, which the session's pedal mapping
-clamps to). A pelvis below ``base.fall_height`` or an unstable simulation is a fall
-(:attr:`WalkingBase.fallen`): the simulated sink stands the robot up again and counts it.
+The pedal's height command goes to the policy with the velocities. The shipped holosoma policy
+reads no height; the locomotion layer squats its reference pose instead (``squat`` in its config),
+over the range that holds: 0.65-0.757 m (:attr:`WalkingBase.height_range`, which the session's
+pedal mapping clamps to; 0.639 m measured for 0.65). Walking in a squat is slow (~0.2 m/s for 0.5
+commanded at 0.65 m). A policy without either has one height, and the squat pedal does nothing.
+
+A pelvis below ``base.fall_height`` or an unstable simulation is a fall (:attr:`WalkingBase.fallen`):
+the simulated sink stands the robot up again and counts it.
 """
 
 from __future__ import annotations

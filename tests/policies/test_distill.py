@@ -112,3 +112,59 @@ def test_the_symmetry_pass_makes_a_lopsided_policy_act_alike_on_both_sides(tmp_p
     with pytest.raises(ConfigError, match="symmetry: the mirror loss is built on PPO"):
         load_experiment("g1_homie", ["algo.name=sac", "algo.hyperparams={}", "teacher.enabled=false",
                                      "symmetry.weight=1"])
+
+
+def test_a_run_stopped_after_the_distillation_resumes_from_the_distilled_policy(tmp_path, monkeypatch, capsys):
+    from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
+
+    import roboreward.policies.distill as distill_module
+    from roboreward.policies.train import resume, train
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt  # a kill between the distillation and the first checkpoint
+
+    config = small_g1_homie(tmp_path, "train.total_timesteps=256", "algo.hyperparams.n_steps=128", "teacher.iterations=1",
+                            "teacher.steps=200", "teacher.epochs=1", "teacher.critic_epochs=1", "teacher.log_std=-1.5")
+    with monkeypatch.context() as patch:
+        patch.setattr(OnPolicyAlgorithm, "learn", stopped)
+        with pytest.raises(KeyboardInterrupt):
+            train(config)
+    (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    distilled = (run / DISTILLED_POLICY).read_bytes()
+    assert not (run / "checkpoints").exists() or not any((run / "checkpoints").iterdir())
+
+    def no_second_distillation(*args, **kwargs):
+        raise AssertionError("resume distilled the teacher again")
+
+    monkeypatch.setattr(distill_module, "distill", no_second_distillation)
+    resume(run)
+    assert "starting from the teacher distilled in an earlier session" in capsys.readouterr().out
+    assert (run / DISTILLED_POLICY).read_bytes() == distilled
+    # 256 steps at PPO's fine-tuning rate leave the distilled exploration noise; a fresh policy has log_std 0
+    assert PPO.load(run / "model.zip", device="cpu").policy.log_std.mean().item() == pytest.approx(-1.5, abs=0.05)
+
+
+def test_sigterm_while_distilling_closes_the_env_workers_and_says_how_to_resume(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    command = [sys.executable, "-m", "roboreward.cli", "train", "g1_homie", f"runs_dir={tmp_path}", "env.n_envs=2",
+               "env.vectorization=subproc", "teacher.iterations=2", "teacher.steps=1000000"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True) as proc:
+        output, deadline = "", time.monotonic() + 120
+        while "distilling the teacher" not in output and proc.poll() is None and time.monotonic() < deadline:
+            output += proc.stdout.read(1)
+        assert "distilling the teacher" in output, output
+        time.sleep(2.0)  # some rollouts in
+        proc.send_signal(signal.SIGTERM)
+        rest, _ = proc.communicate(timeout=60)
+    output += rest
+    assert proc.returncode == 130, output
+    (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    assert f"SIGTERM: training stopped before its first training step; what it saved in {run} is kept; " \
+           f"continue with: roboreward train --resume {run}" in output
+    assert "Traceback" not in output and "ConnectionResetError" not in output and "EOFError" not in output, output

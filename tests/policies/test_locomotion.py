@@ -33,6 +33,7 @@ from roboreward.policies.locomotion import (
 
 DEFAULT_ONNX = "holosoma_inference:models/loco/g1_29dof/fastsac_g1_29dof.onnx"
 G1_ONNX = ["ppo_g1_29dof.onnx", "fastsac_g1_29dof.onnx"]  # both G1 walking policies holosoma-inference ships
+STAND = 0.757  # the G1's pelvis height in the default pose (squat.standing_height)
 
 
 def _package_file(package: str, rel: str) -> Path:
@@ -154,7 +155,7 @@ def _tilted_state(policy: LocomotionPolicy) -> tuple[LocomotionState, dict]:
 
 def test_observation_terms_at_their_offsets(policy):
     state, truth = _tilted_state(policy)
-    policy.act((0.5, -0.2, 0.3, 0.75), state)
+    policy.act((0.5, -0.2, 0.3, STAND), state)
     obs, s = policy.last_observation, policy.term_slices
     assert obs.dtype == np.float32 and obs.shape == (100,)
     # holosoma's order: sorted by name
@@ -178,7 +179,7 @@ def test_observation_terms_at_their_offsets(policy):
     assert np.linalg.norm(obs[s["projected_gravity"]]) == pytest.approx(1.0, abs=1e-6)
 
     first_action = policy.last_action.copy()
-    targets = policy.act((0.5, -0.2, 0.3, 0.75), state)
+    targets = policy.act((0.5, -0.2, 0.3, STAND), state)
     np.testing.assert_array_equal(policy.last_observation[s["actions"]], first_action)  # the previous raw action
     second_phase = first_phase + 2 * math.pi / 50
     np.testing.assert_allclose(policy.last_observation[s["sin_phase"]], np.sin(second_phase), atol=2e-6)
@@ -216,19 +217,77 @@ def test_phase_stands_at_pi_and_restarts_when_moving(policy):
         assert np.all(policy.phase >= -math.pi) and np.all(policy.phase < math.pi)
 
 
-def test_commands_are_clipped_and_height_is_ignored(policy):
+def test_commands_are_clipped(policy):
     state, _ = _tilted_state(policy)
-    policy.act((3.0, -2.0, 5.0, 0.75), state)
-    assert policy.last_command[:3] == (1.0, -1.0, 1.0)
+    policy.act((3.0, -2.0, 5.0, 0.2), state)
+    assert policy.last_command == (1.0, -1.0, 1.0, 0.65)  # the height to the squat's range
     np.testing.assert_allclose(policy.last_observation[policy.term_slices["command_lin_vel"]], [1.0, -1.0])
+
+
+def test_without_a_squat_the_height_is_ignored():
+    policy = load_locomotion_policy("g1_holosoma", ["squat=null", "command_ranges.base_height=null"])
+    state, _ = _tilted_state(policy)
     seen = []
-    for height in (0.45, 0.75, 1.2):  # the holosoma policy has no height input: same observation, same targets
+    for height in (0.45, 0.75, 1.2):  # no height input, no squat: same observation, same targets
         policy.reset()
         targets = policy.act((0.5, 0.0, 0.0, height), state)
         seen.append((policy.last_observation.copy(), targets))
     for obs, targets in seen[1:]:
         np.testing.assert_array_equal(obs, seen[0][0])
         np.testing.assert_array_equal(targets, seen[0][1])
+
+
+def test_the_squat_bends_the_reference_pose_at_its_rate(policy):
+    """Hand-built state; the reference pose checked against the planar leg, joint by joint."""
+    squat = policy.config.squat
+    state, _ = _tilted_state(policy)
+    names = policy.joint_names
+    legs = [[names.index(n) for n in leg] for leg in squat.legs]
+    knees = []
+    for _ in range(30):
+        targets = policy.act((0.0, 0.0, 0.0, 0.65), state)
+        knees.append(policy.reference_pose[legs[0][1]])
+    assert np.all(np.diff(knees[:18]) > 0) and np.all(np.diff(knees[18:]) == 0)  # 0.107 m at 6 mm a step: 18 steps
+    depth = STAND - 0.65
+    a, b = squat.thigh, squat.shank
+    for hip, knee, ankle in legs:
+        k0, k = policy.default_pose[knee], policy.reference_pose[knee]
+        reach = lambda angle: math.sqrt(a * a + b * b + 2 * a * b * math.cos(angle))  # noqa: E731
+        assert reach(k) == pytest.approx(reach(k0) - depth, abs=1e-9)  # the hips lowered by the depth
+        moved = policy.reference_pose[[hip, knee, ankle]] - policy.default_pose[[hip, knee, ankle]]
+        assert moved.sum() == pytest.approx(squat.lean * depth, abs=1e-9)  # feet stay flat; the hips lean
+        assert moved[0] < 0 < moved[1] and moved[2] < 0  # thigh forward, knee bent, ankle flexed
+    others = [i for i in range(len(names)) if not any(i in leg for leg in legs)]
+    np.testing.assert_array_equal(policy.reference_pose[others], policy.default_pose[others])
+    # The policy observes and acts around the squat: dof_pos against it, targets from it.
+    np.testing.assert_allclose(policy.last_observation[policy.term_slices["dof_pos"]],
+                               state.joint_positions - policy.reference_pose, atol=2e-6)
+    np.testing.assert_allclose(targets, policy.reference_pose + 0.25 * policy.last_action.astype(np.float64))
+    policy.reset()  # a reset stands tall again
+    np.testing.assert_array_equal(policy.reference_pose, policy.default_pose)
+
+
+def test_squat_geometry_is_the_g1_models():
+    """The squat section's leg lengths and standing height, measured on holosoma's G1 MJCF."""
+    from roboreward.envs.g1_loco import G1LocoEnv
+
+    squat = load_locomotion_config("g1_holosoma").squat
+    env = G1LocoEnv(randomization={"enabled": False})
+    try:
+        m = env.sim.model
+        d = mujoco.MjData(m)
+        d.qpos[3:7] = [1, 0, 0, 0]
+        mujoco.mj_kinematics(m, d)
+        for leg in squat.legs:
+            hip, knee, ankle = (d.xanchor[m.joint(n).id][[0, 2]] for n in leg)
+            assert np.linalg.norm(knee - hip) == pytest.approx(squat.thigh, abs=1e-3)
+            assert np.linalg.norm(ankle - knee) == pytest.approx(squat.shank, abs=1e-3)
+        heights, knees = env.knee_table  # pelvis above flat soles, by knee angle
+        order = np.argsort(knees)
+        k0 = load_locomotion_config("g1_holosoma").default_pose["left_knee_joint"]
+        assert np.interp(k0, knees[order], heights[order]) == pytest.approx(squat.standing_height, abs=2e-3)
+    finally:
+        env.close()
 
 
 @pytest.mark.parametrize(
@@ -397,7 +456,13 @@ def test_output_size_mismatch_says_both_sizes(tmp_path):
     [
         ("observation=[{name: dof_pos, size: 12}]", r"observation\[0\] \(dof_pos\): size 12, but the term holds 29"),
         ("observation=[{name: gyro, size: 3}]", r"observation\[0\].name: 'gyro' is not allowed"),
-        ("command_ranges.base_height=[0.5, 0.8]", "no observation term reads the height"),
+        ("squat=null", "no observation term reads the height and there is no squat"),
+        ("command_ranges.base_height=null", "the squat section needs the heights it reaches"),
+        ("command_ranges.base_height=[0.65, 0.8]", "high 0.8 m is above squat.standing_height 0.757 m"),
+        ("command_ranges.base_height=[0.1, 0.757]", "0.1 m is deeper than the leg of 'left_knee_joint' can squat"),
+        ("squat.legs=[[left_hip_pitch_joint, left_knee_joint]]", "give each leg as \\[hip pitch, knee, ankle pitch\\]"),
+        ("squat.legs=[[left_hip_pitch_joint, left_knee_joint, left_toe]]", "squat.legs: \\['left_toe'\\] are not joints"),
+        ("squat.lean=nan", "squat.lean: nan is not a finite number"),
         ("command_ranges.vx=[0.2, 1.0]", "must include 0"),
         ("action_scale=nan", "not a finite number"),
         ("kp.left_knee_joint=-1", "gains must be >= 0"),
@@ -462,3 +527,21 @@ def test_turns_on_the_spot(policy, g1_sim):
     assert low > 0.65 and not g1_sim.diverged
     assert 1.5 < turned < 3.5, f"turned {turned:.2f} rad in 5 s at 0.5 rad/s"
     assert np.linalg.norm(g1_sim.base_position[:2]) < 0.5
+
+
+def test_squats_to_the_commanded_height_walks_there_and_stands_up_again(policy, g1_sim):
+    # Measured (FastSAC): 0.641 m for 0.65 (last 2 s), lowest 0.623; 0.80 m forward in 4 s at 0.5 m/s squatting
+    # (0.19 m/s: slower than standing's ~0.4); 0.761 m standing again.
+    g1_sim.reset()
+    _run(policy, g1_sim, (0.0, 0.0, 0.0, STAND), 1.0)
+    heights, state = [], g1_sim.state()
+    for _ in range(200):
+        state = g1_sim.step(policy.act((0.0, 0.0, 0.0, 0.65), state))
+        heights.append(g1_sim.base_height)
+    squatting = float(np.mean(heights[-100:]))
+    assert squatting == pytest.approx(0.65, abs=0.02), f"squatted to {squatting:.3f} m for 0.65"
+    start = g1_sim.base_position
+    low = _run(policy, g1_sim, (0.5, 0.0, 0.0, 0.65), 4.0)
+    assert low > 0.6 and g1_sim.base_position[0] - start[0] > 0.4, "it does not walk in a squat"
+    _run(policy, g1_sim, (0.0, 0.0, 0.0, STAND), 3.0)
+    assert g1_sim.base_height > 0.74

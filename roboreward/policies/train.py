@@ -245,7 +245,7 @@ def _learn_in(config: ExperimentConfig, run_dir: Path, resuming: bool, venv: Vec
     else:
         if resuming:
             print(f"{run_dir} has no checkpoint yet: training starts over")
-        with _stop_at_once_on_signals(run_dir, "before its first training step"):
+        with _stop_at_once_on_signals(run_dir):
             if config.teacher.enabled:
                 _start_from_teacher(model, venv, config, run_dir, resuming)
             if demos is not None:
@@ -315,7 +315,7 @@ def _start_from_teacher(model: BaseAlgorithm, venv: VecEnv, config: ExperimentCo
 
 
 @contextmanager
-def _stop_at_once_on_signals(run_dir: Path, where: str) -> Iterator[None]:
+def _stop_at_once_on_signals(run_dir: Path) -> Iterator[None]:
     """Ctrl-C or SIGTERM while inside ends training at once with ``KeyboardInterrupt``.
 
     The stages before the first training step (distillation, cloning) have no consistent point to stop
@@ -330,8 +330,8 @@ def _stop_at_once_on_signals(run_dir: Path, where: str) -> Iterator[None]:
         with on_signals(handle):
             yield
     except KeyboardInterrupt as e:
-        print(f"\n{e.args[0] if e.args else 'SIGINT'}: training stopped {where}; what it saved in {run_dir} is kept; "
-              f"continue with: roboreward train --resume {run_dir}")
+        print(f"\n{e.args[0] if e.args else 'SIGINT'}: training stopped before its first training step; what it "
+              f"saved in {run_dir} is kept; continue with: roboreward train --resume {run_dir}")
         raise
 
 

@@ -74,7 +74,7 @@ from roboreward.envs.geometry import flat_foot_leg, lowest_point
 from roboreward.envs.rendering import mujoco
 from roboreward.errors import ConfigError
 from roboreward.hardware.robot import rotation_from_quaternion
-from roboreward.policies.locomotion import load_locomotion_config
+from roboreward.policies.locomotion import GaitClock, load_locomotion_config
 
 ARM_KEYWORDS = ("shoulder", "elbow", "wrist")
 
@@ -281,6 +281,7 @@ class G1LocoEnv(gym.Env):
         self._hip_roll_yaw = np.array([index[n] for n in self.joint_names if "hip_roll" in n or "hip_yaw" in n])
         self._waist = np.array([index[n] for n in self.joint_names if n in ("waist_roll_joint", "waist_pitch_joint")])
         self.action_scale = loco.action_scale
+        self._clock = GaitClock(self.sim.dt, config.gait_period_s, loco.stand_threshold)  # the teacher's clock
         self.default_pose = self.sim.default_pose.copy()
         self._kp0, self._kd0 = self.sim.kp.copy(), self.sim.kd.copy()
         m = self.sim.model
@@ -364,7 +365,7 @@ class G1LocoEnv(gym.Env):
         self._rng = rng
         self.sim.reset()
         self._t = 0.0
-        self._phase = np.array([0.0, math.pi])
+        self._clock.reset()
         self._action = np.zeros(len(self.policy_joints), dtype=np.float32)
         self._prev_action = self._action.copy()
         self._delayed_targets: np.ndarray | None = None
@@ -451,7 +452,7 @@ class G1LocoEnv(gym.Env):
             self._next_push = self._t + self._rng.uniform(*self.config.randomization.push_every_s)
         self.sim.step(applied)
         self._t += self.sim.dt
-        self._advance_phase()
+        self._clock.advance(*self.command[:3])
         terms = self.reward_terms()
         fallen = self._fallen()
         if fallen:
@@ -481,14 +482,6 @@ class G1LocoEnv(gym.Env):
         if self._episode_height and np.mean(self._episode_height) > c.height_promote_above:
             self.height_reach = min(c.height[1] - c.height[0], self.height_reach + c.height_step)
 
-    def _advance_phase(self) -> None:
-        c = self.command
-        if math.hypot(c[0], c[1]) < 0.05 and abs(c[2]) < 0.05:
-            self._phase[:] = math.pi  # standing: both feet down
-        else:
-            step = 2.0 * math.pi * self.sim.dt / self.config.gait_period_s
-            self._phase = np.fmod(self._phase + step + math.pi, 2.0 * math.pi) - math.pi
-
     # -- what the policy sees and what it is paid ---------------------------------------------------
 
     def _base_frame(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -507,7 +500,7 @@ class G1LocoEnv(gym.Env):
         dq = d.qvel[self.sim._vadr]
         obs = np.concatenate([
             0.25 * ang, gravity, self.command, q, 0.05 * dq, self._action,
-            np.sin(self._phase), np.cos(self._phase),
+            np.sin(self._clock.phase), np.cos(self._clock.phase),
         ])
         return obs.astype(np.float32)
 
@@ -562,8 +555,7 @@ class G1LocoEnv(gym.Env):
         q = d.qpos[sim._qadr]
         dq = d.qvel[sim._vadr]
         contact = self._contacts()
-        standing = math.hypot(c[0], c[1]) < 0.05 and abs(c[2]) < 0.05
-        stance = np.ones(2, dtype=bool) if standing else np.sin(self._phase) < 0
+        stance = np.ones(2, dtype=bool) if self._clock.standing else np.sin(self._clock.phase) < 0
         return {
             "lin_vel": math.exp(-float(np.sum((lin[:2] - c[:2]) ** 2)) / 0.25),
             "yaw_rate": math.exp(-float((ang[2] - c[2]) ** 2) / 0.25),

@@ -29,10 +29,10 @@ What the config describes, and how it becomes the network's input (the conventio
   ``cos_phase`` (the gait phase of the left and right foot).
 - **History**: with ``history_length`` H, each term's block holds its last H values, oldest first,
   zeros before the first step.
-- **Gait phase**: two clocks, left foot at 0 and right at pi after :meth:`LocomotionPolicy.reset`,
-  advancing by ``2 pi / (control_hz * gait_period_s)`` per step and wrapped to [-pi, pi). A command
-  below ``stand_threshold`` (speed and yaw rate) holds both at pi (standing); the first moving
-  command after standing restarts them at (0, pi).
+- **Gait phase** (:class:`GaitClock`): two clocks, left foot at 0 and right at pi after
+  :meth:`LocomotionPolicy.reset`, advancing by ``2 pi / (control_hz * gait_period_s)`` per step and
+  wrapped to [-pi, pi). A command below ``stand_threshold`` (speed and yaw rate) holds both at pi
+  (standing); the first moving command after standing restarts them at (0, pi).
 - **Action**: the network's output is clipped to ``+-action_clip``; the joint targets are
   ``reference_pose + action_scale * action``, the reference pose being ``default_pose`` unless the
   policy squats (below). ``kp`` / ``kd`` are the gains of the PD loop the
@@ -443,6 +443,38 @@ def _check_layout(session: Any, path: Path, config: LocomotionPolicyConfig, sour
 # The policy
 
 
+class GaitClock:
+    """The gait phase of the left and right foot, as holosoma's policies read it.
+
+    Two clocks, left foot at 0 and right at pi after :meth:`reset`, advance by ``2 pi dt / period_s``
+    per step, wrapped to [-pi, pi). A command below ``stand_threshold`` (speed and yaw rate) holds both
+    at pi (both feet down); the first moving command after standing restarts them at (0, pi), so every
+    walk starts on the same foot. :class:`LocomotionPolicy` and ``roboreward/G1Loco-v0`` share it, so a
+    policy trained in the env sees the phase its teacher sees.
+    """
+
+    def __init__(self, dt: float, period_s: float, stand_threshold: float) -> None:
+        self._step = 2.0 * math.pi * dt / period_s
+        self.stand_threshold = stand_threshold
+        self.reset()
+
+    def reset(self) -> None:
+        self.phase = np.array([0.0, math.pi])
+        self.standing = False
+
+    def advance(self, vx: float, vy: float, yaw_rate: float) -> np.ndarray:
+        """One step under the command (vx, vy, yaw_rate); returns the phases (rad)."""
+        if math.hypot(vx, vy) < self.stand_threshold and abs(yaw_rate) < self.stand_threshold:
+            self.phase[:] = math.pi
+            self.standing = True
+        elif self.standing:
+            self.phase[:] = (0.0, math.pi)
+            self.standing = False
+        else:
+            self.phase = np.fmod(self.phase + self._step + math.pi, 2.0 * math.pi) - math.pi
+        return self.phase
+
+
 class LocomotionPolicy:
     """An ONNX locomotion policy: :meth:`act` turns commands and state into joint targets.
 
@@ -480,7 +512,7 @@ class LocomotionPolicy:
         ranges = config.command_ranges
         self._low = np.array([ranges.vx[0], ranges.vy[0], ranges.yaw_rate[0]])
         self._high = np.array([ranges.vx[1], ranges.vy[1], ranges.yaw_rate[1]])
-        self._phase_dt = 2.0 * math.pi / (config.control_hz * config.gait_period_s)
+        self._clock = GaitClock(self.dt, config.gait_period_s, config.stand_threshold)
         self._input = np.zeros((1, self.observation_size), dtype=np.float32)
         self.reset()
 
@@ -489,8 +521,7 @@ class LocomotionPolicy:
         n = len(self.joint_names)
         self._history = {t.name: np.zeros((self.config.history_length, t.size), dtype=np.float32)
                          for t in self.config.observation}
-        self._phase = np.array([0.0, math.pi])
-        self._standing = False
+        self._clock.reset()
         self._reference_height = self.config.squat.standing_height if self.config.squat else math.nan
         self.reference_pose = self.default_pose.copy()
         self.last_action = np.zeros(n, dtype=np.float32)
@@ -500,7 +531,7 @@ class LocomotionPolicy:
     @property
     def phase(self) -> np.ndarray:
         """The gait phase of the left and right foot (rad, in [-pi, pi])."""
-        return self._phase.copy()
+        return self._clock.phase.copy()
 
     def act(self, command: LocomotionCommand | Sequence[float], state: LocomotionState) -> np.ndarray:
         """One policy step: float64 joint position targets in ``joint_names`` order.
@@ -515,15 +546,7 @@ class LocomotionPolicy:
             self._follow_height(cmd[3])
 
         # The phase moves before the observation is built, as in holosoma's loop (phase, then act).
-        moving = math.hypot(cmd[0], cmd[1]) >= self.config.stand_threshold or abs(cmd[2]) >= self.config.stand_threshold
-        if not moving:
-            self._phase[:] = math.pi
-            self._standing = True
-        elif self._standing:
-            self._phase[:] = (0.0, math.pi)
-            self._standing = False
-        else:
-            self._phase = np.fmod(self._phase + self._phase_dt + math.pi, 2.0 * math.pi) - math.pi
+        phase = self._clock.advance(*cmd[:3])
 
         values = {
             "base_ang_vel": w,
@@ -534,8 +557,8 @@ class LocomotionPolicy:
             "dof_pos": q - self.reference_pose,
             "dof_vel": dq,
             "actions": self.last_action,
-            "sin_phase": np.sin(self._phase),
-            "cos_phase": np.cos(self._phase),
+            "sin_phase": np.sin(phase),
+            "cos_phase": np.cos(phase),
         }
         obs = self._input[0]
         for term in self.config.observation:
@@ -624,6 +647,7 @@ class LocomotionPolicy:
 
 __all__ = [
     "CommandRanges",
+    "GaitClock",
     "LocomotionCommand",
     "LocomotionPolicy",
     "LocomotionPolicyConfig",

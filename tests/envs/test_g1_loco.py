@@ -105,9 +105,26 @@ def test_the_observation_of_a_mirrored_state_is_the_mirrored_observation():
         d.qvel[env.sim._vadr] = env.mirror.joints(joint_vel)
         env.command = env.command * [1, -1, -1, 1]
         env._action = env.mirror.action(env._action)
-        env._phase = env._phase[::-1].copy()
+        env._clock.phase = env._clock.phase[::-1].copy()
         mujoco.mj_forward(env.sim.model, d)
         np.testing.assert_allclose(env._observation(), env.mirror.observation(obs), atol=1e-5)
+    finally:
+        env.close()
+
+
+def test_the_policy_sees_the_gait_phase_its_teacher_sees():
+    """Standing, moving off (both clocks restart at (0, pi)), walking, standing again: the env's phase observation
+    is the teacher's, so distillation never asks the student to copy an action taken at another phase."""
+    env = G1LocoEnv(teacher="g1_holosoma", randomization={"enabled": False}, arm_curriculum={"fixed": 0.0})
+    try:
+        obs, info = env.reset(seed=0)
+        env._next_command = math.inf
+        for command in ([0.0, 0.0, 0.0, 0.75], [0.03, 0.0, 0.0, 0.75], [0.4, 0.0, 0.2, 0.75], [0.0, 0.0, 0.0, 0.75]):
+            env.command = np.array(command)
+            for _ in range(20):
+                obs, _, _, _, info = env.step(info["teacher_action"])
+                np.testing.assert_allclose(obs[-4:-2], np.sin(env.teacher.phase), atol=1e-6)
+                np.testing.assert_allclose(obs[-2:], np.cos(env.teacher.phase), atol=1e-6)
     finally:
         env.close()
 

@@ -78,6 +78,32 @@ def test_the_controller_walks_the_robot_files_g1_and_passes_the_operators_arm_ta
         sim.close()
 
 
+def test_the_height_on_cmd_vel_squats_the_robot_and_none_stands_it_tall(policy):
+    """``linear.z`` is the base height: 0.65 squats the robot file's G1 (the layer's reference-pose squat), 0 stands."""
+    from roboreward.hardware.sim import RobotSimulation
+
+    sim = RobotSimulation("g1_walking")
+    try:
+        controller = LocomotionController(policy, sim.robot)
+        t = drive(sim, controller, 1.0)
+        standing = sim.odometry_state().position[2]
+        for _ in range(40):  # 2 s of commands at 0.65 m
+            controller.set_velocity(0.0, 0.0, 0.0, 0.65, now=t)
+            t = drive(sim, controller, 0.05, t)
+        squatting = sim.odometry_state().position[2]
+        assert policy.last_command.base_height == pytest.approx(0.65)
+        for _ in range(40):  # then commands without a height: stand tall
+            controller.set_velocity(0.0, 0.0, 0.0, 0.0, now=t)
+            t = drive(sim, controller, 0.05, t)
+        print(f"pelvis {standing:.3f} m standing, {squatting:.3f} m for 0.65, {sim.odometry_state().position[2]:.3f} m "
+              "after height 0")
+        assert squatting == pytest.approx(0.65, abs=0.025)  # measured 0.641
+        assert policy.last_command.base_height == pytest.approx(0.757)
+        assert sim.odometry_state().position[2] == pytest.approx(standing, abs=0.02)
+    finally:
+        sim.close()
+
+
 def test_the_policy_sees_its_own_arm_targets_unless_told_otherwise(policy):
     from roboreward.hardware.sim import RobotSimulation
 

@@ -5,7 +5,9 @@ on fresh episodes (Meta-World's success flag at the last step) — then the same
 budget and SAC) with one thing changed:
 
 - the reward: ``dense`` (Meta-World's shaped reward, which the default job never sees), ``sparse`` (its
-  success flag alone), ``goal_image`` (the goal-image reward, the goal being the demos' final frames);
+  success flag alone), ``sparse_shaped`` (the success flag shaped by the default job's progress model as
+  the potential, ``r + γΦ(s') − Φ(s)``, refitted and relabelled as in the default job), ``goal_image``
+  (the goal-image reward, the goal being the demos' final frames);
 - one ingredient of the default job's recipe switched off: ``no_refit`` (the progress model is never refitted
   on the agent's failures), ``no_relabel`` (replayed rewards stay as they were when collected),
   ``no_demo_fraction`` (the demos are ordinary replay), ``no_anneal`` (the BC term never fades),
@@ -49,9 +51,11 @@ DEMO_TASK, DEMO_EPISODES = "button-press", 1
 
 # Replayed rewards are relabelled only for a model that changes while training; these rewards do not.
 _NO_RELABEL = {"algo": {"relabel_rewards": False}}
+_SPARSE = {"reward": {"type": "env"}, "env": {"kwargs": {"reward": "sparse"}}}
 REWARDS: dict[str, dict[str, Any]] = {
     "dense": {"reward": {"type": "env"}, **_NO_RELABEL},
-    "sparse": {"reward": {"type": "env"}, "env": {"kwargs": {"reward": "sparse"}}, **_NO_RELABEL},
+    "sparse": {**_SPARSE, **_NO_RELABEL},
+    "sparse_shaped": {},  # the sparse flag shaped by the default job's own reward section: filled in below
     "goal_image": {},  # filled in once the goal frames exist
 }
 ABLATIONS: dict[str, dict[str, Any]] = {
@@ -63,7 +67,7 @@ ABLATIONS: dict[str, dict[str, Any]] = {
 }
 VARIANTS = ("learned", *REWARDS, *ABLATIONS)
 NAMES = {"learned": "learned (default job)", "dense": "dense (Meta-World's)", "sparse": "sparse (success flag)",
-         "goal_image": "goal image"}
+         "sparse_shaped": "sparse + learned shaping", "goal_image": "goal image"}
 
 
 def main() -> None:
@@ -102,6 +106,7 @@ def main() -> None:
     trained_on = base["bc"]["episodes"] or list(range(reader.num_episodes))
     goal = args.out / "goal_frames.npy"
     np.save(goal, np.stack([reader.frames(i, camera)[-1] for i in trained_on]))
+    REWARDS["sparse_shaped"] = {**_SPARSE, "shaping": {"potential": base["reward"]}}
     REWARDS["goal_image"] = {
         "reward": {"type": "goal_image", "goal_source": "images", "goal_images": [str(goal)]},
         "env": {"render": {"width": size, "height": size, "camera": camera}}, **_NO_RELABEL,
@@ -224,8 +229,9 @@ def _run(variant: str, seed: int, data: dict, out: Path, episodes: int) -> dict:
 def _with_demos(base: dict, demos: str) -> dict:
     data = json.loads(json.dumps(base))  # a deep copy
     data["bc"]["demos"] = demos
-    if data["reward"].get("demos") is not None:
-        data["reward"]["demos"] = demos
+    for section in (data["reward"], (data.get("shaping") or {}).get("potential") or {}):
+        if section.get("demos") is not None:
+            section["demos"] = demos
     return data
 
 

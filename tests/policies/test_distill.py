@@ -146,6 +146,7 @@ def test_a_run_stopped_after_the_distillation_resumes_from_the_distilled_policy(
 
 def test_sigterm_while_distilling_closes_the_env_workers_and_says_how_to_resume(tmp_path):
     import os
+    import select
     import signal
     import subprocess
     import sys
@@ -153,16 +154,36 @@ def test_sigterm_while_distilling_closes_the_env_workers_and_says_how_to_resume(
 
     command = [sys.executable, "-m", "roboreward.cli", "train", "g1_homie", f"runs_dir={tmp_path}", "env.n_envs=2",
                "env.vectorization=subproc", "teacher.iterations=2", "teacher.steps=1000000"]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True) as proc:
-        output, deadline = "", time.monotonic() + 120
-        while "distilling the teacher" not in output and proc.poll() is None and time.monotonic() < deadline:
-            output += proc.stdout.read(1)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"}
+    # Its own process group, so that whatever happens here the run and its env workers are gone afterwards.
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    fd, chunks = proc.stdout.fileno(), []
+
+    def read_until(done, timeout: float) -> str:
+        """What the run printed, read without blocking until ``done(output)``, its exit or ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while not done(b"".join(chunks).decode(errors="replace")) and time.monotonic() < deadline:
+            if select.select([fd], [], [], 0.1)[0]:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break  # every writer has closed the pipe: the run and its workers have exited
+                chunks.append(chunk)
+        return b"".join(chunks).decode(errors="replace")
+
+    try:
+        output = read_until(lambda out: "distilling the teacher" in out or proc.poll() is not None, 300)
         assert "distilling the teacher" in output, output
         time.sleep(2.0)  # some rollouts in
         proc.send_signal(signal.SIGTERM)
-        rest, _ = proc.communicate(timeout=60)
-    output += rest
+        output = read_until(lambda out: False, 120)
+        proc.wait(10)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # the run, or env workers it left behind
+        except ProcessLookupError:
+            pass  # the whole group has exited
+        proc.wait(10)
+        proc.stdout.close()
     assert proc.returncode == 130, output
     (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     assert f"SIGTERM: training stopped before its first training step; what it saved in {run} is kept; " \

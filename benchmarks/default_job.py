@@ -24,8 +24,14 @@ config's own seed runs first and alone, so its wall time is the figure `make dem
 (`roboreward rewards evaluate`: Spearman / VOC on held-out demos, ROC-AUC success vs failure, STARC to the
 task reward) close the report.
 
+Every variant at one seed takes hours on two cores. ``--resume`` continues a stopped benchmark in its
+``--out`` folder with the arguments it was started with: finished runs are read back, stopped ones resume
+from their last checkpoint (``roboreward train --resume``), the rest start. A resumed run's ``train``
+column is the training time its checkpoints recorded (the lost steps after the last one are not in it) and
+is marked ``resumed``.
+
     python benchmarks/default_job.py [--episodes 50] [--variants learned dense ...] [--seeds 0 1 2] [--jobs 2]
-                                     [--out bench_out/default_job]
+                                     [--out bench_out/default_job] [--resume]
 """
 
 from __future__ import annotations
@@ -44,7 +50,11 @@ import numpy as np
 from _machine import describe_machine
 
 from roboreward.config import from_dict, to_dict
+from roboreward.io import atomic_write
 from roboreward.experiment import DEFAULT_JOB, ExperimentConfig, load_experiment
+
+RESULT = "benchmark_result.json"  # in a run's folder, once it is trained and evaluated
+STATE = "benchmark.json"  # in --out: the arguments it was started with, the demo recording time
 
 # What `make demo` records (Makefile: DEMOS, `roboreward demos record`), so both measure the same job.
 DEMO_TASK, DEMO_EPISODES = "button-press", 1
@@ -79,29 +89,26 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time after the default job (one core each)")
     parser.add_argument("--out", type=Path, default=Path("bench_out") / "default_job")
     parser.add_argument("--demos", type=Path, help="use these demos instead of recording the default job's")
+    parser.add_argument("--resume", action="store_true", help="continue the benchmark stopped in --out")
     parser.add_argument("overrides", nargs="*", help="key.sub=value over the default job, for every variant")
     args = parser.parse_args()
+    record_s = _start_or_resume(args)
 
     from roboreward.datasets.lerobot_v3 import DatasetReader
-    from roboreward.datasets.record import record_scripted_demos
     from roboreward.rewards.base import make_reward_model
     from roboreward.rewards.diagnostics.evaluation import evaluate_reward_model
 
-    if args.out.exists():
-        shutil.rmtree(args.out)
-    args.out.mkdir(parents=True)
     base = to_dict(load_experiment(DEFAULT_JOB, args.overrides))
     render = base["env"]["render"]
     camera, size = render.get("camera") or "corner3", render["width"]
     demos = args.demos or args.out / "demos" / DEMO_TASK
-    record_s = None
-    if args.demos is None:  # what `make demo` does before training
+    if args.demos is None and record_s is None:  # what `make demo` does before training
         start = time.perf_counter()
-        record_scripted_demos(DEMO_TASK, demos, DEMO_EPISODES, cameras=[camera], width=size, height=size, seed=0)
+        _record_once(demos, DEMO_EPISODES, cameras=[camera], width=size, height=size, seed=0)
         record_s = time.perf_counter() - start
+        _save_state(args, record_s)
     held_out = args.out / "demos" / "held-out"  # other seeds: never trained on
-    record_scripted_demos(DEMO_TASK, held_out, 10, cameras=[camera], width=size, height=size, seed=10_000,
-                          progress=False)
+    _record_once(held_out, 10, cameras=[camera], width=size, height=size, seed=10_000, progress=False)
     reader = DatasetReader(demos)
     trained_on = base["bc"]["episodes"] or list(range(reader.num_episodes))
     goal = args.out / "goal_frames.npy"
@@ -126,9 +133,8 @@ def main() -> None:
             # variant's env (same seed and expert, so the same states and actions, with this env's reward).
             render = data["env"]["render"]
             variant_demos = args.out / "demos" / f"{DEMO_TASK}-{variant}"
-            record_scripted_demos(DEMO_TASK, variant_demos, DEMO_EPISODES, cameras=[render.get("camera") or camera],
-                                  width=render["width"], height=render["height"], seed=0, env_kwargs=kwargs,
-                                  progress=False)
+            _record_once(variant_demos, DEMO_EPISODES, cameras=[render.get("camera") or camera],
+                         width=render["width"], height=render["height"], seed=0, env_kwargs=kwargs, progress=False)
             data = _with_demos(data, str(variant_demos))
         data["name"] = f"bench_{variant}"
         configs[variant] = data
@@ -168,6 +174,7 @@ def main() -> None:
         for seed, r in rows:
             final = f"{r['final']['success_rate']:>8.0%}" if "final" in r else f"{'':>8}"
             kept = f"  (best at {r['best_step'] // 1000} k)" if "best_step" in r else ""
+            kept += "  resumed" if r.get("resumed") else ""
             print(f"{NAMES.get(variant, variant):<26}{seed:>5}{r['train_s'] / 60:>7.1f} m{r['eval_s'] / 60:>6.1f} m"
                   f"{r['success_rate']:>9.0%}{r['success_any_step_rate']:>10.0%}{r['true_return']['mean']:>13.1f}"
                   f"{final}  {r['load']:.1f}{kept}")
@@ -201,29 +208,82 @@ def main() -> None:
 
 
 def _run(variant: str, seed: int, data: dict, out: Path, episodes: int) -> dict:
-    """Train one variant with ``seed`` and evaluate it (and, for the default job, its behaviour-cloned start)."""
+    """Train one variant with ``seed`` and evaluate it (and, for the default job, its behaviour-cloned start).
+
+    A run finished earlier (``result.json``) is read back; one stopped with a checkpoint is resumed.
+    """
     from roboreward.policies.bc import BC_POLICY
     from roboreward.policies.callbacks import BEST_POLICY
     from roboreward.policies.checkpoints import read_state
     from roboreward.policies.evaluate import evaluate
-    from roboreward.policies.train import FINAL_MODEL, train
+    from roboreward.policies.train import CONFIG_FILE, FINAL_MODEL, resume, train
 
     run = out / variant / f"seed_{seed}"
-    data = {**data, "seed": seed}
+    if (run / RESULT).is_file():
+        return json.loads((run / RESULT).read_text())
+    resumed = (run / CONFIG_FILE).is_file()
     start = time.perf_counter()
-    train(from_dict(ExperimentConfig, data), run)
+    if resumed:
+        resume(run)
+    else:
+        train(from_dict(ExperimentConfig, {**data, "seed": seed}), run)
     train_s = time.perf_counter() - start
+    if resumed:  # the training time its checkpoints add up to, over every session
+        train_s = json.loads((run / "train_summary.json").read_text())["train_seconds"]
     load = os.getloadavg()[0]
     start = time.perf_counter()
     metrics = evaluate(run, episodes=episodes, video=variant == "learned")
-    result = {"train_s": train_s, "eval_s": time.perf_counter() - start, "load": load, **metrics}
+    result = {"train_s": train_s, "eval_s": time.perf_counter() - start, "load": load, "resumed": resumed, **metrics}
     if (run / BEST_POLICY / "state.json").is_file():  # the policy validation kept; the final one beside it
         result["best_step"] = read_state(run / BEST_POLICY)["validation"]["step"]
         result["final"] = evaluate(run, episodes=episodes, checkpoint=FINAL_MODEL, out_dir=run / "eval_final",
                                    video=False)
     if variant == "learned":
         result["bc"] = evaluate(run, episodes=episodes, checkpoint=BC_POLICY, out_dir=run / "eval_bc", video=False)
+    atomic_write(run / RESULT, json.dumps(result, indent=2, default=str).encode())
     return result
+
+
+def _start_or_resume(args: argparse.Namespace) -> float | None:
+    """Empty ``--out`` for a new benchmark, or check that ``--resume`` continues it with the same arguments;
+    returns the demo recording time of the benchmark resumed (None: not recorded yet)."""
+    state_file = args.out / STATE
+    if not args.resume:
+        if args.out.exists():
+            shutil.rmtree(args.out)
+        args.out.mkdir(parents=True)
+        _save_state(args, None)
+        return None
+    if not state_file.is_file():
+        raise SystemExit(f"--resume: {args.out} holds no benchmark ({STATE} missing); start one without --resume")
+    state = json.loads(state_file.read_text())
+    mismatched = {k: (v, _arguments(args)[k]) for k, v in state["arguments"].items() if _arguments(args)[k] != v}
+    if mismatched:
+        raise SystemExit(f"--resume: {args.out} was started with other arguments (started, now): {mismatched}; "
+                         f"resume with the same ones or start a new --out")
+    return state["record_s"]
+
+
+def _arguments(args: argparse.Namespace) -> dict:
+    return {"episodes": args.episodes, "variants": args.variants, "seeds": args.seeds,
+            "demos": str(args.demos) if args.demos else None, "overrides": args.overrides}
+
+
+def _save_state(args: argparse.Namespace, record_s: float | None) -> None:
+    atomic_write(args.out / STATE, json.dumps({"arguments": _arguments(args), "record_s": record_s}).encode())
+
+
+def _record_once(demos: Path, episodes: int, **kwargs) -> None:
+    """Record the scripted expert's ``episodes`` into ``demos`` unless a complete recording is there already
+    (recorded beside it and renamed, so a stopped recording is never taken for one)."""
+    from roboreward.datasets.record import record_scripted_demos
+
+    if demos.is_dir():
+        return
+    partial = demos.with_name(demos.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    record_scripted_demos(DEMO_TASK, partial, episodes, **kwargs)
+    partial.rename(demos)
 
 
 def _with_demos(base: dict, demos: str) -> dict:

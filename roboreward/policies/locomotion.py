@@ -589,10 +589,14 @@ class LocomotionPolicy:
         return self.reference_pose + self.config.action_scale * self.last_action.astype(np.float64)
 
     def _follow_height(self, height: float) -> None:
-        """Move the squat's reference height toward ``height`` (at most ``squat.rate``) and bend the reference pose."""
+        """Move the squat's reference height toward ``height`` (at most ``squat.rate``) and bend the reference pose
+        (kept as it is while the height holds: the reference pose always belongs to the reference height)."""
         squat = self.config.squat
         step = squat.rate * self.dt
-        self._reference_height += min(max(height - self._reference_height, -step), step)
+        moved = min(max(height - self._reference_height, -step), step)
+        if moved == 0.0:
+            return
+        self._reference_height += moved
         depth = squat.standing_height - self._reference_height
         a, b = squat.thigh, squat.shank
         pose = self.default_pose.copy()

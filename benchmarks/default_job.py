@@ -50,8 +50,8 @@ import numpy as np
 from _machine import describe_machine
 
 from roboreward.config import from_dict, to_dict
-from roboreward.io import atomic_write
 from roboreward.experiment import DEFAULT_JOB, ExperimentConfig, load_experiment
+from roboreward.io import atomic_write
 
 RESULT = "benchmark_result.json"  # in a run's folder, once it is trained and evaluated
 STATE = "benchmark.json"  # in --out: the arguments it was started with, the demo recording time
@@ -104,9 +104,9 @@ def main() -> None:
     demos = args.demos or args.out / "demos" / DEMO_TASK
     if args.demos is None and record_s is None:  # what `make demo` does before training
         start = time.perf_counter()
-        _record_once(demos, DEMO_EPISODES, cameras=[camera], width=size, height=size, seed=0)
-        record_s = time.perf_counter() - start
-        _save_state(args, record_s)
+        if _record_once(demos, DEMO_EPISODES, cameras=[camera], width=size, height=size, seed=0):
+            record_s = time.perf_counter() - start
+            _save_state(args, record_s)
     held_out = args.out / "demos" / "held-out"  # other seeds: never trained on
     _record_once(held_out, 10, cameras=[camera], width=size, height=size, seed=10_000, progress=False)
     reader = DatasetReader(demos)
@@ -210,13 +210,13 @@ def main() -> None:
 def _run(variant: str, seed: int, data: dict, out: Path, episodes: int) -> dict:
     """Train one variant with ``seed`` and evaluate it (and, for the default job, its behaviour-cloned start).
 
-    A run finished earlier (``result.json``) is read back; one stopped with a checkpoint is resumed.
+    A run finished earlier (``RESULT`` in its folder) is read back; one stopped with a checkpoint is resumed.
     """
     from roboreward.policies.bc import BC_POLICY
     from roboreward.policies.callbacks import BEST_POLICY
     from roboreward.policies.checkpoints import read_state
     from roboreward.policies.evaluate import evaluate
-    from roboreward.policies.train import CONFIG_FILE, FINAL_MODEL, resume, train
+    from roboreward.policies.train import CONFIG_FILE, FINAL_MODEL, TRAIN_SUMMARY, resume, train
 
     run = out / variant / f"seed_{seed}"
     if (run / RESULT).is_file():
@@ -229,7 +229,7 @@ def _run(variant: str, seed: int, data: dict, out: Path, episodes: int) -> dict:
         train(from_dict(ExperimentConfig, {**data, "seed": seed}), run)
     train_s = time.perf_counter() - start
     if resumed:  # the training time its checkpoints add up to, over every session
-        train_s = json.loads((run / "train_summary.json").read_text())["train_seconds"]
+        train_s = json.loads((run / TRAIN_SUMMARY).read_text())["train_seconds"]
     load = os.getloadavg()[0]
     start = time.perf_counter()
     metrics = evaluate(run, episodes=episodes, video=variant == "learned")
@@ -256,8 +256,8 @@ def _start_or_resume(args: argparse.Namespace) -> float | None:
         return None
     if not state_file.is_file():
         raise SystemExit(f"--resume: {args.out} holds no benchmark ({STATE} missing); start one without --resume")
-    state = json.loads(state_file.read_text())
-    mismatched = {k: (v, _arguments(args)[k]) for k, v in state["arguments"].items() if _arguments(args)[k] != v}
+    state, now = json.loads(state_file.read_text()), _arguments(args)
+    mismatched = {k: (v, now[k]) for k, v in state["arguments"].items() if now[k] != v}
     if mismatched:
         raise SystemExit(f"--resume: {args.out} was started with other arguments (started, now): {mismatched}; "
                          f"resume with the same ones or start a new --out")
@@ -273,17 +273,18 @@ def _save_state(args: argparse.Namespace, record_s: float | None) -> None:
     atomic_write(args.out / STATE, json.dumps({"arguments": _arguments(args), "record_s": record_s}).encode())
 
 
-def _record_once(demos: Path, episodes: int, **kwargs) -> None:
+def _record_once(demos: Path, episodes: int, **kwargs) -> bool:
     """Record the scripted expert's ``episodes`` into ``demos`` unless a complete recording is there already
-    (recorded beside it and renamed, so a stopped recording is never taken for one)."""
+    (recorded beside it and renamed, so a stopped recording is never taken for one); True if it recorded."""
     from roboreward.datasets.record import record_scripted_demos
 
     if demos.is_dir():
-        return
+        return False
     partial = demos.with_name(demos.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     record_scripted_demos(DEMO_TASK, partial, episodes, **kwargs)
     partial.rename(demos)
+    return True
 
 
 def _with_demos(base: dict, demos: str) -> dict:

@@ -63,6 +63,7 @@ from roboreward.signals import on_signals
 
 CONFIG_FILE = "config.yaml"
 FINAL_MODEL = "model.zip"
+TRAIN_SUMMARY = "train_summary.json"  # steps, training seconds over every session, last checkpoint
 RESUME_SEED_STRIDE = 100_003  # env seed offset per resumed session (a prime, far from n_envs offsets)
 
 
@@ -293,7 +294,7 @@ def _learn_in(config: ExperimentConfig, run_dir: Path, resuming: bool, venv: Vec
         "last_checkpoint": final.name if final else None,
         **{f"recent_{k}": round(v, 4) for k, v in stats.summary().items()},
     }
-    atomic_write(run_dir / "train_summary.json", json.dumps(summary, indent=2).encode())
+    atomic_write(run_dir / TRAIN_SUMMARY, json.dumps(summary, indent=2).encode())
     print(f"trained {model.num_timesteps} steps in {summary['train_seconds']} s -> {run_dir}")
     return run_dir
 
